@@ -1,0 +1,5 @@
+"""explore page (placeholder until its issue lands)."""
+import streamlit as st
+
+st.title("Explore")
+st.info("Coming soon.")

@@ -1,0 +1,105 @@
+"""The settings saved with every run: they rebuild the model and describe how it was trained."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+ARCHS = ("mlp", "conv")
+LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned")
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a VAE's modules before loading its weights."""
+
+    input_shape: tuple[int, int, int] = (1, 8, 8)  # (C, H, W)
+    latent_dim: int = 8
+    hidden_sizes: tuple[int, ...] = (256,)  # MLP hidden layers; conv uses hidden_sizes[-1] for its dense layer
+    arch: str = "mlp"  # "mlp" | "conv" (conv needs H, W >= 28 and divisible by 4)
+    likelihood: str = "bernoulli"  # "bernoulli" | "gaussian" (fixed sigma) | "gaussian-learned"
+    gaussian_sigma: float = 0.1  # observation std for likelihood="gaussian"
+
+    def __post_init__(self) -> None:
+        self.input_shape = tuple(int(v) for v in self.input_shape)  # JSON gives lists
+        self.hidden_sizes = tuple(int(v) for v in self.hidden_sizes)
+        if len(self.input_shape) != 3 or min(self.input_shape) < 1:
+            raise ValueError(f"input_shape must be (C, H, W) with positive sizes, got {self.input_shape}")
+        if self.latent_dim < 1:
+            raise ValueError(f"latent_dim must be >= 1, got {self.latent_dim}")
+        if not self.hidden_sizes or min(self.hidden_sizes) < 1:
+            raise ValueError(f"hidden_sizes must be positive, got {self.hidden_sizes}")
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+        if self.likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
+        if self.arch == "conv":
+            _, h, w = self.input_shape
+            if h < 28 or w < 28 or h % 4 or w % 4:
+                raise ValueError(f"arch='conv' needs images of at least 28x28 with sides divisible by 4, got {h}x{w}")
+        if not self.gaussian_sigma > 0:
+            raise ValueError(f"gaussian_sigma must be > 0, got {self.gaussian_sigma}")
+
+    @property
+    def input_size(self) -> int:
+        c, h, w = self.input_shape
+        return c * h * w
+
+
+@dataclass
+class TrainConfig:
+    """How a model is trained; the defaults train a good digits model in seconds on 2 cores."""
+
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 2e-3
+    beta: float = 1.0  # weight of the KL term; 1 is the true ELBO
+    warmup_steps: int = 0  # linear KL warm-up: beta ramps 0 -> beta over this many steps
+    free_bits: float = 0.0  # nats per latent dimension below which KL is not penalised (Kingma et al. 2016)
+    seed: int = 0
+    val_fraction: float = 0.1
+    log_every: int = 1  # record a history row every k steps
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.epochs >= 1, "epochs must be >= 1"),
+            (self.batch_size >= 1, "batch_size must be >= 1"),
+            (self.lr > 0, "lr must be > 0"),
+            (self.beta >= 0, "beta must be >= 0"),
+            (self.warmup_steps >= 0, "warmup_steps must be >= 0"),
+            (self.free_bits >= 0, "free_bits must be >= 0"),
+            (0 < self.val_fraction < 1, "val_fraction must be in (0, 1)"),
+            (self.log_every >= 1, "log_every must be >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a config dataclass."""
+    return dataclasses.asdict(config)
+
+
+def from_dict(cls: type, data: dict[str, Any]):
+    """Rebuild a config dataclass, refusing unknown keys with a clear error."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{cls.__name__} must be a JSON object, got {type(data).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"{cls.__name__} has unknown keys: {sorted(unknown)}")
+    try:
+        return cls(**data)
+    except TypeError as exc:
+        raise ValueError(f"{cls.__name__}: {exc}") from None
+
+
+@dataclass
+class RunConfig:
+    """What config.json holds: the model, the training and the dataset it was trained on."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    dataset: dict[str, Any] = field(default_factory=dict)  # DataSource description, see data.describe

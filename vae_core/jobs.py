@@ -1,0 +1,95 @@
+"""JobPool: a process-wide limit on concurrent training jobs, and stopping the jobs of owners that went away."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Callable
+
+from .training import TrainingJob
+
+
+def default_max_jobs() -> int:
+    """Concurrent training jobs allowed (env VAE_MAX_JOBS; default 2, one per core on the 2-core machine)."""
+    return int(os.environ.get("VAE_MAX_JOBS", 2))
+
+
+class PoolFull(RuntimeError):
+    """Raised when starting one more job would exceed the limit."""
+
+
+class JobPool:
+    """Starts jobs for owners (e.g. browser sessions) under a global limit; thread-safe."""
+
+    def __init__(self, max_jobs: int | None = None):
+        self.max_jobs = max_jobs if max_jobs is not None else default_max_jobs()
+        self._lock = threading.Lock()
+        self._jobs: dict[str, TrainingJob] = {}  # owner -> their latest job
+        self._gone_since: dict[str, float] = {}
+        self._watchdog: threading.Thread | None = None
+
+    def running(self) -> dict[str, TrainingJob]:
+        """Owners whose job is running, paused or stopping."""
+        with self._lock:
+            return {owner: job for owner, job in self._jobs.items() if job.is_active}
+
+    def start(self, owner: str, job: TrainingJob) -> TrainingJob:
+        """Start job for owner (stopping the owner's previous one), or raise PoolFull with a clear message."""
+        with self._lock:
+            previous = self._jobs.get(owner)
+            if previous is not None and previous.is_active:
+                previous.stop()
+            busy = sum(1 for o, j in self._jobs.items() if o != owner and j.is_active)
+            if busy >= self.max_jobs:
+                raise PoolFull(f"{busy} training jobs are already running on this server (limit {self.max_jobs}); "
+                               "try again when one finishes")
+            self._jobs[owner] = job
+        if previous is not None:
+            previous.join(timeout=10)
+        return job.start()
+
+    def job(self, owner: str) -> TrainingJob | None:
+        with self._lock:
+            return self._jobs.get(owner)
+
+    def stop_owner(self, owner: str) -> None:
+        with self._lock:
+            job = self._jobs.get(owner)
+        if job is not None:
+            job.stop()
+
+    def reap(self, is_alive: Callable[[str], bool], grace_s: float) -> list[str]:
+        """Stop the jobs of owners not alive for longer than grace_s (their runs stay on disk); return those owners."""
+        now, stopped = time.monotonic(), []
+        with self._lock:
+            owners = list(self._jobs)
+        for owner in owners:
+            if is_alive(owner):
+                self._gone_since.pop(owner, None)
+                continue
+            since = self._gone_since.setdefault(owner, now)
+            if now - since >= grace_s:
+                with self._lock:
+                    job = self._jobs.pop(owner, None)
+                self._gone_since.pop(owner, None)
+                if job is not None:
+                    job.stop()
+                    stopped.append(owner)
+        return stopped
+
+    def start_watchdog(self, is_alive: Callable[[str], bool], grace_s: float, interval_s: float = 5.0) -> None:
+        """Call reap every interval_s in a daemon thread (once per pool)."""
+        with self._lock:
+            if self._watchdog is not None:
+                return
+            self._watchdog = threading.Thread(target=self._watch, args=(is_alive, grace_s, interval_s),
+                                              name="vae-job-watchdog", daemon=True)
+        self._watchdog.start()
+
+    def _watch(self, is_alive: Callable[[str], bool], grace_s: float, interval_s: float) -> None:
+        while True:
+            time.sleep(interval_s)
+            try:
+                self.reap(is_alive, grace_s)
+            except Exception:  # a watchdog must outlive one bad check
+                pass

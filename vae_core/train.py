@@ -1,0 +1,138 @@
+"""Command line: train a VAE headless (also under torchrun for DDP) and write the run folder.
+
+    python -m vae_core.train --data digits --epochs 30 --out runs/digits
+    torchrun --nproc_per_node=2 -m vae_core.train --data shapes --epochs 10 --out runs/shapes-ddp
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from .config import ARCHS, LIKELIHOODS, ModelConfig, TrainConfig
+from .data import load_source
+from .runs import load_run
+from .training import TrainingJob
+
+
+def resolve_device(name: str = "auto") -> str:
+    """'auto' picks cuda, then mps, then cpu; under torchrun each rank takes its LOCAL_RANK's GPU."""
+    if name != "auto":
+        return name
+    if torch.cuda.is_available():
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m vae_core.train", description=__doc__.splitlines()[0])
+    d, m = TrainConfig(), ModelConfig()
+    p.add_argument("--data", default=None,
+                   help="digits | shapes | PATH (IDX images file, .npz/.npy, .zip or folder); default: digits, or the "
+                        "resumed run's data")
+    p.add_argument("--labels", default=None, help="IDX labels file (default: found beside the images by name)")
+    p.add_argument("--shapes-n", type=int, default=20000, help="number of generated shapes images")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--latent-dim", type=int, default=m.latent_dim)
+    p.add_argument("--hidden", default=",".join(map(str, m.hidden_sizes)), help="hidden sizes, e.g. 400 or 512,256")
+    p.add_argument("--arch", choices=ARCHS, default=m.arch)
+    p.add_argument("--likelihood", choices=LIKELIHOODS, default=m.likelihood)
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch (split across torchrun ranks)")
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--beta", type=float, default=d.beta)
+    p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
+    p.add_argument("--free-bits", type=float, default=d.free_bits)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--val-fraction", type=float, default=d.val_fraction)
+    p.add_argument("--log-every", type=int, default=d.log_every)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: all cores)")
+    p.add_argument("--resume", default=None, help="continue this run folder up to --epochs in total")
+    p.add_argument("--out", required=True, help="run folder to write")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p.parse_args(argv)
+
+
+def _bar(progress, width: int = 30) -> str:
+    filled = int(width * progress.fraction)
+    eta = f"{progress.eta_s:5.0f}s" if progress.eta_s is not None else "  ?  "
+    return (f"\r[{'#' * filled}{'.' * (width - filled)}] epoch {progress.epoch}/{progress.epochs} "
+            f"step {progress.step}/{progress.total_steps} {progress.samples_per_s:8.0f} img/s ETA {eta}")
+
+
+def data_source(args: argparse.Namespace, resume=None) -> str | dict:
+    """What --data, --labels and --shapes-n name, or the resumed run's own data when --data is not given."""
+    if args.data is None and resume is not None and resume.config.dataset:
+        return resume.config.dataset
+    data = args.data or "digits"
+    if data == "shapes":
+        return {"kind": "shapes", "n": args.shapes_n, "size": 32, "seed": 0}
+    if args.labels is not None:
+        return {"kind": "path", "path": data, "labels_path": args.labels}
+    return data
+
+
+def run(args: argparse.Namespace) -> int:
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    device = resolve_device(args.device)
+    if distributed:
+        if device.startswith("cuda"):
+            torch.cuda.set_device(torch.device(device))
+        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+    rank = dist.get_rank() if distributed else 0
+    try:
+        resume = load_run(args.resume, with_optimizer=True) if args.resume else None
+        dataset = load_source(data_source(args, resume))
+        hidden = tuple(int(h) for h in str(args.hidden).split(",") if h.strip())
+        model_cfg = resume.config.model if resume else ModelConfig(
+            input_shape=dataset.shape, latent_dim=args.latent_dim, hidden_sizes=hidden, arch=args.arch,
+            likelihood=args.likelihood)
+        train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
+                                warmup_steps=args.warmup_steps, free_bits=args.free_bits, seed=args.seed,
+                                val_fraction=args.val_fraction, log_every=args.log_every, device=device)
+        job = TrainingJob(dataset, model_cfg, train_cfg, run_dir=args.out if rank == 0 else None, resume=resume,
+                          threads=args.threads).start()
+        show = rank == 0 and not args.quiet
+        while not job.join(timeout=0.5):
+            if show:
+                print(_bar(job.progress()), end="", file=sys.stderr, flush=True)
+        progress = job.progress()
+        if show:
+            print(_bar(progress), file=sys.stderr)
+        if progress.error:
+            print(f"error: {progress.error}", file=sys.stderr)
+            return 1
+        for warning in progress.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        last = job.history()["epochs"][-1] if job.history()["epochs"] else {}
+        if rank == 0:
+            print(f"saved {Path(args.out)}: {progress.epoch} epochs, validation -ELBO {last.get('val_neg_elbo', float('nan')):.2f} "
+                  f"nats/image, active units {last.get('active_units')}/{model_cfg.latent_dim}")
+        return 0
+    finally:
+        if distributed:
+            dist.destroy_process_group()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    try:
+        code = run(args)
+    except (ValueError, OSError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if code == 0 and not args.quiet:
+        print(f"done in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
