@@ -125,7 +125,8 @@ class VAE(nn.Module):
         if self.config.likelihood == "gaussian-learned":
             return self.log_sigma
         if self.config.likelihood == "gaussian":
-            return torch.tensor(self.config.gaussian_sigma).log()
+            device = next(self.parameters()).device
+            return torch.tensor(self.config.gaussian_sigma, device=device).log()
         return None
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import os
 import threading
@@ -26,8 +27,14 @@ _INIT_LOCK = threading.Lock()  # model init draws from torch's global RNG: one j
 
 
 def default_threads() -> int:
-    """Intra-op threads for one job: the machine's cores (env VAE_THREADS overrides)."""
-    return int(os.environ.get("VAE_THREADS", 0)) or max(1, os.cpu_count() or 1)
+    """Intra-op threads for one job: env VAE_THREADS or OMP_NUM_THREADS, else the usable cores split among the
+    processes torchrun started on this machine."""
+    for var in ("VAE_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(var, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)))
 
 
 def build_model(config: ModelConfig, seed: int) -> VAE:
@@ -67,7 +74,8 @@ class TrainingJob:
 
     def __init__(self, dataset: Dataset, model_config: ModelConfig, train_config: TrainConfig,
                  run_dir: str | Path | None = None, resume: Run | None = None, threads: int | None = None):
-        self.dataset, self.model_config, self.train_config = dataset, model_config, train_config
+        # a private copy: set_lr / set_beta update it (so the saved config tells what was used) without touching the caller's
+        self.dataset, self.model_config, self.train_config = dataset, model_config, dataclasses.replace(train_config)
         self.run_dir = Path(run_dir) if run_dir else None
         self.threads = threads or default_threads()
         self._lock = threading.Lock()
@@ -82,10 +90,12 @@ class TrainingJob:
         self._epoch = int(resume.state.get("epoch", 0)) if resume else 0
         self._rate, self._version = 0.0, 0
         self._opt: torch.optim.Optimizer | None = None
+        self._unsynced: list[tuple] = []  # recorded steps whose values are still on the device
         self._resume = resume
         self.train_idx, self.val_idx = split_indices(dataset.n, train_config.val_fraction, train_config.seed)
         self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
         self.device = torch.device(train_config.device)
+        self._sync_every = 1 if self.device.type == "cpu" else 32  # host syncs stall an accelerator's queue: batch them
         self.model = resume.model.to(self.device) if resume else build_model(model_config, train_config.seed).to(self.device)
         self._published = copy.deepcopy(self.model).cpu().eval()
         self._thread = threading.Thread(target=self._main, name="vae-training", daemon=True)
@@ -175,22 +185,21 @@ class TrainingJob:
 
     def _progress_locked(self) -> Progress:
         cfg = self.train_config
-        steps_per_epoch = math.ceil(len(self.train_idx) / self.world / self._local_batch())
-        total = steps_per_epoch * cfg.epochs
+        total = math.ceil(len(self.train_idx) / cfg.batch_size) * cfg.epochs
         eta = (total - self._step) * cfg.batch_size / self._rate if self._rate > 0 else None
         return Progress(state=self._state, epoch=self._epoch, epochs=cfg.epochs, step=self._step, total_steps=total,
                         samples_per_s=self._rate, eta_s=eta, error=self._error, warnings=list(self._warnings))
-
-    def _local_batch(self) -> int:
-        return max(1, self.train_config.batch_size // self.world)
 
     def _main(self) -> None:
         torch.set_num_threads(self.threads)
         try:
             self._train()
+            self._flush()
             final = "stopped" if self._stop.is_set() else "finished"
         except _Diverged as exc:
             final = "failed"
+            self.model.load_state_dict(self._published.state_dict())  # back to the last good weights
+            self._opt = None  # its moments are poisoned too: never saved
             with self._lock:
                 self._error = str(exc)
         except Exception as exc:  # reported to the UI; the thread must not die silently
@@ -214,48 +223,58 @@ class TrainingJob:
 
     def _train(self) -> None:
         cfg = self.train_config
-        net = self.model
-        if self.world > 1:
-            net = torch.nn.parallel.DistributedDataParallel(self.model)
-        opt = self._optimizer()
-        self._opt = opt
-        gen = torch.Generator(device=self.device).manual_seed(cfg.seed * 1_000_003 + self._step)
-        train_x = self._device_images(self.train_idx)
+        self.model.train()
+        net = torch.nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
+        opt = self._opt = self._optimizer()
+        gen = torch.Generator(device=self.device)
+        train_x = self._device_images()
         beta = cfg.beta
         for epoch in range(self._epoch, cfg.epochs):
+            # both seeded per epoch: a run resumed at an epoch boundary continues exactly as if never interrupted
             order = self.train_idx[torch.randperm(len(self.train_idx), generator=_epoch_gen(cfg.seed, epoch)).numpy()]
-            if self.world > 1:
-                order = order[self.rank::self.world]  # DistributedSampler-style shard, reshuffled each epoch
+            gen.manual_seed(cfg.seed * 1_000_003 + epoch)
             tick, seen = time.perf_counter(), 0
-            for start in range(0, len(order), self._local_batch()):
+            for start in range(0, len(order), cfg.batch_size):
                 if not self._wait_unpaused():
                     return
                 lr, beta = self._apply_pending(opt, beta)
-                idx = order[start:start + self._local_batch()]
-                x = train_x(idx)
-                out = net(x, eps=self._noise(gen, len(idx)))  # through DDP when wrapped: gradients all-reduced
-                weight = kl_weight(self._step, beta, cfg.warmup_steps)
-                terms = loss_terms(self.model, x, out, weight, cfg.free_bits)
-                self._check_finite(terms.total)
+                batch = order[start:start + cfg.batch_size]  # the global batch; each rank takes its share below
+                rows, eps, share = self._shard(batch, gen)
+                x = train_x(rows)
+                out = net(x, eps=eps)  # through DDP when wrapped: gradients are averaged across ranks
+                terms = loss_terms(self.model, x, out, kl_weight(self._step, beta, cfg.warmup_steps), cfg.free_bits)
+                seen += len(batch)
+                self._record(terms, share, epoch, lr, seen / max(1e-9, time.perf_counter() - tick))
                 opt.zero_grad(set_to_none=True)
-                terms.total.backward()
+                # DDP averages over ranks; weighting by share * world makes that the mean over the global batch
+                (terms.total * (share * self.world) if self.world > 1 else terms.total).backward()
                 opt.step()
-                seen += len(idx) * self.world
-                self._record(terms, epoch, lr, seen / max(1e-9, time.perf_counter() - tick))
+            self._flush()
             self._end_epoch(epoch)
 
-    def _device_images(self, idx: np.ndarray):
-        """A function rows -> float32 tensor on the device; in-memory data is moved once and indexed directly."""
-        images = self.dataset.images
-        if isinstance(images, np.ndarray) and not isinstance(images, np.memmap) and images.dtype == np.float32:
-            full = torch.from_numpy(images).to(self.device)
-            return lambda rows: full[torch.from_numpy(rows)]
-        return lambda rows: torch.from_numpy(self.dataset.batch(rows)).to(self.device)
+    def _shard(self, batch: np.ndarray, gen: torch.Generator) -> tuple[np.ndarray, torch.Tensor, float]:
+        """This rank's rows of a global batch, their noise eps ~ N(0, I), and their share of the batch.
 
-    def _noise(self, gen: torch.Generator, n: int) -> torch.Tensor:
-        """eps for the whole global batch from one seeded generator; a rank keeps its rows (same as 1 process)."""
-        eps = torch.randn((n * self.world, self.model_config.latent_dim), generator=gen, device=self.device)
-        return eps[self.rank::self.world] if self.world > 1 else eps
+        eps is drawn for the whole global batch from one seeded generator and each rank keeps its rows, so N processes
+        take exactly the single-process step. A rank left without rows (a last batch smaller than the world) runs one
+        row with share 0, so that every rank joins the gradient all-reduce."""
+        eps = torch.randn((len(batch), self.model_config.latent_dim), generator=gen, device=self.device)  # (B, D)
+        if self.world == 1:
+            return batch, eps, 1.0
+        rows, eps = batch[self.rank::self.world], eps[self.rank::self.world]
+        if len(rows) == 0:
+            return batch[:1], eps[:1], 0.0
+        return rows, eps, len(rows) / len(batch)
+
+    def _device_images(self):
+        """A function rows -> float32 tensor on the device; in-memory data is moved once and indexed directly,
+        memory-mapped (or read-only, or uint8) data is read a batch at a time."""
+        images = self.dataset.images
+        in_memory = type(images) is np.ndarray and images.flags.writeable and images.dtype == np.float32
+        if in_memory:
+            full = torch.from_numpy(images).to(self.device)
+            return lambda rows: full[torch.from_numpy(rows).to(self.device)]
+        return lambda rows: torch.from_numpy(self.dataset.batch(rows)).to(self.device)
 
     def _wait_unpaused(self) -> bool:
         while not self._unpaused.wait(0.1):
@@ -273,37 +292,39 @@ class TrainingJob:
             beta = self.train_config.beta = pending["beta"]
         return opt.param_groups[0]["lr"], beta
 
-    def _check_finite(self, loss: torch.Tensor) -> None:
-        if not torch.isfinite(loss):
-            if not all(torch.isfinite(p).all() for p in self.model.parameters()):
-                self.model.load_state_dict(self._published.state_dict())  # back to the last good weights
-            self._opt = None  # its moments are poisoned too: never saved
-            raise _Diverged(f"training diverged at step {self._step} (loss is {loss.item()}); the last good weights "
-                            "are kept — try a lower learning rate")
-
-    def _record(self, terms, epoch: int, lr: float, rate: float) -> None:
+    def _record(self, terms, share: float, epoch: int, lr: float, rate: float) -> None:
+        """Count the step and keep its values on the device; they reach the history at the next flush."""
+        values = torch.cat([torch.stack([terms.total, terms.recon, terms.kl]), terms.kl_per_dim]).detach()  # (3 + D,)
         self._step += 1
-        if self._step % self.train_config.log_every:
-            with self._lock:
-                self._rate = rate
+        # weighted by the rank's share, the sum over ranks is the global batch mean
+        self._unsynced.append((values * share if self.world > 1 else values, self._step, epoch + 1, terms.beta, lr, rate))
+        if len(self._unsynced) >= self._sync_every:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Bring the recorded values to the host in one sync (summed across ranks), check them, keep the logged rows.
+
+        Raises _Diverged on a non-finite loss; on CPU that happens before the step's update (every step is flushed)."""
+        if not self._unsynced:
             return
-        values = torch.stack([terms.total.detach(), terms.recon.detach(), terms.kl.detach()])
-        kl_dims = terms.kl_per_dim.detach()
+        pending, self._unsynced = self._unsynced, []
+        values = torch.stack([entry[0] for entry in pending])  # (k, 3 + D)
         if self.world > 1:
-            dist.all_reduce(values)
-            dist.all_reduce(kl_dims)
-            values, kl_dims = values / self.world, kl_dims / self.world
-        total, recon, kl = values.tolist()
-        row = {"step": self._step, "epoch": epoch + 1, "total": total, "recon": recon, "kl": kl,
-               "beta_kl": terms.beta * kl, "beta": terms.beta, "lr": lr, "samples_per_s": rate,
-               "kl_per_dim": kl_dims.tolist()}
+            dist.all_reduce(values)  # every rank gets the same numbers, so every rank takes the same decision below
+        rows = []
+        for (_, step, epoch, beta, lr, rate), (total, recon, kl, *kl_dims) in zip(pending, values.tolist()):
+            if not math.isfinite(total):
+                raise _Diverged(f"training diverged at step {step} (loss is {total}); the last good weights are kept "
+                                "— try a lower learning rate")
+            if step % self.train_config.log_every == 0:
+                rows.append({"step": step, "epoch": epoch, "total": total, "recon": recon, "kl": kl,
+                             "beta_kl": beta * kl, "beta": beta, "lr": lr, "samples_per_s": rate, "kl_per_dim": kl_dims})
         with self._lock:
-            self._steps.append(row)
-            self._rate = rate
+            self._steps.extend(rows)
+            self._rate = pending[-1][-1]
 
     def _end_epoch(self, epoch: int) -> None:
-        ev = evaluate(self.model, self.dataset.subset(self.val_idx) if len(self.val_idx) else self.dataset,
-                      seed=self.train_config.seed)
+        ev = evaluate(self.model, _Rows(self.dataset, self.val_idx), seed=self.train_config.seed)
         self.model.train()
         row = {"epoch": epoch + 1, "step": self._step, "val_neg_elbo": -ev.elbo, "val_recon": ev.reconstruction,
                "val_kl": ev.kl, "active_units": ev.active_units, "val_kl_per_dim": ev.kl_per_dim, "time": time.time()}
@@ -345,6 +366,21 @@ class TrainingJob:
 
 class _Diverged(RuntimeError):
     pass
+
+
+class _Rows:
+    """Some rows of a dataset, read lazily a batch at a time (what metrics.evaluate needs), so a memory-mapped
+    dataset is never materialised."""
+
+    def __init__(self, dataset: Dataset, idx: np.ndarray):
+        self.dataset, self.idx = dataset, idx
+
+    @property
+    def n(self) -> int:
+        return len(self.idx)
+
+    def batch(self, idx: np.ndarray) -> np.ndarray:
+        return self.dataset.batch(self.idx[idx])
 
 
 def _epoch_gen(seed: int, epoch: int) -> torch.Generator:
