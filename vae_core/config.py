@@ -102,4 +102,9 @@ class RunConfig:
 
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    dataset: dict[str, Any] = field(default_factory=dict)  # DataSource description, see data.describe
+    dataset: dict[str, Any] = field(default_factory=dict)  # data.Dataset.source plus its "name"
+
+    @property
+    def data_source(self) -> dict[str, Any] | str:
+        """What data.load_source takes to rebuild the training data ("digits" when unknown)."""
+        return {k: v for k, v in self.dataset.items() if k != "name"} or "digits"

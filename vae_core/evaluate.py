@@ -18,8 +18,8 @@ from .runs import Run, load_run
 def held_out(run: Run, data: str, labels: str | None = None) -> Dataset:
     """The images to evaluate on: the run's validation split for a built-in source, else the whole file."""
     if data in ("digits", "shapes"):
-        recorded = run.config.dataset
-        source = recorded if recorded.get("kind") == data else data
+        recorded = run.config.data_source
+        source = recorded if isinstance(recorded, dict) and recorded.get("kind") == data else data
         dataset = load_source(source)
         _, val = split_indices(dataset.n, run.config.train.val_fraction, run.config.train.seed)
         return dataset.subset(val)

@@ -70,7 +70,7 @@ def _bar(progress, width: int = 30) -> str:
 def data_source(args: argparse.Namespace, resume=None) -> str | dict:
     """What --data, --labels and --shapes-n name, or the resumed run's own data when --data is not given."""
     if args.data is None and resume is not None and resume.config.dataset:
-        return resume.config.dataset
+        return resume.config.data_source
     data = args.data or "digits"
     if data == "shapes":
         return {"kind": "shapes", "n": args.shapes_n, "size": 32, "seed": 0}
