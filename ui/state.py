@@ -4,12 +4,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Callable
 
 import streamlit as st
 
 from vae_core.data import Dataset, load_source
 from vae_core.jobs import JobPool
 from vae_core.runs import Run, default_runs_root, list_runs, load_run
+from vae_core.training import TrainingJob
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_RUN = ROOT / "assets" / "runs" / "digits-default"  # made by `make-bundled-run` in README, shipped in git
@@ -82,6 +84,7 @@ def init_state() -> None:
         runs = list_runs(runs_root())
         default = runs[0].path if runs else BUNDLED_RUN
         st.session_state.active_run = str(default) if (Path(default) / "model.safetensors").exists() else None
+    adopt_finished_job()
 
 
 def active_dataset() -> Dataset:
@@ -113,10 +116,40 @@ def set_active_run(path: str | Path) -> Run:
     return run
 
 
+def current_job() -> TrainingJob | None:
+    """This session's latest training job (running, paused or ended), or None."""
+    return st.session_state.get("job")
+
+
+def adopt_finished_job() -> None:
+    """Once this session's job has finished or been stopped, its saved run becomes the active model (once per job)."""
+    job = current_job()
+    if job is None or job.state not in ("finished", "stopped") or st.session_state.get("adopted_job") == id(job):
+        return
+    st.session_state.adopted_job = id(job)
+    if job.run_dir is not None and (job.run_dir / "model.safetensors").exists():
+        set_active_run(job.run_dir)
+
+
 def run_dataset(run: Run) -> Dataset:
     """The dataset a run was trained on (falls back to the active dataset when its file is gone)."""
-    source = {k: v for k, v in run.config.dataset.items() if k != "name"}
     try:
-        return dataset_for(source or "digits")
+        return dataset_for(run.config.data_source)
     except ValueError:
         return active_dataset()
+
+
+def upload_result(key: str, files: list, handle: Callable[[], str]) -> tuple[str, str] | None:
+    """Run handle() once per distinct set of uploaded files (not on every rerun): ("success", its message) or
+    ("error", the ValueError's message), remembered so the page keeps showing it while the files stay uploaded."""
+    if not files:
+        return None
+    signature = tuple(f.file_id for f in files)
+    done = st.session_state.get(key)
+    if done is None or done[0] != signature:
+        try:
+            result = ("success", handle())
+        except ValueError as exc:
+            result = ("error", str(exc))
+        done = st.session_state[key] = (signature, result)
+    return done[1]
