@@ -1,0 +1,191 @@
+"""The app as a user drives it, through streamlit.testing.v1.AppTest: every page loads, training starts, grows,
+pauses, resumes, takes a new lr and β mid-run, stops into an active run listed on Runs; bad uploads show errors."""
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.testing.v1 import AppTest
+
+from vae_core.config import ModelConfig, RunConfig, TrainConfig
+from vae_core.model import VAE
+from vae_core.runs import export_zip, save_run
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = {"pages/data.py": "Data", "pages/train.py": "Train", "pages/runs.py": "Runs", "pages/explore.py": "Explore"}
+
+
+@pytest.fixture
+def app(monkeypatch, tmp_path):
+    """A factory of AppTests on app.py with an empty runs folder; stops any job they started."""
+    monkeypatch.setenv("VAE_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("VAE_THREADS", "1")  # the test machine's cores are shared
+    # AppTest resets PagesManager.uses_pages_directory before every run and a pages/ folder turns it on, which
+    # would run a switched-to page on its own, without app.py's frame; the real server leaves it off once
+    # st.navigation has run, so do the same here.
+    original = PagesManager.__init__
+
+    def navigation_only(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", navigation_only)
+    tests: list[AppTest] = []
+
+    def make(page: str | None = None) -> AppTest:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+        if page:
+            at.switch_page(page).run()
+        tests.append(at)
+        return at
+
+    yield make
+    for at in tests:
+        job = at.session_state["job"] if "job" in at.session_state else None
+        if job is not None:
+            job.stop()
+            job.join(timeout=30)
+
+
+def wait_for(condition, timeout: float = 30.0, what: str = "condition"):
+    """Poll condition() until it returns something truthy, or fail after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def texts(elements) -> str:
+    return " ".join(str(e.value) for e in elements)
+
+
+def start_training(at: AppTest, **settings) -> object:
+    for key, value in settings.items():
+        widget = at.select_slider(key=key) if key == "tf_lr" else at.number_input(key=key)
+        widget.set_value(value)
+    at.button(key="train_start").click().run()
+    assert not at.exception and not at.error, texts(at.error)
+    return at.session_state["job"]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_loads(app, page):
+    at = app(page)
+    assert not at.exception
+    assert at.title[0].value.startswith(PAGES[page])
+    assert "digits" in texts(at.sidebar.caption)  # the frame's sidebar shows the active dataset on every page
+
+
+def test_data_page_shows_the_dataset(app):
+    at = app("pages/data.py")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Images"] == "1,797" and metrics["Shape (C×H×W)"] == "1×8×8" and metrics["Classes"] == "10"
+    assert set(at.image[0].captions) <= set("0123456789") and len(at.image[0].captions) == 32  # samples, labelled
+    assert at.get("vega_lite_chart")  # images per class
+
+
+def test_train_pause_resume_live_lr_and_beta_stop_then_runs(app):
+    at = app("pages/train.py")
+    job = start_training(at, tf_epochs=2000)
+    assert job.state == "running" and at.session_state["live_lr"] == TrainConfig.lr
+    wait_for(lambda: job.history()["epochs"], what="the first epoch")
+    at.run()
+    assert not at.exception and len(at.get("plotly_chart")) >= 2  # loss curves and KL bars are drawn
+    assert "running" in " ".join(p.text for p in at.progress)
+
+    at.select_slider(key="live_lr").set_value(5e-4).run()
+    at.number_input(key="live_beta").set_value(0.5).run()
+    changed = wait_for(lambda: [r for r in job.history()["steps"] if r["lr"] == 5e-4 and r["beta"] == 0.5],
+                       what="step rows with the new lr and β")
+    before = [r for r in job.history()["steps"] if r["step"] < changed[0]["step"]]
+    assert before and before[0]["lr"] == TrainConfig.lr and before[0]["beta"] == 1.0  # it really changed mid-run
+
+    at.button(key="train_pause").click().run()
+    assert job.state == "paused"
+    step = job.progress().step
+    at.run()  # a whole rerun later the job has not moved (one step may have been in flight)
+    assert job.progress().step - step <= 1 and "paused" in " ".join(p.text for p in at.progress)
+    at.button(key="train_resume").click().run()
+    assert job.state == "running"
+    wait_for(lambda: job.progress().step > step + 5, what="training to go on after resume")
+
+    at.button(key="train_stop").click().run()
+    assert job.state == "stopped" and not at.exception
+    assert at.session_state["active_run"] == str(job.run_dir)  # the stopped run is the active model
+    assert job.run_dir.name in texts(at.sidebar.caption)
+
+    at.switch_page("pages/runs.py").run()
+    assert not at.exception
+    assert job.run_dir.name in at.dataframe[0].value["run"].tolist()
+    at.session_state["active_run"] = None
+    at.selectbox(key="runs_pick").set_value(job.run_dir.name).run()
+    at.button(key="runs_activate").click().run()
+    assert at.session_state["active_run"] == str(job.run_dir) and not at.exception
+
+
+def test_kl_vanishing_warning_and_one_click_remedy(app):
+    at = app("pages/train.py")
+    job = start_training(at, tf_epochs=2, tf_beta=4.0)
+    assert job.join(timeout=60) and job.state == "finished"
+    at.run()
+    assert "KL vanishing" in texts(at.warning)
+    at.button(key="remedy_beta").click().run()
+    assert at.session_state["tf_beta"] == 2.0 and not at.exception
+    at.button(key="remedy_free_bits").click().run()
+    assert at.session_state["tf_free_bits"] == 0.25
+
+
+def test_bad_upload_shows_the_error_and_keeps_the_dataset(app):
+    at = app("pages/data.py")
+    at.segmented_control(key="data_kind").set_value("upload").run()
+    at.file_uploader(key="data_upload").set_value(("broken.npy", b"\x93NUMPY garbage", "application/octet-stream"))
+    at.run()
+    assert not at.exception
+    assert "broken.npy" in texts(at.error)  # the engine's error names the user's file
+    assert at.session_state["dataset_source"] == "digits"  # the previous dataset stays active
+    assert at.metric[0].value == "1,797"
+
+
+def test_good_upload_becomes_the_active_dataset(app, tmp_path):
+    buf = io.BytesIO()
+    images = np.random.default_rng(0).integers(0, 256, (40, 12, 12), dtype=np.uint8)
+    np.savez(buf, x=images, y=np.arange(40) % 4)
+    at = app("pages/data.py")
+    at.segmented_control(key="data_kind").set_value("upload").run()
+    at.file_uploader(key="data_upload").set_value(("my data.npz", buf.getvalue(), "application/octet-stream")).run()
+    assert not at.exception and not at.error, texts(at.error)
+    source = at.session_state["dataset_source"]
+    assert Path(source["path"]).name == "my-data.npz" and Path(source["path"]).is_relative_to(tmp_path / "runs")
+    assert {m.label: m.value for m in at.metric}["Images"] == "40"
+
+
+def test_runs_upload_rename_delete(app, tmp_path):
+    model_config = ModelConfig(latent_dim=2, hidden_sizes=(8,))
+    source = save_run(tmp_path / "made" / "tiny", VAE(model_config), RunConfig(model_config, TrainConfig(),
+                      {"kind": "digits", "name": "digits"}), metrics={"epochs_done": 0})
+    at = app("pages/runs.py")
+    upload = at.file_uploader(key="runs_upload")
+    upload.set_value(("bad.zip", b"not a zip", "application/zip")).run()
+    assert "bad.zip" in texts(at.error) and not at.exception
+    at.file_uploader(key="runs_upload").set_value(("tiny.zip", export_zip(source), "application/zip")).run()
+    assert "Imported as tiny" in texts(at.success) and not at.exception
+    assert "tiny" in at.dataframe[0].value["run"].tolist()
+
+    at.selectbox(key="runs_pick").set_value("tiny").run()
+    at.text_input(key="runs_new_name").input("../../escape me").run()
+    at.button(key="runs_rename").click().run()
+    assert not at.exception and "escape-me" in at.dataframe[0].value["run"].tolist()
+    assert (tmp_path / "runs" / "escape-me").is_dir() and not (tmp_path / "escape me").exists()
+
+    assert at.button(key="runs_delete").disabled  # nothing is deleted without the confirmation
+    at.checkbox(key="runs_confirm_delete").check().run()
+    at.button(key="runs_delete").click().run()
+    assert not at.exception and not (tmp_path / "runs" / "escape-me").exists()

@@ -1,0 +1,167 @@
+"""Plotly figures for training curves: loss terms (train and validation), per-dimension KL, several runs overlaid."""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+KL_COLLAPSE_NATS = 0.05  # a latent dimension with less KL than this carries (almost) no information
+MAX_POINTS = 1500  # per trace; longer curves are strided after smoothing so the browser stays fast
+TERMS = {  # key in a step row -> (label, colour)
+    "recon": ("reconstruction", "#4B6BFB"),
+    "kl": ("KL", "#E4572E"),
+    "beta_kl": ("β·KL", "#F3A712"),
+    "total": ("total (optimised)", "#2E2E3A"),
+}
+VAL_TERMS = {"recon": "val_recon", "kl": "val_kl", "beta_kl": "val_beta_kl", "total": "val_neg_elbo"}
+OVERLAY_METRICS = {  # label -> (table, key)
+    "validation −ELBO": ("epochs", "val_neg_elbo"),
+    "validation reconstruction": ("epochs", "val_recon"),
+    "validation KL": ("epochs", "val_kl"),
+    "active units": ("epochs", "active_units"),
+    "training total": ("steps", "total"),
+    "training reconstruction": ("steps", "recon"),
+    "training KL": ("steps", "kl"),
+}
+PALETTE = ["#4B6BFB", "#E4572E", "#17BEBB", "#F3A712", "#76B041", "#A14DA0", "#2E2E3A", "#FF6F91", "#8D6A9F"]
+
+
+def ema(values: Sequence[float], weight: float) -> np.ndarray:
+    """TensorBoard's smoothing: an exponential moving average debiased like Adam, so it starts at the first value."""
+    out = np.empty(len(values), dtype=np.float64)
+    last, count = 0.0, 0
+    for i, value in enumerate(values):
+        if not math.isfinite(value):
+            out[i] = value  # NaN/inf pass through, as in TensorBoard
+            continue
+        last, count = last * weight + (1 - weight) * value, count + 1
+        out[i] = last / (1 - weight**count) if weight > 0 else value
+    return out
+
+
+def steps_per_epoch(epochs: list[dict]) -> float | None:
+    """Optimiser steps in one epoch, read from the epoch rows (None before the first epoch ends)."""
+    if not epochs:
+        return None
+    first = epochs[0]
+    return first["step"] / first["epoch"] if first.get("epoch") else None
+
+
+def _x(rows: list[dict], x_axis: str, per_epoch: float | None) -> np.ndarray:
+    """The x of each step row: its step, or its (fractional) epoch."""
+    steps = np.array([r["step"] for r in rows], dtype=np.float64)
+    if x_axis == "step":
+        return steps
+    if per_epoch:
+        return steps / per_epoch
+    return np.array([r["epoch"] for r in rows], dtype=np.float64)  # before the first epoch ends: whole epochs
+
+
+def _stride(n: int) -> slice:
+    return slice(None, None, max(1, -(-n // MAX_POINTS)))
+
+
+def _val_rows(steps: list[dict], epochs: list[dict]) -> list[dict]:
+    """Epoch rows with the validation β·KL added (β as used at that epoch's last step)."""
+    beta_at = {r["step"]: r.get("beta", 1.0) for r in steps}
+    rows = []
+    for row in epochs:
+        beta = beta_at.get(row["step"], steps[-1].get("beta", 1.0) if steps else 1.0)
+        rows.append(row | {"val_beta_kl": beta * row["val_kl"]} if row.get("val_kl") is not None else row)
+    return rows
+
+
+def loss_figure(steps: list[dict], epochs: list[dict], smoothing: float = 0.6, log_y: bool = False,
+                x_axis: str = "step", terms: Sequence[str] = tuple(TERMS)) -> go.Figure:
+    """Training curves (raw faint, EMA-smoothed bold) and validation points for each loss term, in nats per image."""
+    fig = go.Figure()
+    per_epoch = steps_per_epoch(epochs)
+    if steps:
+        x, cut = _x(steps, x_axis, per_epoch), _stride(len(steps))
+        for key in terms:
+            label, colour = TERMS[key]
+            y = np.array([r[key] for r in steps], dtype=np.float64)
+            if smoothing > 0:
+                fig.add_trace(go.Scatter(x=x[cut], y=y[cut], mode="lines", line=dict(color=colour, width=1),
+                                         opacity=0.25, legendgroup=key, showlegend=False, hoverinfo="skip"))
+            fig.add_trace(go.Scatter(x=x[cut], y=ema(y, smoothing)[cut], mode="lines", name=f"{label} · train",
+                                     line=dict(color=colour, width=2), legendgroup=key))
+    val = _val_rows(steps, epochs)
+    for key in terms:
+        label, colour = TERMS[key]
+        rows = [r for r in val if r.get(VAL_TERMS[key]) is not None]
+        if rows:
+            x = [r["step"] if x_axis == "step" else r["epoch"] for r in rows]
+            name = "−ELBO · validation" if key == "total" else f"{label} · validation"
+            fig.add_trace(go.Scatter(x=x, y=[r[VAL_TERMS[key]] for r in rows], mode="lines+markers", name=name,
+                                     line=dict(color=colour, width=1.5, dash="dot"), marker=dict(size=6),
+                                     legendgroup=key))
+    fig.update_layout(**_layout(log_y), xaxis_title=x_axis, yaxis_title="nats per image")
+    return fig
+
+
+def kl_bars_figure(kl_per_dim: Sequence[float], threshold: float = KL_COLLAPSE_NATS) -> go.Figure:
+    """KL of each latent dimension, largest first; collapsed dimensions (below threshold) in grey."""
+    kl = np.asarray(kl_per_dim, dtype=np.float64)
+    order = np.argsort(-kl, kind="stable")
+    colours = ["#4B6BFB" if kl[i] >= threshold else "#B8B8C8" for i in order]
+    fig = go.Figure(go.Bar(x=[f"z{i}" for i in order], y=kl[order], marker_color=colours,
+                           hovertemplate="%{x}: %{y:.3f} nats<extra></extra>"))
+    fig.add_hline(y=threshold, line=dict(color="#E4572E", dash="dash", width=1),
+                  annotation_text=f"collapse < {threshold:g}", annotation_position="top right")
+    fig.update_layout(**_layout(False), xaxis_title="latent dimension (sorted)", yaxis_title="KL (nats)",
+                      showlegend=False)
+    fig.update_xaxes(type="category")
+    return fig
+
+
+def collapsed_dims(kl_per_dim: Sequence[float], threshold: float = KL_COLLAPSE_NATS) -> int:
+    """How many latent dimensions carry less KL than threshold."""
+    return int((np.asarray(kl_per_dim, dtype=np.float64) < threshold).sum())
+
+
+def kl_vanishing(kl_per_dim: Sequence[float], threshold: float = KL_COLLAPSE_NATS) -> bool:
+    """Most dimensions collapsed onto the prior: the decoder is learning to ignore z."""
+    return len(kl_per_dim) > 0 and collapsed_dims(kl_per_dim, threshold) > len(kl_per_dim) / 2
+
+
+def overlay_figure(histories: dict[str, dict], metric: str, x_axis: str = "epoch", smoothing: float = 0.6,
+                   log_y: bool = False) -> go.Figure:
+    """One metric of several runs in one chart (validation metrics per epoch, training ones smoothed per step)."""
+    table, key = OVERLAY_METRICS[metric]
+    fig = go.Figure()
+    for i, (name, history) in enumerate(histories.items()):
+        rows = [r for r in history.get(table, []) if r.get(key) is not None]
+        if not rows:
+            continue
+        colour = PALETTE[i % len(PALETTE)]
+        if table == "steps":
+            x, cut = _x(rows, x_axis, steps_per_epoch(history.get("epochs", []))), _stride(len(rows))
+            y = ema([r[key] for r in rows], smoothing)
+            fig.add_trace(go.Scatter(x=x[cut], y=y[cut], mode="lines", name=name, line=dict(color=colour, width=2)))
+        else:
+            x = [r["step"] if x_axis == "step" else r["epoch"] for r in rows]
+            fig.add_trace(go.Scatter(x=x, y=[r[key] for r in rows], mode="lines+markers", name=name,
+                                     line=dict(color=colour, width=2), marker=dict(size=5)))
+    fig.update_layout(**_layout(log_y), xaxis_title=x_axis, yaxis_title=metric)
+    return fig
+
+
+def history_frame(history: dict) -> pd.DataFrame:
+    """The step rows as a table (kl_per_dim spread into kl_z0, kl_z1, ...), joined with the epoch rows by step."""
+    steps = pd.DataFrame([{k: v for k, v in r.items() if k != "kl_per_dim"} |
+                          {f"kl_z{i}": v for i, v in enumerate(r.get("kl_per_dim", []))}
+                          for r in history.get("steps", [])])
+    epochs = pd.DataFrame([{k: v for k, v in r.items() if k not in ("val_kl_per_dim", "epoch")}
+                           for r in history.get("epochs", [])])
+    if steps.empty or epochs.empty:
+        return steps
+    return steps.merge(epochs, on="step", how="left")
+
+
+def _layout(log_y: bool) -> dict:
+    return dict(height=360, margin=dict(l=10, r=10, t=30, b=10), hovermode="x unified", template="plotly_white",
+                legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), yaxis_type="log" if log_y else "linear")

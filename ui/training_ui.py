@@ -1,0 +1,263 @@
+"""The Train page's pieces: the settings form, the job controls (pause, resume, stop, live lr and β), the live view."""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import streamlit as st
+import torch
+
+from ui.charts import KL_COLLAPSE_NATS, collapsed_dims, history_frame, kl_bars_figure, kl_vanishing, loss_figure
+from ui.images import grid
+from ui.state import adopt_finished_job, job_pool, run_dataset, runs_root, session_id
+from vae_core.config import ARCHS, LIKELIHOODS, ModelConfig, TrainConfig
+from vae_core.data import Dataset, split_indices
+from vae_core.model import VAE
+from vae_core.runs import Run, unique_run_name
+from vae_core.training import TrainingJob
+
+LIVE_REFRESH_S = 1.0  # how often the live view redraws while a job runs
+LR_GRID = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 3e-3, 5e-3, 1e-2, 2e-2, 5e-2]
+HIDDEN_SIZES = [32, 64, 128, 256, 512, 1024]
+BATCH_SIZES = [16, 32, 64, 128, 256, 512]
+N_FIXED, N_PRIOR = 8, 16  # validation images reconstructed, prior samples decoded
+ACTIVE = ("running", "paused", "stopping")
+FORM_DEFAULTS = {  # widget key -> default, taken from the engine's configs (tuned to train digits in seconds)
+    "tf_arch": ModelConfig.arch, "tf_latent": ModelConfig.latent_dim, "tf_hidden": ModelConfig().hidden_sizes[-1],
+    "tf_likelihood": ModelConfig.likelihood, "tf_beta": float(TrainConfig.beta),
+    "tf_warmup": TrainConfig.warmup_steps, "tf_free_bits": float(TrainConfig.free_bits), "tf_lr": TrainConfig.lr,
+    "tf_batch": TrainConfig.batch_size, "tf_epochs": TrainConfig.epochs, "tf_seed": TrainConfig.seed,
+}
+
+
+# --------------------------------------------------------------------------- the settings form
+
+def init_form_state() -> None:
+    """Put the form's defaults in session state once, so remedies can change them before the widgets draw."""
+    for key, value in FORM_DEFAULTS.items():
+        st.session_state.setdefault(key, value)
+
+
+def settings_form_ui(dataset: Dataset) -> tuple[ModelConfig, TrainConfig] | None:
+    """The model and training settings; returns the configs when Start is pressed (None otherwise or if invalid)."""
+    keep = dict(persist_state="session")
+    with st.form("train_form", border=False):
+        st.markdown("**Model**")
+        st.selectbox("Architecture", ARCHS, key="tf_arch", help="conv needs images of at least 28×28", **keep)
+        st.number_input("Latent dimensions", 1, 128, step=1, key="tf_latent", **keep)
+        st.selectbox("Hidden size", HIDDEN_SIZES, key="tf_hidden", **keep)
+        st.selectbox("Likelihood p(x|z)", LIKELIHOODS, key="tf_likelihood", **keep)
+        st.markdown("**Objective**")
+        st.number_input("β (KL weight)", 0.0, 50.0, step=0.1, key="tf_beta", help="1 is the true ELBO", **keep)
+        st.number_input("KL warm-up (steps)", 0, 1_000_000, step=50, key="tf_warmup",
+                        help="β ramps linearly from 0 over this many steps", **keep)
+        st.number_input("Free bits (nats per dimension)", 0.0, 5.0, step=0.05, key="tf_free_bits",
+                        help="KL below this floor is not penalised", **keep)
+        st.markdown("**Optimisation**")
+        st.select_slider("Learning rate", LR_GRID, key="tf_lr", format_func=lambda v: f"{v:g}", **keep)
+        st.selectbox("Batch size", BATCH_SIZES, key="tf_batch", **keep)
+        st.number_input("Epochs", 1, 10_000, step=1, key="tf_epochs", **keep)
+        st.number_input("Seed", 0, 2**31 - 1, step=1, key="tf_seed", **keep)
+        submitted = st.form_submit_button("Start training", key="train_start", type="primary", icon=":material/play_arrow:",
+                                          width="stretch")
+    if not submitted:
+        return None
+    try:
+        return form_configs(dataset)
+    except ValueError as exc:
+        st.error(f"Invalid settings: {exc}")
+        return None
+
+
+def form_configs(dataset: Dataset) -> tuple[ModelConfig, TrainConfig]:
+    """The configs the form describes, for this dataset's image shape (ValueError on an invalid combination)."""
+    s = st.session_state
+    model = ModelConfig(input_shape=dataset.shape, latent_dim=int(s.tf_latent), hidden_sizes=(int(s.tf_hidden),),
+                        arch=s.tf_arch, likelihood=s.tf_likelihood)
+    train = TrainConfig(epochs=int(s.tf_epochs), batch_size=int(s.tf_batch), lr=float(s.tf_lr), beta=float(s.tf_beta),
+                        warmup_steps=int(s.tf_warmup), free_bits=float(s.tf_free_bits), seed=int(s.tf_seed))
+    return model, train
+
+
+def start_job(dataset: Dataset, model_config: ModelConfig, train_config: TrainConfig) -> TrainingJob:
+    """Start training in the background under the server's job limit (PoolFull propagates) and keep it in the session."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    name = unique_run_name(runs_root(), f"{dataset.name}-{model_config.arch}-z{model_config.latent_dim}-{stamp}")
+    job = TrainingJob(dataset, model_config, train_config, run_dir=runs_root() / name)
+    job_pool().start(session_id(), job)
+    st.session_state.job = job
+    st.session_state.live_lr, st.session_state.live_beta = train_config.lr, train_config.beta
+    return job
+
+
+# --------------------------------------------------------------------------- controls
+
+def controls_ui(job: TrainingJob | None) -> None:
+    """Pause / Resume / Stop, and the learning rate and β that apply to the running job at once."""
+    state = job.state if job is not None else None
+    cols = st.columns([1, 1, 1, 2, 2], vertical_alignment="bottom")
+    cols[0].button("Pause", key="train_pause", icon=":material/pause:", disabled=state != "running",
+                   on_click=lambda: job.pause(), width="stretch")
+    cols[1].button("Resume", key="train_resume", icon=":material/play_arrow:", disabled=state != "paused",
+                   on_click=lambda: job.resume(), width="stretch")
+    cols[2].button("Stop", key="train_stop", icon=":material/stop:", disabled=state not in ("running", "paused"),
+                   on_click=_stop, args=(job,), width="stretch")
+    live = state in ("running", "paused")
+    if "live_lr" not in st.session_state or st.session_state.live_lr not in LR_GRID:
+        st.session_state.live_lr = st.session_state.get("tf_lr", TrainConfig.lr)
+    st.session_state.setdefault("live_beta", float(st.session_state.get("tf_beta", TrainConfig.beta)))
+    cols[3].select_slider("Learning rate (live)", LR_GRID, key="live_lr", format_func=lambda v: f"{v:g}",
+                          disabled=not live, on_change=lambda: job.set_lr(st.session_state.live_lr),
+                          help="Applies to the running job from its next step")
+    cols[4].number_input("β (live)", 0.0, 50.0, step=0.1, key="live_beta", disabled=not live,
+                         on_change=lambda: job.set_beta(st.session_state.live_beta),
+                         help="Applies to the running job from its next step (warm-up still ramps to it)")
+
+
+def _stop(job: TrainingJob) -> None:
+    """Stop, wait for the final save, and make the run the active model."""
+    job.stop()
+    job.join(timeout=30)
+    adopt_finished_job()
+
+
+def _remedy(kind: str, n_train: int) -> None:
+    """A one-click remedy for KL vanishing: set it in the form (β also on the running job)."""
+    s = st.session_state
+    if kind == "warmup":
+        total = s.tf_epochs * math.ceil(n_train / s.tf_batch)
+        s.tf_warmup = max(50, int(round(total / 3, -1)))
+    elif kind == "free_bits":
+        s.tf_free_bits = 0.25
+    else:
+        s.tf_beta = round(max(0.01, float(s.tf_beta) / 2), 3)
+        job = s.get("job")
+        if job is not None and job.state in ("running", "paused"):
+            job.set_beta(s.tf_beta)
+            s.live_beta = s.tf_beta
+    s.remedy_applied = kind
+
+
+# --------------------------------------------------------------------------- the live view
+
+def live_ui(job: TrainingJob | None, run: Run | None) -> None:
+    """Curves, KL per dimension, progress and images; redrawn every LIVE_REFRESH_S only while a job is active."""
+    active = job is not None and job.is_active
+    st.fragment(run_every=LIVE_REFRESH_S if active else None)(_live_body)(job, run, active)
+
+
+def _live_body(job: TrainingJob | None, run: Run | None, was_active: bool) -> None:
+    if st.session_state.pop("remedy_applied", None):
+        st.rerun()  # the form lives outside this fragment: redraw the page so it shows the new settings
+    if job is not None:
+        steps, epochs, progress, version = _job_history(job)
+        if was_active and progress.state not in ACTIVE:
+            st.rerun()  # the job ended: redraw the page (buttons, sidebar's active model)
+        _progress_ui(progress)
+        name, model_key = job.run_dir.name if job.run_dir else "training", (id(job), version)
+        fixed, n_train = job.dataset.batch(job.val_idx[:N_FIXED]), len(job.train_idx)
+        model_fn = job.model_snapshot
+    elif run is not None:
+        steps, epochs = run.history.get("steps", []), run.history.get("epochs", [])
+        st.caption(f"Curves of the active model **{run.name}** — press Start to train a new one.")
+        dataset = run_dataset(run)
+        train_idx, val_idx = split_indices(dataset.n, run.config.train.val_fraction, run.config.train.seed)
+        name, model_key = run.name, (str(run.path), (run.path / "model.safetensors").stat().st_mtime)
+        fixed, n_train = dataset.batch(val_idx[:N_FIXED]), len(train_idx)
+        model_fn = lambda: run.model  # noqa: E731
+        if dataset.shape != run.config.model.input_shape:
+            fixed = None
+    else:
+        st.info("No model yet: choose the settings and press **Start training**.")
+        return
+    _curves_ui(steps, epochs, name)
+    left, right = st.columns(2)
+    with left:
+        _kl_ui(steps, epochs, n_train)
+    with right:
+        _images_ui(model_key, model_fn, fixed)
+
+
+def _job_history(job: TrainingJob) -> tuple[list[dict], list[dict], object, int]:
+    """The job's history, fetched incrementally: only step rows newer than the last redraw cross the lock."""
+    cache = st.session_state.get("live_history")
+    if cache is None or cache["job"] != id(job):
+        cache = st.session_state.live_history = {"job": id(job), "steps": []}
+    since = cache["steps"][-1]["step"] if cache["steps"] else 0
+    snap = job.snapshot(since_step=since)
+    cache["steps"].extend(snap.steps)
+    return cache["steps"], snap.epochs, snap.progress, snap.model_version
+
+
+def _progress_ui(p) -> None:
+    eta = "—" if p.eta_s is None else time.strftime("%M:%S", time.gmtime(p.eta_s)) if p.eta_s < 3600 else f"{p.eta_s / 3600:.1f} h"
+    st.progress(p.fraction, text=f"**{p.state}** · epoch {p.epoch}/{p.epochs} · step {p.step}/{p.total_steps} · "
+                                 f"{p.samples_per_s:,.0f} samples/s · ETA {eta}")
+    if p.error:
+        st.error(p.error)
+    for warning in p.warnings:
+        st.warning(warning)
+
+
+def _curves_ui(steps: list[dict], epochs: list[dict], name: str) -> None:
+    keep = dict(persist_state="session")
+    c1, c2, c3, c4 = st.columns([3, 1, 2, 2], vertical_alignment="bottom")
+    smoothing = c1.slider("Smoothing (EMA)", 0.0, 0.99, 0.6, 0.01, key="chart_smoothing", **keep)
+    log_y = c2.toggle("log y", key="chart_logy", **keep)
+    x_axis = c3.segmented_control("x axis", ["step", "epoch"], default="step", key="chart_x", required=True, **keep)
+    c4.download_button("History (CSV)", lambda: history_frame({"steps": steps, "epochs": epochs}).to_csv(index=False),
+                       file_name=f"{name}-history.csv", mime="text/csv", key="history_csv", on_click="ignore",
+                       icon=":material/download:", width="stretch", disabled=not steps)
+    st.plotly_chart(loss_figure(steps, epochs, smoothing, log_y, x_axis or "step"), key="loss_chart")
+
+
+def _kl_ui(steps: list[dict], epochs: list[dict], n_train: int) -> None:
+    """Per-dimension KL (validation, last epoch; the last steps' average before that), active units, KL vanishing."""
+    if epochs and epochs[-1].get("val_kl_per_dim"):
+        kl, source = epochs[-1]["val_kl_per_dim"], f"validation, epoch {epochs[-1]['epoch']}"
+    elif steps:
+        kl, source = np.mean([r["kl_per_dim"] for r in steps[-20:]], axis=0).tolist(), "training, last steps"
+    else:
+        st.caption("KL per dimension appears after the first steps.")
+        return
+    st.markdown(f"**KL per latent dimension** ({source})")
+    units = epochs[-1].get("active_units") if epochs else None
+    m1, m2 = st.columns(2)
+    m1.metric("Active units", "—" if units is None else f"{units} / {len(kl)}", help="Burda et al.: Cov(E_q[z]) > 0.01")
+    m2.metric(f"Collapsed (KL < {KL_COLLAPSE_NATS:g})", f"{collapsed_dims(kl)} / {len(kl)}")
+    st.plotly_chart(kl_bars_figure(kl), key="kl_chart")
+    if epochs and kl_vanishing(kl):
+        st.warning(f"**KL vanishing**: {collapsed_dims(kl)} of {len(kl)} latent dimensions carry less than "
+                   f"{KL_COLLAPSE_NATS:g} nats — q(z|x) ≈ p(z) there, so z says almost nothing about x. Remedies:",
+                   icon=":material/warning:")
+        r1, r2, r3 = st.columns(3)
+        r1.button("KL warm-up", key="remedy_warmup", on_click=_remedy, args=("warmup", n_train), width="stretch")
+        r2.button("Free bits 0.25", key="remedy_free_bits", on_click=_remedy, args=("free_bits", n_train),
+                  width="stretch")
+        r3.button("Halve β", key="remedy_beta", on_click=_remedy, args=("beta", n_train), width="stretch")
+        st.caption("Warm-up and free bits apply at the next Start; halving β also applies to the running job now.")
+
+
+def _images_ui(model_key: tuple, model_fn, fixed: np.ndarray | None) -> None:
+    """Fixed validation images over their reconstructions, and prior samples; recomputed only for new weights."""
+    cache = st.session_state.get("live_images")
+    if cache is None or cache["key"] != model_key:
+        model = model_fn()
+        cache = st.session_state.live_images = {"key": model_key, **_decode_images(model, fixed)}
+    if "recon" in cache:
+        st.markdown("**Validation images (top) and reconstructions (bottom)**")
+        st.image(cache["recon"])
+    st.markdown("**Samples from the prior** z ~ N(0, I)")
+    st.image(cache["samples"])
+
+
+@torch.no_grad()
+def _decode_images(model: VAE, fixed: np.ndarray | None) -> dict[str, np.ndarray]:
+    model.eval()
+    z = torch.randn((N_PRIOR, model.config.latent_dim), generator=torch.Generator().manual_seed(0))  # same z each epoch
+    out = {"samples": grid(model.decode_mean(z).numpy(), ncols=N_PRIOR // 2)}
+    if fixed is not None and len(fixed):
+        mu, _ = model.encode(torch.from_numpy(fixed))
+        out["recon"] = grid(np.concatenate([fixed, model.decode_mean(mu).numpy()]), ncols=len(fixed))
+    return out
