@@ -1,0 +1,144 @@
+"""The command lines: `python -m vae_core.train` writes loadable runs from digits, shapes and an IDX file;
+`python -m vae_core.evaluate` prints sensible JSON; bad input gives a one-line error and a non-zero exit."""
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vae_core import evaluate as evaluate_cli
+from vae_core import train as train_cli
+from vae_core.runs import load_run
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--latent-dim", "3", "--hidden", "32", "--threads", "1", "--quiet"]
+
+
+def run_module(*args: str) -> subprocess.CompletedProcess:
+    """python -m ARGS in a fresh interpreter, from the repository root."""
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """An unsigned-byte IDX file from the format: two zero bytes, type 0x08, ndim, big-endian uint32 sizes, data."""
+    return struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
+
+
+def assert_one_line_error(stderr: str) -> None:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    assert "Traceback" not in stderr
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory) -> Path:
+    """A run written by the real command line, in its own interpreter."""
+    out = tmp_path_factory.mktemp("cli") / "digits-run"
+    done = run_module("vae_core.train", "--data", "digits", "--epochs", "2", "--out", str(out), *TINY)
+    assert done.returncode == 0, done.stderr
+    assert "saved" in done.stdout and "validation -ELBO" in done.stdout
+    return out
+
+
+def test_train_on_digits_writes_a_loadable_run(digits_run):
+    run = load_run(digits_run, with_optimizer=True)
+    assert run.config.model.input_shape == (1, 8, 8) and run.config.model.latent_dim == 3
+    assert run.config.dataset["kind"] == "digits"
+    assert [e["epoch"] for e in run.history["epochs"]] == [1, 2]
+    assert run.state["finished"] is True and run.optimizer_tensors is not None
+    assert run.metrics["device"] == "cpu"  # --device auto on a machine without an accelerator
+
+
+def test_evaluate_prints_json_with_consistent_bounds(digits_run):
+    done = run_module("vae_core.evaluate", str(digits_run), "--data", "digits", "--iwae-k", "5", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert {"elbo", "reconstruction", "kl", "iwae", "active_units", "n"} <= set(result)
+    assert result["n"] == 180  # the run's own validation split: 10% of 1797 digits
+    assert result["kl"] >= 0 and 0 <= result["active_units"] <= 3
+    assert result["elbo"] == pytest.approx(-(result["reconstruction"] + result["kl"]), abs=1e-9)
+    assert result["iwae"] >= result["elbo"] - 0.5  # L_5 >= ELBO up to Monte Carlo noise over 180 images
+    assert result["elbo"] < 0 < result["reconstruction"]
+
+
+def test_train_on_shapes_then_evaluate_reports_mig(tmp_path, capsys):
+    out = tmp_path / "shapes-run"
+    code = train_cli.main(["--data", "shapes", "--shapes-n", "300", "--epochs", "1", "--out", str(out), *TINY])
+    assert code == 0, capsys.readouterr().err
+    run = load_run(out)
+    assert run.config.model.input_shape == (1, 32, 32) and run.config.dataset["n"] == 300
+    capsys.readouterr()
+    assert evaluate_cli.main([str(out), "--data", "shapes", "--iwae-k", "2", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n"] == 30 and 0.0 <= result["mig"] <= 1.0
+
+
+def test_train_on_an_idx_file_finds_its_labels_and_resumes(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    images = (rng.random((40, 28, 28)) > 0.7).astype(np.uint8) * 255
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(idx_bytes(rng.integers(0, 10, 40).astype(np.uint8)))
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(idx_bytes(images))
+    out = tmp_path / "idx-run"
+    assert train_cli.main(["--data", str(path), "--epochs", "1", "--batch-size", "16", "--out", str(out), *TINY]) == 0
+    run = load_run(out)
+    assert run.config.model.input_shape == (1, 28, 28) and run.config.dataset["path"] == str(path)
+    assert run.config.dataset.get("labels_path", "").endswith("train-labels-idx1-ubyte")
+    # --resume without --data trains on the run's own recorded data and continues its step count
+    assert train_cli.main(["--resume", str(out), "--epochs", "2", "--batch-size", "16", "--out", str(out), *TINY]) == 0
+    resumed = load_run(out)
+    assert [e["epoch"] for e in resumed.history["epochs"]] == [1, 2]
+    assert resumed.state["step"] == 2 * run.state["step"]
+    capsys.readouterr()
+    assert evaluate_cli.main([str(out), "--data", str(path), "--iwae-k", "0", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n"] == 40 and result["iwae"] is None
+
+
+@pytest.mark.slow  # a third interpreter start; the in-process cases below check the same messages
+def test_bad_input_exits_nonzero_with_one_line_and_no_traceback(tmp_path):
+    done = run_module("vae_core.evaluate", str(tmp_path / "missing"), "--json")
+    assert done.returncode != 0 and done.stdout == ""
+    assert_one_line_error(done.stderr)
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--data", "{tmp}/garbage.bin", "--epochs", "1"], "garbage.bin"),
+    (["--data", "{tmp}/nowhere.npy", "--epochs", "1"], "nowhere.npy"),
+    (["--data", "digits", "--epochs", "0"], "epochs"),
+    (["--data", "digits", "--arch", "conv"], "28x28"),
+    (["--data", "digits", "--lr", "-1"], "lr"),
+    (["--data", "digits", "--hidden", "0"], "hidden"),
+    (["--resume", "{tmp}/model.pt"], "pickle"),
+])
+def test_train_bad_input(tmp_path, capsys, argv, needle):
+    (tmp_path / "garbage.bin").write_bytes(b"\x01\x02not an image file at all")
+    (tmp_path / "model.pt").write_bytes(b"\x80\x04not really a pickle")
+    argv = ["--out", str(tmp_path / "out"), *TINY] + [a.replace("{tmp}", str(tmp_path)) for a in argv]  # argv wins
+    assert train_cli.main(argv) != 0
+    err = capsys.readouterr().err
+    assert_one_line_error(err)
+    assert needle in err
+    assert not (tmp_path / "out").exists()  # nothing half-written
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["{tmp}/model.pt"], "pickle"),
+    (["{run}", "--data", "{tmp}/garbage.bin"], "garbage.bin"),
+    (["{run}", "--data", "shapes"], "expects"),  # a digits model cannot score 32x32 shapes
+    (["{run}", "--iwae-k", "-3"], "iwae-k"),
+])
+def test_evaluate_bad_input(tmp_path, capsys, digits_run, argv, needle):
+    (tmp_path / "garbage.bin").write_bytes(b"\x01\x02not an image file at all")
+    (tmp_path / "model.pt").write_bytes(b"\x80\x04not really a pickle")
+    argv = [a.replace("{tmp}", str(tmp_path)).replace("{run}", str(digits_run)) for a in argv]
+    assert evaluate_cli.main(argv + ["--json"]) != 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert_one_line_error(captured.err)
+    assert needle in captured.err
