@@ -115,6 +115,8 @@ def test_bad_input_exits_nonzero_with_one_line_and_no_traceback(tmp_path):
     (["--data", "digits", "--lr", "-1"], "lr"),
     (["--data", "digits", "--hidden", "0"], "hidden"),
     (["--resume", "{tmp}/model.pt"], "pickle"),
+    (["--data", "digits", "--device", "tpu"], "unknown device"),
+    (["--data", "digits", "--hidden", "a,b"], "--hidden"),
 ])
 def test_train_bad_input(tmp_path, capsys, argv, needle):
     (tmp_path / "garbage.bin").write_bytes(b"\x01\x02not an image file at all")

@@ -14,7 +14,7 @@ from vae_core.config import ModelConfig, TrainConfig
 from vae_core.data import Dataset, load_array, load_digits
 from vae_core.metrics import evaluate
 from vae_core.runs import load_run
-from vae_core.training import TrainingJob
+from vae_core.training import TrainingJob, resolve_device
 
 SMALL = ModelConfig(input_shape=(1, 8, 8), latent_dim=4, hidden_sizes=(32,))
 QUICK = TrainConfig(epochs=2, batch_size=64, lr=3e-3, seed=0)
@@ -218,3 +218,25 @@ def test_default_threads_follow_the_environment(monkeypatch):
     monkeypatch.delenv("VAE_THREADS")
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "64")  # torchrun on this machine: cores are shared by the local ranks
     assert training.default_threads() == 1
+
+
+# ---------------------------------------------------------------- devices
+
+def test_devices_resolve_or_fail_clearly(digits):
+    assert resolve_device("cpu") == "cpu"
+    job = TrainingJob(digits, SMALL, replace(QUICK, device="auto"), threads=1)
+    assert job.train_config.device == resolve_device("auto") == str(job.device)  # "auto" is saved as what it picked
+    assert next(job.model.parameters()).device == job.device
+    with pytest.raises(ValueError, match="unknown device"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="not available"):
+            TrainingJob(digits, SMALL, replace(QUICK, device="cuda"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_training_on_cuda_keeps_model_data_and_noise_there(digits, tmp_path):
+    job = run_job(digits, train_config=replace(QUICK, device="cuda"), run_dir=tmp_path / "run")
+    assert job.state == "finished", job.error
+    assert next(job.model.parameters()).is_cuda and not next(job.model_snapshot().parameters()).is_cuda
+    assert load_run(tmp_path / "run").metrics["device"].startswith("cuda")

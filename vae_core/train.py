@@ -17,18 +17,7 @@ import torch.distributed as dist
 from .config import ARCHS, LIKELIHOODS, ModelConfig, TrainConfig
 from .data import load_source
 from .runs import load_run
-from .training import TrainingJob
-
-
-def resolve_device(name: str = "auto") -> str:
-    """'auto' picks cuda, then mps, then cpu; under torchrun each rank takes its LOCAL_RANK's GPU."""
-    if name != "auto":
-        return name
-    if torch.cuda.is_available():
-        return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
+from .training import TrainingJob, resolve_device
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -67,6 +56,14 @@ def _bar(progress, width: int = 30) -> str:
             f"step {progress.step}/{progress.total_steps} {progress.samples_per_s:8.0f} img/s ETA {eta}")
 
 
+def hidden_sizes(text: str) -> tuple[int, ...]:
+    """--hidden "512,256" as (512, 256)."""
+    try:
+        return tuple(int(h) for h in str(text).split(",") if h.strip())
+    except ValueError:
+        raise ValueError(f"--hidden must be comma-separated integers like 512,256, got {text!r}") from None
+
+
 def data_source(args: argparse.Namespace, resume=None) -> str | dict:
     """What --data, --labels and --shapes-n name, or the resumed run's own data when --data is not given."""
     if args.data is None and resume is not None and resume.config.dataset:
@@ -90,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         resume = load_run(args.resume, with_optimizer=True) if args.resume else None
         dataset = load_source(data_source(args, resume))
-        hidden = tuple(int(h) for h in str(args.hidden).split(",") if h.strip())
+        hidden = hidden_sizes(args.hidden)
         model_cfg = resume.config.model if resume else ModelConfig(
             input_shape=dataset.shape, latent_dim=args.latent_dim, hidden_sizes=hidden, arch=args.arch,
             likelihood=args.likelihood)

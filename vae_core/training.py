@@ -37,6 +37,30 @@ def default_threads() -> int:
     return max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)))
 
 
+def resolve_device(name: str = "auto") -> str:
+    """'auto' picks cuda, then mps, then cpu (under torchrun each rank takes its LOCAL_RANK's GPU); a named device
+    must exist here, or a ValueError says so."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        return "mps" if _mps_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not (torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()):
+        raise ValueError(f"device {name!r} is not available: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    if device.type == "mps" and not _mps_available():
+        raise ValueError(f"device {name!r} is not available on this machine")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {name!r} is not supported: use auto, cpu, cuda, cuda:N or mps")
+    return name
+
+
+def _mps_available() -> bool:
+    return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+
+
 def build_model(config: ModelConfig, seed: int) -> VAE:
     """A freshly initialised model; same config and seed -> same weights, without touching the global RNG state."""
     with _INIT_LOCK, torch.random.fork_rng(devices=[]):
@@ -94,7 +118,8 @@ class TrainingJob:
         self._resume = resume
         self.train_idx, self.val_idx = split_indices(dataset.n, train_config.val_fraction, train_config.seed)
         self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
-        self.device = torch.device(train_config.device)
+        self.device = torch.device(resolve_device(train_config.device))
+        self.train_config.device = str(self.device)  # "auto" is recorded as what it picked
         self._sync_every = 1 if self.device.type == "cpu" else 32  # host syncs stall an accelerator's queue: batch them
         self.model = resume.model.to(self.device) if resume else build_model(model_config, train_config.seed).to(self.device)
         self._published = copy.deepcopy(self.model).cpu().eval()
@@ -224,7 +249,10 @@ class TrainingJob:
     def _train(self) -> None:
         cfg = self.train_config
         self.model.train()
-        net = torch.nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
+        net = self.model
+        if self.world > 1:  # gradients all-reduced across ranks (gloo on CPU, nccl on GPU: see train.py)
+            ids = [self.device.index or 0] if self.device.type == "cuda" else None
+            net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         opt = self._opt = self._optimizer()
         gen = torch.Generator(device=self.device)
         train_x = self._device_images()
