@@ -82,7 +82,7 @@ def table_ui(runs: dict[str, RunSummary]) -> None:
 
 
 def actions_ui(label: str, run: RunSummary) -> None:
-    """Make active, download; rename and delete for runs in the runs folder (not the bundled one, not while training)."""
+    """Make active, download; rename and delete (runs folder only: not the bundled run, not while it trains)."""
     c1, c2 = st.columns(2)
     c1.button("Make active model", key="runs_activate", type="primary", icon=":material/check:",
               on_click=activate_cb, args=(label, run.path), width="stretch")

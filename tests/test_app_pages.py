@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -189,3 +188,41 @@ def test_runs_upload_rename_delete(app, tmp_path):
     at.checkbox(key="runs_confirm_delete").check().run()
     at.button(key="runs_delete").click().run()
     assert not at.exception and not (tmp_path / "runs" / "escape-me").exists()
+
+
+def test_a_full_job_pool_refuses_with_a_clear_message(app):
+    from ui.state import job_pool
+    from vae_core.data import load_digits
+    from vae_core.training import TrainingJob
+
+    pool, tiny = job_pool(), load_digits().subset(np.arange(64))
+    others = [TrainingJob(tiny, ModelConfig(hidden_sizes=(8,)), TrainConfig(epochs=10**6, batch_size=32), threads=1)
+              for _ in range(pool.max_jobs)]
+    try:
+        for i, job in enumerate(others):
+            pool.start(f"another-session-{i}", job)
+        at = app("pages/train.py")
+        at.button(key="train_start").click().run()
+        assert not at.exception and "limit" in texts(at.error)
+        assert "job" not in at.session_state  # nothing started, nothing half-registered
+    finally:
+        for i, job in enumerate(others):
+            pool.stop_owner(f"another-session-{i}")
+            job.join(timeout=30)
+
+
+def test_theory_shows_each_formula_with_the_active_models_numbers(app):
+    from ui.state import BUNDLED_RUN
+    from ui.theory import theory_numbers
+
+    if not (BUNDLED_RUN / "model.safetensors").exists():
+        pytest.skip("no bundled run to explain")
+    at = app("pages/train.py")
+    assert at.session_state["active_run"] == str(BUNDLED_RUN)
+    assert len(at.latex) >= 5 and not at.exception  # ELBO, L_k, closed-form KL, reparameterization, free bits
+    metrics = {m.label: float(m.value) for m in at.metric if m.label in ("ELBO", "E_q[log p(x|z)]", "KL(q(z|x) ‖ p(z))")}
+    assert metrics["ELBO"] == pytest.approx(metrics["E_q[log p(x|z)]"] - metrics["KL(q(z|x) ‖ p(z))"], abs=0.02)
+    mtime = (BUNDLED_RUN / "model.safetensors").stat().st_mtime
+    numbers = theory_numbers(str(BUNDLED_RUN), mtime, '{"kind": "digits"}')
+    assert numbers["iwae"] >= numbers["elbo"]  # L_k is the tighter bound
+    assert abs(numbers["kl_closed"] - numbers["kl_mc"]) < 5 * numbers["kl_mc_se"]  # closed form = Monte Carlo

@@ -106,5 +106,6 @@ def test_history_frame_spreads_kl_and_joins_epochs():
     steps, epochs = history()
     frame = history_frame({"steps": steps, "epochs": epochs})
     assert len(frame) == len(steps) and {"kl_z0", "kl_z2", "val_neg_elbo", "lr"} <= set(frame.columns)
-    assert frame.loc[frame.step == 5, "val_neg_elbo"].item() == 28.0 and frame.loc[frame.step == 4, "val_neg_elbo"].isna().item()
+    assert frame.loc[frame.step == 5, "val_neg_elbo"].item() == 28.0  # the epoch's row joined at its last step
+    assert frame.loc[frame.step == 4, "val_neg_elbo"].isna().item()
     assert "epoch" in frame.columns and "kl_per_dim" not in frame.columns

@@ -10,11 +10,11 @@ import plotly.graph_objects as go
 
 KL_COLLAPSE_NATS = 0.05  # a latent dimension with less KL than this carries (almost) no information
 MAX_POINTS = 1500  # per trace; longer curves are strided after smoothing so the browser stays fast
-TERMS = {  # key in a step row -> (label, colour)
-    "recon": ("reconstruction", "#4B6BFB"),
-    "kl": ("KL", "#E4572E"),
-    "beta_kl": ("β·KL", "#F3A712"),
-    "total": ("total (optimised)", "#2E2E3A"),
+TERMS = {  # key in a step row -> (label, colour, dash); β·KL is dashed so it stays visible on top of KL when β = 1
+    "recon": ("reconstruction", "#4B6BFB", "solid"),
+    "kl": ("KL", "#E4572E", "solid"),
+    "beta_kl": ("β·KL", "#F3A712", "dash"),
+    "total": ("total (optimised)", "#2E2E3A", "solid"),
 }
 VAL_TERMS = {"recon": "val_recon", "kl": "val_kl", "beta_kl": "val_beta_kl", "total": "val_neg_elbo"}
 OVERLAY_METRICS = {  # label -> (table, key)
@@ -82,16 +82,16 @@ def loss_figure(steps: list[dict], epochs: list[dict], smoothing: float = 0.6, l
     if steps:
         x, cut = _x(steps, x_axis, per_epoch), _stride(len(steps))
         for key in terms:
-            label, colour = TERMS[key]
+            label, colour, dash = TERMS[key]
             y = np.array([r[key] for r in steps], dtype=np.float64)
             if smoothing > 0:
                 fig.add_trace(go.Scatter(x=x[cut], y=y[cut], mode="lines", line=dict(color=colour, width=1),
                                          opacity=0.25, legendgroup=key, showlegend=False, hoverinfo="skip"))
             fig.add_trace(go.Scatter(x=x[cut], y=ema(y, smoothing)[cut], mode="lines", name=f"{label} · train",
-                                     line=dict(color=colour, width=2), legendgroup=key))
+                                     line=dict(color=colour, width=2, dash=dash), legendgroup=key))
     val = _val_rows(steps, epochs)
     for key in terms:
-        label, colour = TERMS[key]
+        label, colour, _ = TERMS[key]
         rows = [r for r in val if r.get(VAL_TERMS[key]) is not None]
         if rows:
             x = [r["step"] if x_axis == "step" else r["epoch"] for r in rows]

@@ -11,7 +11,6 @@ import streamlit as st
 import torch
 
 from ui.charts import KL_COLLAPSE_NATS
-from ui.images import to_uint8
 from ui.state import dataset_for, run_for
 from vae_core.data import Dataset, split_indices
 from vae_core.metrics import evaluate
@@ -63,7 +62,7 @@ def theory_numbers(run_path: str, mtime: float, source_json: str) -> dict:
     images = dataset.subset(val_idx[:N_IMAGES])
     ev = evaluate(run.model, images, iwae_k=IWAE_K, seed=0)
     return {"n": ev.n, "recon": ev.reconstruction, "kl": ev.kl, "elbo": ev.elbo, "iwae": ev.iwae,
-            "kl_per_dim": ev.kl_per_dim, "active_units": ev.active_units, "image": images.batch([0])[0],
+            "kl_per_dim": ev.kl_per_dim, "active_units": ev.active_units,
             **_one_image(run, images.batch([0]))}
 
 
@@ -128,16 +127,15 @@ def _reparam_ui(numbers: dict | None) -> None:
     with left:
         st.markdown("**The reparameterization trick.** Sampling z ~ q(z|x) directly has no gradient with respect to "
                     "μ and σ; writing the sample as a deterministic function of them and of outside noise has one:")
-        st.latex(r"z = \mu + \sigma \odot \varepsilon,\quad \varepsilon \sim \mathcal{N}(0, I) \qquad\Rightarrow\qquad "
-                 r"\nabla_{\mu,\sigma}\,\mathbb{E}_{q}[f(z)] = \mathbb{E}_{\varepsilon}\big[\nabla_{\mu,\sigma}"
-                 r"f(\mu + \sigma \odot \varepsilon)\big]")
+        st.latex(r"z = \mu + \sigma \odot \varepsilon,\qquad \varepsilon \sim \mathcal{N}(0, I)")
+        st.latex(r"\nabla_{\mu,\sigma}\,\mathbb{E}_{q(z|x)}[f(z)] = \mathbb{E}_{\varepsilon}\big[\nabla_{\mu,\sigma}"
+                 r"\,f(\mu + \sigma \odot \varepsilon)\big]")
     if right is not None:
         d = min(SHOW_DIMS, len(numbers["mu"]))
-        image, table = right.columns([1, 3])
-        image.image(to_uint8(numbers["image"], scale=max(1, 64 // numbers["image"].shape[-2])), caption="x")
-        table.dataframe(pd.DataFrame({k: numbers[k][:d] for k in ("mu", "sigma", "eps", "z")},
-                                     index=[f"z{j}" for j in range(d)]).rename(columns={
-                            "mu": "μ", "sigma": "σ", "eps": "ε", "z": "z = μ + σε"}).style.format("{:+.3f}"))
+        right.caption(f"The first validation image's first {d} latent dimensions, with one draw of ε:")
+        columns = {"mu": "μ", "sigma": "σ", "eps": "ε", "z": "μ + σε"}
+        table = pd.DataFrame({label: numbers[k][:d] for k, label in columns.items()}, index=[f"z{j}" for j in range(d)])
+        right.dataframe(table.style.format("{:+.3f}"))
 
 
 def _vanishing_ui(numbers: dict | None) -> None:
@@ -152,5 +150,6 @@ def _vanishing_ui(numbers: dict | None) -> None:
     if right is not None:
         kl = np.asarray(numbers["kl_per_dim"])
         right.metric("Active units (Cov_x E_q[z_j] > 0.01)", f"{numbers['active_units']} / {len(kl)}")
-        right.metric(f"Dimensions with KL < {KL_COLLAPSE_NATS:g} nats", f"{int((kl < KL_COLLAPSE_NATS).sum())} / {len(kl)}")
+        collapsed = int((kl < KL_COLLAPSE_NATS).sum())
+        right.metric(f"Dimensions with KL < {KL_COLLAPSE_NATS:g} nats", f"{collapsed} / {len(kl)}")
         right.caption("KL per dimension: " + ", ".join(f"z{j} {v:.2f}" for j, v in enumerate(kl)))

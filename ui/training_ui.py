@@ -59,8 +59,8 @@ def settings_form_ui(dataset: Dataset) -> tuple[ModelConfig, TrainConfig] | None
         st.selectbox("Batch size", BATCH_SIZES, key="tf_batch", **keep)
         st.number_input("Epochs", 1, 10_000, step=1, key="tf_epochs", **keep)
         st.number_input("Seed", 0, 2**31 - 1, step=1, key="tf_seed", **keep)
-        submitted = st.form_submit_button("Start training", key="train_start", type="primary", icon=":material/play_arrow:",
-                                          width="stretch")
+        submitted = st.form_submit_button("Start training", key="train_start", type="primary",
+                                          icon=":material/play_arrow:", width="stretch")
     if not submitted:
         return None
     try:
@@ -81,7 +81,7 @@ def form_configs(dataset: Dataset) -> tuple[ModelConfig, TrainConfig]:
 
 
 def start_job(dataset: Dataset, model_config: ModelConfig, train_config: TrainConfig) -> TrainingJob:
-    """Start training in the background under the server's job limit (PoolFull propagates) and keep it in the session."""
+    """Start training in the background under the server's job limit (PoolFull propagates); keep it in the session."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     name = unique_run_name(runs_root(), f"{dataset.name}-{model_config.arch}-z{model_config.latent_dim}-{stamp}")
     job = TrainingJob(dataset, model_config, train_config, run_dir=runs_root() / name)
@@ -96,7 +96,7 @@ def start_job(dataset: Dataset, model_config: ModelConfig, train_config: TrainCo
 def controls_ui(job: TrainingJob | None) -> None:
     """Pause / Resume / Stop, and the learning rate and β that apply to the running job at once."""
     state = job.state if job is not None else None
-    cols = st.columns([1, 1, 1, 2, 2], vertical_alignment="bottom")
+    cols = st.columns([1.1, 1.25, 1, 2.4, 1.6], vertical_alignment="bottom")
     cols[0].button("Pause", key="train_pause", icon=":material/pause:", disabled=state != "running",
                    on_click=lambda: job.pause(), width="stretch")
     cols[1].button("Resume", key="train_resume", icon=":material/play_arrow:", disabled=state != "paused",
@@ -191,7 +191,10 @@ def _job_history(job: TrainingJob) -> tuple[list[dict], list[dict], object, int]
 
 
 def _progress_ui(p) -> None:
-    eta = "—" if p.eta_s is None else time.strftime("%M:%S", time.gmtime(p.eta_s)) if p.eta_s < 3600 else f"{p.eta_s / 3600:.1f} h"
+    if p.eta_s is None:
+        eta = "—"
+    else:
+        eta = time.strftime("%M:%S", time.gmtime(p.eta_s)) if p.eta_s < 3600 else f"{p.eta_s / 3600:.1f} h"
     st.progress(p.fraction, text=f"**{p.state}** · epoch {p.epoch}/{p.epochs} · step {p.step}/{p.total_steps} · "
                                  f"{p.samples_per_s:,.0f} samples/s · ETA {eta}")
     if p.error:
@@ -209,7 +212,10 @@ def _curves_ui(steps: list[dict], epochs: list[dict], name: str) -> None:
     c4.download_button("History (CSV)", lambda: history_frame({"steps": steps, "epochs": epochs}).to_csv(index=False),
                        file_name=f"{name}-history.csv", mime="text/csv", key="history_csv", on_click="ignore",
                        icon=":material/download:", width="stretch", disabled=not steps)
-    st.plotly_chart(loss_figure(steps, epochs, smoothing, log_y, x_axis or "step"), key="loss_chart")
+    if steps:
+        st.plotly_chart(loss_figure(steps, epochs, smoothing, log_y, x_axis or "step"), key="loss_chart")
+    else:
+        st.info("Waiting for the first training steps…", icon=":material/hourglass_top:")
 
 
 def _kl_ui(steps: list[dict], epochs: list[dict], n_train: int) -> None:
