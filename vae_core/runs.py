@@ -6,6 +6,7 @@ known keys of the right types, tensors with exactly the names, shapes and dtype 
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import functools
@@ -17,12 +18,13 @@ import re
 import shutil
 import stat
 import tempfile
+import threading
 import time
 import zipfile
 import zlib
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from safetensors.torch import load as st_load
@@ -44,6 +46,8 @@ MAX_ZIP_BYTES = 512 * 2**20  # the upload itself, and the sum of its members' si
 MAX_ZIP_MEMBERS = 256
 ADAM_STATE = ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 DATA_PATH_KEYS = ("path", "labels_path")
+_SWAPS: set[str] = set()  # run folders this process is swapping with two renames right now
+_SWAPS_LOCK = threading.Lock()
 
 
 @dataclass
@@ -167,15 +171,28 @@ def _swap_in(staging: Path, run_dir: Path) -> None:
     if _exchange(staging, run_dir):  # readers see the old run or the new one, never no run
         shutil.rmtree(staging, ignore_errors=True)  # staging now holds the old run
         return
-    old = Path(tempfile.mkdtemp(dir=run_dir.parent, prefix=f".{run_dir.name}.old-"))
-    os.rmdir(old)
-    os.rename(run_dir, old)
-    try:
-        os.rename(staging, run_dir)  # a crash right here is repaired by recover_runs
-    except BaseException:
-        os.rename(old, run_dir)  # put the previous run back before reporting the failure
-        raise
+    with _swapping(run_dir):  # recover_runs in another thread must not "repair" this swap while it happens
+        old = Path(tempfile.mkdtemp(dir=run_dir.parent, prefix=f".{run_dir.name}.old-"))
+        os.rmdir(old)
+        os.rename(run_dir, old)
+        try:
+            os.rename(staging, run_dir)  # a crash right here is repaired by recover_runs
+        except BaseException:
+            os.rename(old, run_dir)  # put the previous run back before reporting the failure
+            raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _swapping(run_dir: Path) -> Iterator[None]:
+    key = os.path.abspath(run_dir)
+    with _SWAPS_LOCK:
+        _SWAPS.add(key)
+    try:
+        yield
+    finally:
+        with _SWAPS_LOCK:
+            _SWAPS.discard(key)
 
 
 @functools.cache
@@ -207,6 +224,9 @@ def recover_runs(root: str | Path) -> None:
         return
     for leftover in root.glob(".*.old-*"):
         target = root / leftover.name[1:].rsplit(".old-", 1)[0]
+        with _SWAPS_LOCK:
+            if os.path.abspath(target) in _SWAPS:
+                continue
         try:
             if leftover.is_symlink():
                 continue
