@@ -1,0 +1,286 @@
+"""Training throughput: the engine's TrainingJob against a bare pytorch/examples-style loop written here, both in
+the same process, interleaved; and the engine's achieved FLOP/s against this machine's fp32 matmul peak.
+
+    python -m bench.bench_train                      # defaults: 20k x 784 synthetic images, 2 epochs, 3 repeats
+    python -m bench.bench_train --repeats 5 --json bench-train.json
+
+Every method trains the pytorch/examples VAE (784-400-20 MLP, Adam 1e-3, batch 128, Bernoulli/BCE) on the same
+synthetic data split 90/10, and evaluates the held-out 10% once per epoch (as the examples' test() does and as the
+engine's epoch-end validation does). Throughput = training images / wall-clock seconds, evaluation included.
+Each run is also timed in process CPU seconds: on a machine shared with other work, --threads 1 CPU-time figures
+are the stable ones (wall clock then measures the neighbours too).
+Targets (issue 2): engine >= 0.95x the bare loop with history recording on (log_every=1); at the engine's default
+batch >= 50% of the fp32 matmul peak, counting 3 x 2 x (weights in matmuls) FLOPs per training image.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vae_core.config import ModelConfig, TrainConfig
+from vae_core.data import Dataset, split_indices
+from vae_core.training import TrainingJob, default_threads
+
+SIDE, LATENT, HIDDEN, BATCH, LR, VAL_FRACTION = 28, 20, 400, 128, 1e-3, 0.1
+
+
+# ---------------------------------------------------------------- the baseline: pytorch/examples vae/main.py
+
+class ExamplesVAE(nn.Module):
+    """pytorch/examples' VAE, verbatim in structure: fc1, fc21/fc22, fc3, fc4 with a sigmoid output."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(SIDE * SIDE, HIDDEN)
+        self.fc21 = nn.Linear(HIDDEN, LATENT)
+        self.fc22 = nn.Linear(HIDDEN, LATENT)
+        self.fc3 = nn.Linear(LATENT, HIDDEN)
+        self.fc4 = nn.Linear(HIDDEN, SIDE * SIDE)
+
+    def encode(self, x):
+        h1 = F.relu(self.fc1(x))
+        return self.fc21(h1), self.fc22(h1)
+
+    def reparameterize(self, mu, logvar):
+        std = torch.exp(0.5 * logvar)
+        eps = torch.randn_like(std)
+        return mu + eps * std
+
+    def decode(self, z):
+        h3 = F.relu(self.fc3(z))
+        return torch.sigmoid(self.fc4(h3))
+
+    def forward(self, x):
+        mu, logvar = self.encode(x.view(-1, SIDE * SIDE))
+        z = self.reparameterize(mu, logvar)
+        return self.decode(z), mu, logvar
+
+
+def examples_loss(recon_x, x, mu, logvar):
+    """Reconstruction + KL divergence losses summed over all elements and batch (see Appendix B of the VAE paper)."""
+    bce = F.binary_cross_entropy(recon_x, x.view(-1, SIDE * SIDE), reduction="sum")
+    kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+    return bce + kld
+
+
+class ArrayDataset(torch.utils.data.Dataset):
+    """A map-style dataset over a numpy array (no file), as torchvision's MNIST is to the examples."""
+
+    def __init__(self, images: np.ndarray):
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        return torch.from_numpy(self.images[i]), 0
+
+
+class Timer:
+    """Wall-clock and process-CPU seconds since construction."""
+
+    def __init__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def elapsed(self) -> tuple[float, float]:
+        return time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
+def _examples_epochs(train_batches, test_batches, epochs: int, seed: int) -> None:
+    """The examples' train() and test() loops, with per-batch loss.item() as they log it."""
+    torch.manual_seed(seed)
+    model = ExamplesVAE()
+    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
+    for _ in range(epochs):
+        model.train()
+        train_loss = 0.0
+        for data in train_batches():
+            optimizer.zero_grad()
+            recon_batch, mu, logvar = model(data)
+            loss = examples_loss(recon_batch, data, mu, logvar)
+            loss.backward()
+            train_loss += loss.item()
+            optimizer.step()
+        model.eval()
+        test_loss = 0.0
+        with torch.no_grad():
+            for data in test_batches():
+                recon_batch, mu, logvar = model(data)
+                test_loss += examples_loss(recon_batch, data, mu, logvar).item()
+
+
+def run_examples_dataloader(images: np.ndarray, train_idx, val_idx, epochs: int, seed: int) -> tuple[float, float]:
+    """The examples' loop fed by DataLoader(shuffle=True) over a map-style Dataset; (wall, CPU) seconds."""
+    loader = torch.utils.data.DataLoader(ArrayDataset(images[train_idx]), batch_size=BATCH, shuffle=True)
+    test_loader = torch.utils.data.DataLoader(ArrayDataset(images[val_idx]), batch_size=BATCH, shuffle=False)
+    timer = Timer()
+    _examples_epochs(lambda: (d for d, _ in loader), lambda: (d for d, _ in test_loader), epochs, seed)
+    return timer.elapsed()
+
+
+def run_bare_tensor(images: np.ndarray, train_idx, val_idx, epochs: int, seed: int) -> tuple[float, float]:
+    """The same loop without a DataLoader: a shuffled index into one tensor (the fastest plain PyTorch feed)."""
+    train, test = torch.from_numpy(images[train_idx]), torch.from_numpy(images[val_idx])
+    gen = torch.Generator().manual_seed(seed)
+
+    def train_batches():
+        order = torch.randperm(len(train), generator=gen)
+        return (train[order[i:i + BATCH]] for i in range(0, len(train), BATCH))
+
+    timer = Timer()
+    _examples_epochs(train_batches, lambda: (test[i:i + BATCH] for i in range(0, len(test), BATCH)), epochs, seed)
+    return timer.elapsed()
+
+
+# ---------------------------------------------------------------- the engine
+
+def engine_job(dataset: Dataset, epochs: int, batch: int, seed: int, threads: int) -> TrainingJob:
+    """A TrainingJob on the examples' model, recording history every step (log_every=1), not saving to disk."""
+    model = ModelConfig(input_shape=(1, SIDE, SIDE), latent_dim=LATENT, hidden_sizes=(HIDDEN,), arch="mlp",
+                        likelihood="bernoulli")
+    train = TrainConfig(epochs=epochs, batch_size=batch, lr=LR, seed=seed, val_fraction=VAL_FRACTION, log_every=1)
+    return TrainingJob(dataset, model, train, threads=threads)
+
+
+def run_engine(dataset: Dataset, epochs: int, seed: int, threads: int, batch: int = BATCH) -> tuple[float, float]:
+    """(wall, CPU) seconds from start() to the end of join(): every step, history row and validation included."""
+    job = engine_job(dataset, epochs, batch, seed, threads)
+    timer = Timer()
+    job.start()
+    job.join()
+    seconds = timer.elapsed()
+    if job.state != "finished":
+        raise RuntimeError(f"engine run ended {job.state}: {job.error}")
+    if len(job.history()["steps"]) != job.progress().step:
+        raise RuntimeError("history recording was not on for every step")
+    return seconds
+
+
+# ---------------------------------------------------------------- FLOPs
+
+def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> dict[str, float]:
+    """This machine's fp32 matmul rate: the best of a few n x n x n torch.mm (2 n^3 FLOPs), by wall and CPU clock."""
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(n, n, generator=gen), torch.randn(n, n, generator=gen)
+    torch.mm(a, b)  # warm-up
+    best = [float("inf"), float("inf")]
+    for _ in range(repeats):
+        timer = Timer()
+        torch.mm(a, b)
+        best = [min(old, new) for old, new in zip(best, timer.elapsed())]
+    return {"wall": 2 * n**3 / best[0] / 1e9, "cpu": 2 * n**3 / best[1] / 1e9}
+
+
+def matmul_weights() -> int:
+    """Weights that take part in matmuls (biases excluded): 784*400 + 2*400*20 + 20*400 + 400*784."""
+    d = SIDE * SIDE
+    return d * HIDDEN + 2 * HIDDEN * LATENT + LATENT * HIDDEN + HIDDEN * d
+
+
+def flops_per_training_image() -> int:
+    """Forward 2 FLOPs per weight, backward twice that: 3 x 2 x weights."""
+    return 3 * 2 * matmul_weights()
+
+
+# ---------------------------------------------------------------- the benchmark
+
+def synthetic(n: int, seed: int = 0) -> Dataset:
+    """n images of 28x28 uniform noise in [0, 1] (784 wide), held in memory as the engine's Dataset."""
+    images = np.random.default_rng(seed).random((n, 1, SIDE, SIDE), dtype=np.float32)
+    return Dataset(images, name="synthetic", source={"kind": "synthetic", "n": n})
+
+
+def measure(n: int = 20_000, epochs: int = 2, repeats: int = 3, threads: int | None = None,
+            big_batch: int = 1024) -> dict:
+    """Interleaved repeats of every method; medians, ratios and FLOP rates as a JSON-ready dict."""
+    threads = threads or default_threads()
+    torch.set_num_threads(threads)
+    dataset = synthetic(n)
+    train_idx, val_idx = split_indices(n, VAL_FRACTION, seed=0)  # the engine's own split, for equal work
+    flat = dataset.images.reshape(n, -1)
+    methods = {
+        "engine": lambda r, e: run_engine(dataset, e, r, threads),
+        "bare_tensor": lambda r, e: run_bare_tensor(flat, train_idx, val_idx, e, r),
+        "examples_dataloader": lambda r, e: run_examples_dataloader(flat, train_idx, val_idx, e, r),
+        f"engine_batch_{big_batch}": lambda r, e: run_engine(dataset, e, r, threads, batch=big_batch),
+    }
+    for run in methods.values():  # warm-up: allocator, thread pool, lazy imports
+        run(0, 1)
+    seconds: dict[str, dict[str, list[float]]] = {name: {"wall": [], "cpu": []} for name in methods}
+    names = list(methods)
+    peaks = []
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[:r % len(names)]:  # rotate the order each repeat
+            wall, cpu = methods[name](r + 1, epochs)
+            seconds[name]["wall"].append(wall)
+            seconds[name]["cpu"].append(cpu)
+        peaks.append(matmul_peak_gflops())
+    images, flops = len(train_idx) * epochs, flops_per_training_image()
+    result = {
+        "machine": {"threads": threads, "torch": torch.__version__},
+        "setup": {"n": n, "train_images": len(train_idx), "val_images": len(val_idx), "epochs": epochs,
+                  "repeats": repeats, "batch": BATCH, "big_batch": big_batch,
+                  "model": f"{SIDE * SIDE}-{HIDDEN}-{LATENT} MLP", "flops_per_training_image": flops},
+        "seconds": seconds,
+    }
+    for clock in ("wall", "cpu"):
+        rate = {name: images / statistics.median(s[clock]) for name, s in seconds.items()}
+        peak = max(p[clock] for p in peaks)
+        result[clock] = {
+            "samples_per_s": rate,
+            "ratio_engine_vs_bare_tensor": rate["engine"] / rate["bare_tensor"],
+            "ratio_engine_vs_examples_dataloader": rate["engine"] / rate["examples_dataloader"],
+            "matmul_peak_gflops": peak,
+            "engine_gflops": rate["engine"] * flops / 1e9,
+            "engine_fraction_of_peak": rate["engine"] * flops / 1e9 / peak,
+            "engine_big_batch_fraction_of_peak": rate[f"engine_batch_{big_batch}"] * flops / 1e9 / peak,
+        }
+    return result
+
+
+def report(result: dict) -> str:
+    """The figures as a few readable lines, wall clock then CPU time."""
+    m, s = result["machine"], result["setup"]
+    lines = [f"{s['model']}, batch {s['batch']}, {s['train_images']} training + {s['val_images']} validation images, "
+             f"{s['epochs']} epochs, median of {s['repeats']} interleaved repeats, {m['threads']} threads, "
+             f"torch {m['torch']}"]
+    for clock in ("wall", "cpu"):
+        r = result[clock]
+        lines.append(f"by {'wall-clock' if clock == 'wall' else 'process CPU'} time:")
+        lines += [f"  {name:<24} {rate:8.0f} images/s" for name, rate in r["samples_per_s"].items()]
+        lines += [f"  engine / bare tensor loop       {r['ratio_engine_vs_bare_tensor']:.3f}x  (target >= 0.95)",
+                  f"  engine / examples DataLoader    {r['ratio_engine_vs_examples_dataloader']:.3f}x",
+                  f"  fp32 matmul peak                {r['matmul_peak_gflops']:.1f} GFLOP/s",
+                  f"  engine at batch {s['batch']}             {r['engine_gflops']:.1f} GFLOP/s = "
+                  f"{100 * r['engine_fraction_of_peak']:.0f}% of peak (target >= 50%); at batch {s['big_batch']}: "
+                  f"{100 * r['engine_big_batch_fraction_of_peak']:.0f}%"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(prog="python -m bench.bench_train", description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, default=20_000, help="synthetic images (split 90/10 into train/validation)")
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=None, help="torch threads for every method (default: all cores)")
+    p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    args = p.parse_args(argv)
+    result = measure(args.n, args.epochs, args.repeats, args.threads)
+    print(report(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(0)
