@@ -81,6 +81,16 @@ def test_a_second_save_replaces_the_run_and_leaves_no_leftovers(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
 
 
+def test_saving_over_a_symlink_replaces_the_link_never_its_target(tmp_path):
+    target = make_run(tmp_path / "elsewhere" / "t", seed=0)
+    before = files_of(target)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "r").symlink_to(target, target_is_directory=True)
+    make_run(tmp_path / "runs" / "r", seed=1)
+    assert not (tmp_path / "runs" / "r").is_symlink() and load_run(tmp_path / "runs" / "r").config.train.seed == 1
+    assert files_of(target) == before and [p.name for p in (tmp_path / "runs").iterdir()] == ["r"]
+
+
 def test_non_finite_metrics_are_saved_as_null_not_lost(tmp_path):
     model = build_model(TINY, 0)
     save_run(tmp_path / "r", model, RunConfig(model=TINY), metrics={"val_neg_elbo": float("nan"), "val_kl": 1.5})

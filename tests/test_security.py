@@ -189,9 +189,18 @@ def test_bad_json_is_refused_quickly_with_the_file_named(run_dir, name, content,
     refused(run_dir, name, problem)
 
 
-def test_json_with_millions_of_tiny_containers_is_refused(run_dir):
-    (run_dir / "history.json").write_bytes(b"[" + b"[]," * 2_000_000 + b"[]]")  # would take GBs as Python lists
-    refused(run_dir, "history.json", "more than 2000000 JSON objects and arrays")
+@pytest.mark.parametrize("content", [b"[" + b"[]," * 2_000_000 + b"[]]",  # 2M lists: GBs as Python objects
+                                     b"[" + b"0," * 20_000_000 + b"0]"])  # 20M numbers in 40 MB
+def test_json_with_millions_of_values_is_refused_before_parsing(run_dir, content):
+    (run_dir / "history.json").write_bytes(content)
+    refused(run_dir, "history.json", "too many JSON values")
+
+
+@pytest.mark.parametrize("number", [b"1e400", b"-1e999", b"1" + b"0" * 400 + b".5", b"1" + b"0" * 400])
+@pytest.mark.parametrize("name", ["config.json", "history.json", "metrics.json", "state.json"])
+def test_numbers_too_large_for_a_float_are_refused(run_dir, name, number):
+    (run_dir / name).write_bytes(b'{"steps": [], "x": ' + number + b"}")
+    refused(run_dir, name, "too large")
 
 
 def test_brackets_inside_strings_are_not_nesting(run_dir):
@@ -222,7 +231,8 @@ def test_huge_json_is_refused_before_it_is_read(run_dir, name, limit):
     (lambda c: c["model"].update(arch="transformer"), "arch must be one of"),
     (lambda c: c["model"].update(gaussian_sigma=-1.0), "gaussian_sigma must be > 0"),
     (lambda c: c["train"].update(lr="fast"), "train.lr must be a finite number"),
-    (lambda c: c["train"].update(lr=1e400), "train.lr must be a finite number"),  # json reads 1e400 as inf
+    (lambda c: c["train"].update(lr=1e400), "too large"),  # json alone would read 1e400 as inf
+    (lambda c: c["train"].update(device="meta"), "train.device must be cpu, cuda, cuda:N or mps"),
     (lambda c: c.update(train=[1, 2]), "'train' must be a JSON object"),
     (lambda c: c.update(model=None), "'model' must be a JSON object"),
     (lambda c: c.update(dataset={"path": {"nested": 1}}), "'dataset' must be an object of plain values"),

@@ -39,7 +39,8 @@ RUN_FILES = (MODEL_FILE, OPTIMIZER_FILE, *JSON_FILES)
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".tar")
 MAX_JSON_BYTES = 64 * 2**20  # history.json: ~50k logged steps of a 32-d model take ~35 MB
 MAX_SMALL_JSON_BYTES = 2**20  # config.json, metrics.json, state.json
-MAX_JSON_CONTAINERS = 2_000_000  # objects + arrays in one file: bounds the memory json.loads can be made to use
+MAX_JSON_CONTAINERS = 1_000_000  # objects + arrays in one file ...
+MAX_JSON_ITEMS = 4_000_000  # ... and values (commas): bound json.loads' time and memory to that of a legit history
 MAX_JSON_DEPTH = 32
 MAX_TENSOR_BYTES = 2 * 2**30
 MAX_ZIP_BYTES = 512 * 2**20  # the upload itself, and the sum of its members' sizes
@@ -169,7 +170,7 @@ def _swap_in(staging: Path, run_dir: Path) -> None:
         os.rename(staging, run_dir)
         return
     if _exchange(staging, run_dir):  # readers see the old run or the new one, never no run
-        shutil.rmtree(staging, ignore_errors=True)  # staging now holds the old run
+        _remove(staging)  # staging now holds the old run
         return
     with _swapping(run_dir):  # recover_runs in another thread must not "repair" this swap while it happens
         old = Path(tempfile.mkdtemp(dir=run_dir.parent, prefix=f".{run_dir.name}.old-"))
@@ -180,7 +181,15 @@ def _swap_in(staging: Path, run_dir: Path) -> None:
         except BaseException:
             os.rename(old, run_dir)  # put the previous run back before reporting the failure
             raise
-    shutil.rmtree(old, ignore_errors=True)
+    _remove(old)
+
+
+def _remove(path: Path) -> None:
+    """Remove a folder, or just the link if it is a symlink (never what it points to)."""
+    if path.is_symlink():
+        path.unlink()
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -272,18 +281,38 @@ def _read_file(path: Path, limit: int) -> bytes:
     return data
 
 
+_OVERFLOW = re.compile(rb"[eE][+-]?0*[0-9]{3}|[0-9]{300}")  # a float literal that may round to inf (1e400)
+
+
 def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not allowed (numbers must be finite)")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]}... is too large (numbers must be finite)")
+    return value
+
+
+def _float_sized_int(text: str) -> int:
+    if len(text.lstrip("-")) > 300:
+        raise ValueError(f"{text[:20]}... is too large (numbers must fit in a float)")
+    return int(text)
+
+
 def read_json(path: Path, max_bytes: int | None = None) -> Any:
-    """Parse a run's JSON file (size-, nesting- and count-limited, no NaN) or raise ValueError naming it."""
+    """Parse a run's JSON file (size-, nesting- and count-limited, numbers finite) or raise ValueError naming it."""
     limit = max_bytes or (MAX_JSON_BYTES if path.name == "history.json" else MAX_SMALL_JSON_BYTES)
     raw = _read_file(path, limit)
-    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_CONTAINERS:
-        raise ValueError(f"{path.name}: more than {MAX_JSON_CONTAINERS} JSON objects and arrays")
+    containers = raw.count(b"[") + raw.count(b"{")
+    if containers > MAX_JSON_CONTAINERS or containers + raw.count(b",") > MAX_JSON_ITEMS:
+        raise ValueError(f"{path.name}: too many JSON values (at most {MAX_JSON_CONTAINERS:,} objects and arrays "
+                         f"and {MAX_JSON_ITEMS:,} values)")
+    slow = _OVERFLOW.search(raw) is not None  # check every number only when one may be too large
     try:
-        obj = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+        obj = json.loads(raw.decode("utf-8"), parse_constant=_no_constant,
+                         parse_float=_finite_float if slow else float, parse_int=_float_sized_int if slow else int)
     except RecursionError:  # the C parser counts its own recursion: 100k nested brackets fail fast, never crash
         raise ValueError(f"{path.name}: JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, NaN/Infinity, ints of > 4300 digits
@@ -295,14 +324,19 @@ def read_json(path: Path, max_bytes: int | None = None) -> Any:
 
 def _deeper_than(obj: Any, limit: int) -> bool:
     """Whether obj nests objects/arrays more than limit levels (iterative: no recursion on hostile input)."""
-    stack = [(obj, 1)] if isinstance(obj, (dict, list)) else []
-    while stack:
-        item, depth = stack.pop()
+    level, depth = [obj] if type(obj) in _CONTAINERS else [], 1
+    while level:
         if depth > limit:
             return True
-        children = item.values() if isinstance(item, dict) else item
-        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+        level = [c for item in level for c in (item.values() if type(item) is dict else item)
+                 if type(c) in _CONTAINERS]
+        depth += 1
     return False
+
+
+_CONTAINERS = frozenset((dict, list))  # json.loads makes exactly these types
+_NUMBERS = frozenset((int, float, type(None)))
+_SCALARS = frozenset((int, float, str, bool, type(None)))
 
 
 def _refuse_pickles(path: Path) -> None:
@@ -327,7 +361,9 @@ def _is_int(v: Any) -> bool:
 
 
 def _is_number(v: Any) -> bool:
-    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    return abs(v) < 1e300 if isinstance(v, int) else math.isfinite(v)
 
 
 def _check_field(owner: str, key: str, value: Any, default: Any) -> None:
@@ -356,6 +392,8 @@ def _config(cls: type, data: Any, owner: str) -> Any:
     for key, value in data.items():
         if key in defaults:
             _check_field(owner, key, value, defaults[key])
+    if cls is TrainConfig and "device" in data and not re.fullmatch(r"cpu|cuda(:\d{1,2})?|mps", data["device"]):
+        raise ValueError(f"config.json: train.device must be cpu, cuda, cuda:N or mps, got {data['device'][:80]!r}")
     try:
         return from_dict(cls, data)
     except ValueError as exc:
@@ -412,10 +450,10 @@ def _check_weights(weights: dict[str, torch.Tensor], expected: dict[str, torch.T
 
 
 def _plain(value: Any) -> bool:
-    """A history/metrics value: number, string, bool, null, or a flat list of numbers."""
-    if isinstance(value, list):
-        return all(v is None or _is_number(v) for v in value)
-    return value is None or isinstance(value, (str, bool)) or _is_number(value)
+    """A history/metrics value read by read_json (numbers already finite): scalar, or a flat list of numbers."""
+    if type(value) is list:
+        return all(type(v) in _NUMBERS for v in value)
+    return type(value) in _SCALARS
 
 
 def _check_history(history: Any) -> dict:
