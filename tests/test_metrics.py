@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from vae_core.config import ModelConfig, TrainConfig
-from vae_core.data import Dataset, load_digits, make_shapes
+from vae_core.data import Dataset, load_array, load_digits, make_shapes
 from vae_core.metrics import active_units, encode_dataset, evaluate, mig
 from vae_core.objective import kl_per_dim, log_likelihood
 from vae_core.training import TrainingJob, build_model
@@ -54,6 +54,15 @@ def test_encode_dataset_in_small_batches_equals_one_big_batch(digits):
     np.testing.assert_allclose(logvar_small, logvar_big, rtol=1e-5, atol=1e-6)
 
 
+def test_encode_dataset_reads_a_memory_mapped_npy_batch_by_batch(digits, tmp_path):
+    np.save(tmp_path / "digits.npy", digits.images[:, 0])
+    mapped = load_array(tmp_path / "digits.npy", mmap=True)
+    assert isinstance(mapped.images, np.memmap)
+    model = build_model(ModelConfig(input_shape=digits.shape, latent_dim=4, hidden_sizes=(32,)), seed=2)
+    np.testing.assert_allclose(encode_dataset(model, mapped, batch_size=100)[0], encode_dataset(model, digits)[0],
+                               rtol=1e-5, atol=1e-6)
+
+
 def test_active_units_counts_dimensions_whose_means_vary():
     rng = np.random.default_rng(0)
     mu = np.column_stack([rng.normal(0, 1, 500), rng.normal(0, 0.5, 500), rng.normal(3, 0.01, 500), np.zeros(500)])
@@ -82,7 +91,7 @@ def test_mig_drops_when_two_latents_share_a_factor(shapes):
 
 def test_mig_of_a_briefly_trained_shapes_model_is_in_unit_interval(shapes):
     config = ModelConfig(input_shape=shapes.shape, latent_dim=4, hidden_sizes=(64,))
-    job = TrainingJob(shapes, config, TrainConfig(epochs=1, batch_size=64, lr=2e-3, seed=0), threads=2).start()
+    job = TrainingJob(shapes, config, TrainConfig(epochs=1, batch_size=64, lr=2e-3, seed=0), threads=1).start()
     assert job.join(timeout=120) and job.state == "finished", job.error
     mu, _ = encode_dataset(job.model_snapshot(), shapes)
     assert 0.0 <= mig(mu, shapes.factors) <= 1.0

@@ -27,7 +27,7 @@ def trained() -> tuple[VAE, torch.Tensor]:
     """A digits VAE trained for a few seconds, and every digits image (1797) to average bounds over."""
     ds = load_digits()
     job = TrainingJob(ds, ModelConfig(input_shape=ds.shape, latent_dim=8, hidden_sizes=(128,)),
-                      TrainConfig(epochs=5, batch_size=64, lr=3e-3, seed=0), threads=2).start()
+                      TrainConfig(epochs=5, batch_size=64, lr=3e-3, seed=0), threads=1).start()
     assert job.join(timeout=120) and job.state == "finished", job.error
     return job.model_snapshot(), torch.from_numpy(ds.images)
 

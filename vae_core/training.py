@@ -41,9 +41,9 @@ def resolve_device(name: str = "auto") -> str:
     """'auto' picks cuda, then mps, then cpu (under torchrun each rank takes its LOCAL_RANK's GPU); a named device
     must exist here, or a ValueError says so."""
     if name == "auto":
-        if torch.cuda.is_available():
-            return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-        return "mps" if _mps_available() else "cpu"
+        if not torch.cuda.is_available():
+            return "mps" if _mps_available() else "cpu"
+        name = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"  # checked below: more ranks than GPUs is an error
     try:
         device = torch.device(name)
     except RuntimeError:
