@@ -140,6 +140,16 @@ def test_history_rows_hold_the_documented_fields(digits):
     assert epochs[-1]["val_neg_elbo"] == pytest.approx(epochs[-1]["val_recon"] + epochs[-1]["val_kl"])
 
 
+def test_a_long_history_is_thinned_evenly_to_stay_loadable(digits, tmp_path, monkeypatch):
+    monkeypatch.setattr(training, "HISTORY_VALUES", 100 * (12 + SMALL.latent_dim))  # room for 100 rows
+    job = run_job(digits, train_config=replace(QUICK, batch_size=8), run_dir=tmp_path / "run")  # 406 steps
+    steps = [r["step"] for r in job.history()["steps"]]
+    assert 50 <= len(steps) <= 100
+    gaps = set(np.diff(steps).tolist())
+    assert len(gaps) == 1 and steps[0] == gaps.pop()  # evenly spaced from the start
+    assert load_run(tmp_path / "run").history["steps"] == job.history()["steps"]
+
+
 # ---------------------------------------------------------------- numbers
 
 def test_same_seed_same_history_other_seed_differs(digits):

@@ -24,6 +24,7 @@ from .runs import Run, save_run, tensors_to_optimizer_state
 
 STATES = ("created", "running", "paused", "stopping", "finished", "stopped", "failed")
 _INIT_LOCK = threading.Lock()  # model init draws from torch's global RNG: one job at a time
+HISTORY_VALUES = 2_000_000  # numbers kept in the step history (~40 MB of JSON), well inside what runs.load_run reads
 
 
 def default_threads() -> int:
@@ -115,6 +116,8 @@ class TrainingJob:
         self._rate, self._version = 0.0, 0
         self._opt: torch.optim.Optimizer | None = None
         self._unsynced: list[tuple] = []  # recorded steps whose values are still on the device
+        # a long run keeps every stride-th logged row: the stride doubles whenever the history outgrows its budget
+        self._stride, self._max_rows = 1, max(100, HISTORY_VALUES // (12 + model_config.latent_dim))
         self._resume = resume
         self.train_idx, self.val_idx = split_indices(dataset.n, train_config.val_fraction, train_config.seed)
         self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
@@ -348,11 +351,14 @@ class TrainingJob:
             if not math.isfinite(total):
                 raise _Diverged(f"training diverged at step {step} (loss is {total}); the last good weights are kept "
                                 "— try a lower learning rate")
-            if step % self.train_config.log_every == 0:
+            if step % (self.train_config.log_every * self._stride) == 0:
                 rows.append({"step": step, "epoch": epoch, "total": total, "recon": recon, "kl": kl,
                              "beta_kl": beta * kl, "beta": beta, "lr": lr, "samples_per_s": rate, "kl_per_dim": kl_dims})
         with self._lock:
             self._steps.extend(rows)
+            while len(self._steps) > self._max_rows:  # thin evenly: every other row, from the start
+                self._stride *= 2
+                self._steps = [r for r in self._steps if r["step"] % (self.train_config.log_every * self._stride) == 0]
             self._rate = pending[-1][-1]
 
     def _end_epoch(self, epoch: int) -> None:
