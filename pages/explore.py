@@ -1,5 +1,35 @@
-"""explore page (placeholder until its issue lands)."""
+"""Explore: the active model's latent space — projection with click-to-decode, live latent sliders, traversals,
+the manifold grid, interpolation and sampling."""
 import streamlit as st
 
-st.title("Explore")
-st.info("Coming soon.")
+from ui.explore_data import explore_dataset, latents_for
+from ui.explore_latent import latent_panel_ui
+from ui.explore_projection import projection_ui
+from ui.explore_state import init_z, sync_query_params
+from ui.explore_views import views_ui
+from ui.state import active_run
+from ui.theory import theory_ui
+
+st.title("Explore the latent space")
+st.html("<style>[data-testid='stImage'] img { image-rendering: pixelated; }</style>")  # crisp if the browser scales
+run = active_run()
+if run is None:
+    st.info("No active model yet: train one on the Train page, or load one on the Runs page.")
+    st.stop()
+dataset, which = explore_dataset(run)
+if dataset is None:
+    st.info(which)
+    st.stop()
+latents = latents_for(run, dataset)
+init_z(str(run.path), run.config.model.latent_dim)
+st.caption(f"**{run.name}** ({run.config.model.arch}, {run.config.model.latent_dim}-D latent) on {which}: "
+           f"{dataset.n:,} images encoded in {latents.seconds:.2f} s.")
+
+left, right = st.columns([3, 2], gap="large")
+with left:
+    method = projection_ui(run, dataset, latents)
+with right:
+    latent_panel_ui(run, dataset, latents)
+views_ui(run, dataset, latents)
+theory_ui(run, dataset)
+sync_query_params(method)

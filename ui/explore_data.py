@@ -1,0 +1,105 @@
+"""What the Explore page computes once per model and dataset, cached on hashable keys (run path + file time, data
+source, method, parameters) so coming back to the page is instant."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+
+from ui.state import active_dataset, dataset_for, run_for, run_dataset
+from vae_core.data import Dataset
+from vae_core.latent import (DimOrder, Projection, aggregate_posterior_samples, dims_by_kl, encode, kl_per_image,
+                             posterior_samples, projection_key, reconstruction_error, slider_ranges)
+from vae_core.runs import Run
+
+AGGREGATE_SAMPLES = 5000  # draws from q(z) behind the slider ranges
+TSNE_SECONDS_PER_1K = 3.0  # rough t-SNE cost on 2 cores, for the progress message
+
+
+@dataclass
+class Latents:
+    mu: np.ndarray  # (N, D) posterior means
+    logvar: np.ndarray  # (N, D)
+    kl: np.ndarray  # (N,) KL(q(z|x) || p(z)) per image, nats
+    recon_error: np.ndarray  # (N,) -log p(x | z = mu) per image, nats
+    dims: DimOrder  # latent dimensions by mean KL, collapsed last
+    ranges: np.ndarray  # (D, 2) slider range: 1st-99th percentile of the aggregate posterior
+    seconds: float  # how long encoding took
+
+
+def run_mtime(run: Run) -> float:
+    return (run.path / "model.safetensors").stat().st_mtime
+
+
+def source_json(dataset: Dataset) -> str:
+    return json.dumps(dataset.source, sort_keys=True)
+
+
+def explore_dataset(run: Run) -> tuple[Dataset | None, str]:
+    """The images to explore: the active dataset when the model fits its shape, else the run's own training data."""
+    shape = tuple(run.config.model.input_shape)
+    try:
+        active = active_dataset()
+        if active.shape == shape:
+            return active, f"the active dataset, {active.name}"
+    except ValueError:
+        pass
+    try:
+        own = run_dataset(run)
+    except ValueError as exc:
+        return None, f"{run.name}'s training data cannot be loaded: {exc}"
+    if own.shape != shape:
+        return None, (f"{run.name} expects {shape[0]}×{shape[1]}×{shape[2]} images and its training data is gone; "
+                      "load a dataset of that shape on the Data page.")
+    return own, f"{own.name}, the data {run.name} was trained on (the active dataset has another image shape)"
+
+
+def latents_for(run: Run, dataset: Dataset) -> Latents:
+    return _latents(str(run.path), run_mtime(run), source_json(dataset))
+
+
+@st.cache_data(max_entries=8, show_spinner="Encoding the dataset…")
+def _latents(run_path: str, mtime: float, source: str) -> Latents:
+    start = time.perf_counter()
+    run, dataset = run_for(run_path), dataset_for(json.loads(source))
+    _, mu, logvar = encode(run.model, dataset)
+    return Latents(mu=mu, logvar=logvar, kl=kl_per_image(mu, logvar),
+                   recon_error=reconstruction_error(run.model, dataset, mu), dims=dims_by_kl(mu, logvar),
+                   ranges=slider_ranges(aggregate_posterior_samples(mu, logvar, AGGREGATE_SAMPLES, seed=0)),
+                   seconds=time.perf_counter() - start)
+
+
+def row_labels(dataset: Dataset) -> np.ndarray | None:
+    """Each row's class name as a string array (N,), or None without labels."""
+    if dataset.labels is None:
+        return None
+    names = dataset.class_names or [str(c) for c in range(int(dataset.labels.max()) + 1)]
+    return np.asarray(names)[dataset.labels]
+
+
+def codes_for(latents: Latents, sample: bool) -> np.ndarray:
+    """What gets projected: posterior means, or one seeded sample of q(z|x) per image."""
+    return posterior_samples(latents.mu, latents.logvar, seed=0) if sample else latents.mu
+
+
+def projection_for(run: Run, dataset: Dataset, method: str, params: dict) -> Projection:
+    """A fitted projection, cached per (model file, data, method, parameters); t-SNE shows a timed spinner."""
+    key = projection_key(str(run.path), run_mtime(run), dataset.source, method, params)
+    if method != "tsne":
+        return _projection(key)
+    n = min(dataset.n, int(params["max_points"]))
+    with st.spinner(f"Running t-SNE on {n:,} codes (about {max(1, round(n / 1000 * TSNE_SECONDS_PER_1K))} s on "
+                    "2 cores; cached afterwards)…", show_time=True):
+        return _projection(key)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _projection(key: str) -> Projection:
+    spec = json.loads(key)
+    params = dict(spec["params"])
+    latents = _latents(spec["run"], spec["mtime"], json.dumps(spec["data"], sort_keys=True))
+    codes = codes_for(latents, bool(params.pop("sample", False)))
+    return Projection(method=spec["method"], **params).fit(codes)

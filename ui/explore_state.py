@@ -1,0 +1,111 @@
+"""The Explore page's session state: the current z, widget values that survive page switches, and the URL.
+
+Streamlit forgets the widget state of a page that is not rendered, so every Explore widget keeps a plain copy under
+its name (`kept`) and is restored from it when the page comes back. The current z lives under Z with a version that
+goes up whenever Python moves it (a click on the projection, a start button), which tells the sliders and the live
+decoder to jump there; a z moved by the user's own slider does not bump it."""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+import streamlit as st
+
+Z, Z_VERSION, Z_RUN, Z_MOVED = "explore_z", "explore_z_version", "explore_z_run", "explore_z_moved"
+SELECTION = "explore_selection"  # dataset rows of the last projection selection
+MAX_URL_DIMS = 256  # longer codes stay out of the URL
+
+
+def kept(name: str, default: Any, options: Sequence | None = None) -> dict:
+    """Keyword arguments (key, on_change, args) for a widget whose value is saved under `name` and restored from it
+    after a page switch; a saved value no longer among `options` falls back to `default`."""
+    if name not in st.session_state or (options is not None and not _valid(st.session_state[name], options)):
+        st.session_state[name] = default
+    key = f"w_{name}"
+    if key not in st.session_state or (options is not None and not _valid(st.session_state[key], options)):
+        st.session_state[key] = st.session_state[name]
+    return {"key": key, "on_change": _save, "args": (name,)}
+
+
+def _valid(value: Any, options: Sequence) -> bool:
+    if isinstance(value, (list, tuple)):
+        return all(v in options for v in value)
+    return value in options
+
+
+def _save(name: str) -> None:
+    st.session_state[name] = st.session_state[f"w_{name}"]
+
+
+def put(name: str, value: Any) -> None:
+    """Set a kept widget's value from code (both its saved copy and the widget itself, before it is drawn)."""
+    st.session_state[name] = value
+    st.session_state[f"w_{name}"] = value
+
+
+# --------------------------------------------------------------------------- the current z
+
+
+def init_z(run_path: str, latent_dim: int) -> None:
+    """Start a new session at the z in the URL when it fits this model, else at zeros; reset for a new model."""
+    if st.session_state.get(Z_RUN) == run_path and len(st.session_state.get(Z) or []) == latent_dim:
+        return
+    first = Z_RUN not in st.session_state
+    st.session_state[Z_RUN] = run_path
+    from_url = parse_z(st.query_params.get("z"), latent_dim) if first else None
+    set_z(from_url if from_url is not None else np.zeros(latent_dim, np.float32))
+
+
+def current_z() -> np.ndarray:
+    return np.asarray(st.session_state[Z], dtype=np.float32)
+
+
+def z_version() -> int:
+    return int(st.session_state.get(Z_VERSION, 0))
+
+
+def set_z(z: Sequence[float], moved_by: str = "python") -> None:
+    """Store z. moved_by "python" (a click, a button) bumps the version so every control jumps to it; "slider" or
+    "browser" (the user's own control) does not, and marks the page for one refresh of the views that depend on z."""
+    st.session_state[Z] = [float(v) for v in np.asarray(z, dtype=np.float64).ravel()]
+    if moved_by == "python":
+        st.session_state[Z_VERSION] = z_version() + 1
+    else:
+        st.session_state[Z_MOVED] = True
+
+
+def take_z_moved() -> bool:
+    """Whether the user moved z since the last call (and clear the mark)."""
+    return bool(st.session_state.pop(Z_MOVED, False))
+
+
+# --------------------------------------------------------------------------- the URL
+
+
+def parse_z(text: str | None, latent_dim: int) -> np.ndarray | None:
+    """A z from its URL form "0.12,-1.3,…", or None when it is missing, malformed, non-finite or the wrong length."""
+    if not text:
+        return None
+    try:
+        values = [float(v) for v in str(text).split(",")]
+    except ValueError:
+        return None
+    if len(values) != latent_dim or not all(math.isfinite(v) for v in values):
+        return None
+    return np.asarray(values, dtype=np.float32)
+
+
+def format_z(z: Sequence[float]) -> str:
+    return ",".join(f"{float(v):.4g}" for v in z)
+
+
+def sync_query_params(method: str) -> None:
+    """Mirror the current z and projection method in the URL (only when they changed) so a view can be shared."""
+    z = current_z()
+    wanted = {"method": method}
+    if len(z) <= MAX_URL_DIMS:
+        wanted["z"] = format_z(z)
+    for name, value in wanted.items():
+        if st.query_params.get(name) != value:
+            st.query_params[name] = value
