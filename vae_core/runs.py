@@ -49,6 +49,8 @@ ADAM_STATE = ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 DATA_PATH_KEYS = ("path", "labels_path")
 _SWAPS: set[str] = set()  # run folders this process is swapping with two renames right now
 _SWAPS_LOCK = threading.Lock()
+_HANDED_OUT: set[tuple[str, str]] = set()  # (root, name) pairs unique_run_name has returned in this process
+_NAMES_LOCK = threading.Lock()
 
 
 @dataclass
@@ -574,12 +576,15 @@ def resolve_run(root: str | Path, name: str) -> Path:
 
 
 def unique_run_name(root: str | Path, base: str) -> str:
-    """base, or base-2, base-3, ... : the first name not taken in root (never longer than 64 characters)."""
-    base = sanitize_name(base)
-    name, i = base, 2
-    while os.path.lexists(Path(root) / name):
-        suffix = f"-{i}"
-        name, i = f"{base[:64 - len(suffix)].rstrip('.-_')}{suffix}", i + 1
+    """base, or base-2, base-3, ...: the first name neither taken in root nor handed out before by this process, so
+    two sessions starting a run at once never share its folder (never longer than 64 characters)."""
+    base, root_key = sanitize_name(base), os.path.abspath(root)
+    with _NAMES_LOCK:
+        name, i = base, 2
+        while os.path.lexists(Path(root) / name) or (root_key, name) in _HANDED_OUT:
+            suffix = f"-{i}"
+            name, i = f"{base[:64 - len(suffix)].rstrip('.-_')}{suffix}", i + 1
+        _HANDED_OUT.add((root_key, name))
     return name
 
 
