@@ -1,0 +1,68 @@
+"""Train in a real browser: start on digits, watch the reconstruction and KL curves grow in the plotly chart,
+pause, resume, stop; the saved run becomes the active model and is listed on Runs."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.e2e.harness import goto, key, plotly_traces, wait_until
+
+pytestmark = pytest.mark.e2e
+
+PROGRESS = '[data-testid="stProgress"]'
+CURVES = ("reconstruction · train", "KL · train")
+
+
+def progress_text(page) -> str:
+    loc = page.locator(PROGRESS)
+    return loc.first.inner_text() if loc.count() else ""
+
+
+def progress_step(page) -> int:
+    """The step the progress bar reports ("… · step 123/3900 · …"), -1 when it is not shown."""
+    match = re.search(r"step (\d+)/", progress_text(page))
+    return int(match.group(1)) if match else -1
+
+
+def curve_points(page) -> dict[str, int]:
+    """Points in each training curve of the loss chart."""
+    return {t["name"]: t["n"] for t in plotly_traces(page, key("loss_chart")) if t["name"] in CURVES}
+
+
+def start_training(page, epochs: int, **numbers) -> None:
+    """Fill the settings form (epochs and any number inputs by key) and press Start."""
+    for name, value in {"tf_epochs": epochs, **numbers}.items():
+        page.locator(f"{key(name)} input").fill(str(value))
+    page.locator(f"{key('train_start')} button").click()
+    wait_until(lambda: "running" in progress_text(page) or "finished" in progress_text(page), 60, "the job to start")
+
+
+def test_train_pause_resume_stop_and_find_the_run(app, new_runs_removed):
+    goto(app, "Train")
+    start_training(app, epochs=500)  # far more than the test waits for: it is stopped below
+
+    first = wait_until(lambda: (p := curve_points(app)) and all(p.get(c, 0) >= 2 for c in CURVES) and p,
+                       60, "reconstruction and KL curves")
+    wait_until(lambda: all(n > first[c] for c, n in curve_points(app).items()), 60,
+               f"the curves to grow past {first}")
+
+    app.locator(f"{key('train_pause')} button").click()
+    wait_until(lambda: progress_text(app).startswith("paused"), 30, "the job to pause")
+    paused_at = progress_step(app)
+    assert app.locator(f"{key('train_resume')} button").is_enabled()
+
+    app.locator(f"{key('train_resume')} button").click()
+    wait_until(lambda: progress_step(app) > paused_at, 60, f"steps past {paused_at} after resuming")
+    assert progress_text(app).startswith("running")
+
+    app.locator(f"{key('train_stop')} button").click()
+    wait_until(lambda: progress_text(app).startswith("stopped"), 60, "the job to stop")
+    run_name = wait_until(lambda: re.search(r"(digits-mlp-z8-\d{8}-\d{6})", app.locator(
+        '[data-testid="stSidebar"]').inner_text()), 30, "the stopped run to become the active model").group(1)
+    assert not app.locator(f"{key('train_stop')} button").is_enabled()
+
+    goto(app, "Runs")
+    app.locator(key("runs_pick")).click()
+    options = app.locator('[role="option"]').all_inner_texts()
+    assert any(run_name in option for option in options), options
