@@ -158,6 +158,7 @@ def save_run(run_dir: str | Path, model: VAE, config: RunConfig, history: dict |
         staging.chmod(0o755)
         for name, data in files.items():
             _write_atomic(staging / name, data)
+        _fsync_dir(staging)
         _swap_in(staging, run_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -769,7 +770,7 @@ def import_zip(data: bytes, root: str | Path, name: str | None = None, zip_name:
         raise ValueError(f"{zip_name}: not a zip archive") from None
     members, folder = _zip_members(zf, zip_name)
     base = name or _usable(folder) or _usable(Path(zip_name).stem) or "imported-run"
-    sanitize_name(base)
+    sanitize_name(base)  # an unusable name= fails before anything is unpacked
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(dir=root, prefix=".import.new-"))
