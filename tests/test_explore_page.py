@@ -94,6 +94,22 @@ def test_explore_renders_every_view_without_exception(explore, run, dims):
         at.session_state["w_explore_tab"] = tab
         at.run()
         assert not at.exception, (tab, at.exception)
+    for colour in at.selectbox(key="w_explore_colour").options:  # label, factors (shapes), error, KL
+        at.selectbox(key="w_explore_colour").set_value(colour).run()
+        assert not at.exception, (colour, at.exception)
+
+
+def test_tsne_places_z_approximately_and_says_so(explore):
+    at = explore("conv")
+    at.session_state["explore_tsne_points"] = 100  # a quick map: 100 of the 300 shapes, 250 iterations
+    at.session_state["explore_tsne_iterations"] = 250
+    at.selectbox(key="w_explore_method").set_value("tsne").run()
+    assert not at.exception
+    assert any("placed at the distance-weighted mean" in c.value and "subsample of 100" in c.value
+               for c in at.caption)
+    (chart,) = [e for e in at.main if e.type == "plotly_chart"]
+    names = [trace.get("name", "") for trace in json.loads(chart.proto.spec)["data"]]
+    assert "current z (≈, from its nearest codes)" in names and {"square", "ellipse", "triangle", "heart"} <= set(names)
 
 
 def test_moving_a_latent_slider_changes_the_decoded_image(explore):

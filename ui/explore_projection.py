@@ -135,7 +135,7 @@ def projection_figure(projection: Projection, colour: Colouring, labels: np.ndar
     traces += _overlays(projection, labels, z, selected)
     fig = go.Figure(traces)
     x_title, y_title = axis_titles(projection)
-    legend = dict(orientation="h", yanchor="bottom", y=1.01, x=0, itemsizing="constant")
+    legend = dict(orientation="h", yanchor="top", y=-0.12, x=0, itemsizing="constant")  # clear of the toolbar
     fig.update_layout(height=560, margin=dict(l=10, r=10, t=10, b=10), legend=legend,
                       uirevision=f"{projection.method}{projection.dims}",  # zoom survives z moves, not a new map
                       clickmode="event+select", xaxis_title=x_title, yaxis_title=y_title)
@@ -206,9 +206,11 @@ def _controls_ui(run: Run, dataset: Dataset, latents: Latents) -> tuple[str, dic
         params["dims"] = [int(x), int(y)]
     elif method == "tsne":
         with cols[3].popover("t-SNE settings"):
-            params["max_points"] = st.number_input("Points (subsample above)", 200, 20_000, step=500,
+            params["max_points"] = st.number_input("Points (subsample above)", 100, 20_000, step=500,
                                                    **kept("explore_tsne_points", 2000))
             params["perplexity"] = st.slider("Perplexity", 5, 100, **kept("explore_perplexity", 30))
+            params["iterations"] = st.select_slider("Iterations", [250, 500, 1000], help="more: a more settled map, "
+                                                    "slower", **kept("explore_tsne_iterations", 500, [250, 500, 1000]))
     return method, params
 
 
