@@ -238,7 +238,8 @@ def test_exported_decoder_reproduces_the_torch_decoder(likelihood, shape):
         expected = model.decode_mean(torch.as_tensor(z)).numpy()
     np.testing.assert_allclose(reference_decode(weights, z), expected, atol=1e-5)
     assert [layer["relu"] for layer in weights["layers"]] == [True, True, False]
-    assert weights["shape"] == list(shape) and weights["output"] == ("sigmoid" if likelihood == "bernoulli" else "clamp")
+    assert weights["shape"] == list(shape)
+    assert weights["output"] == ("sigmoid" if likelihood == "bernoulli" else "clamp")
 
 
 def test_export_hash_follows_the_weights_and_conv_decoders_are_refused():

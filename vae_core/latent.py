@@ -128,7 +128,7 @@ def traversal_grid(z: np.ndarray, dims: list[int], ranges: np.ndarray, steps: in
 
 
 def manifold_grid(z: np.ndarray, dims: tuple[int, int], ranges: np.ndarray, steps: int) -> np.ndarray:
-    """A steps x steps grid over two dimensions, the others held at z (Kingma & Welling 2014, fig. 4): (steps, steps, D).
+    """A steps x steps grid over two dimensions, the others held at z (Kingma & Welling 2014, fig. 4): (S, S, D).
 
     Rows run from the top (high values of dims[1]) down, columns left to right over dims[0], as in a plot."""
     i, j = dims
@@ -251,7 +251,7 @@ class Projection:
         self.codes_ = codes[self.rows_]
         perplexity = float(min(self.perplexity, max(1.0, (len(self.rows_) - 1) / 3)))
         tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto",
-                    max_iter=max(250, self.iterations), random_state=self.seed)  # 500: settled maps at half of 1000's cost
+                    max_iter=max(250, self.iterations), random_state=self.seed)  # 500: settled, at half the cost
         self.embedding_ = tsne.fit_transform(self.codes_).astype(np.float32)
 
     def transform(self, z: np.ndarray) -> np.ndarray:
@@ -279,8 +279,9 @@ class Projection:
 # --------------------------------------------------------------------------- the MLP decoder for the browser
 
 
-def _b64(array: torch.Tensor) -> str:
-    return base64.b64encode(array.detach().cpu().to(torch.float32).contiguous().numpy().astype("<f4").tobytes()).decode()
+def _b64(tensor: torch.Tensor) -> str:
+    """A tensor's values as base64 little-endian float32, row-major."""
+    return base64.b64encode(tensor.detach().cpu().to(torch.float32).numpy().astype("<f4").tobytes()).decode()
 
 
 def export_decoder_weights(model: VAE) -> dict:
