@@ -1,6 +1,7 @@
 """The VAE: an encoder to q(z|x) = N(mu, diag(exp(logvar))), the reparameterization, a decoder to p(x|z)'s parameters."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -99,6 +100,8 @@ class VAE(nn.Module):
             self.encoder, self.decoder = ConvEncoder(config), ConvDecoder(config)
         if config.likelihood == "gaussian-learned":
             self.log_sigma = nn.Parameter(torch.full((), -1.0))  # one learned observation log-std
+        elif config.likelihood == "gaussian":  # a constant that follows the model's device; not saved (the config has it)
+            self.register_buffer("fixed_log_sigma", torch.tensor(math.log(config.gaussian_sigma)), persistent=False)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.encoder(x)
@@ -125,8 +128,7 @@ class VAE(nn.Module):
         if self.config.likelihood == "gaussian-learned":
             return self.log_sigma
         if self.config.likelihood == "gaussian":
-            device = next(self.parameters()).device
-            return torch.tensor(self.config.gaussian_sigma, device=device).log()
+            return self.fixed_log_sigma
         return None
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None,
