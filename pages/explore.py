@@ -2,10 +2,10 @@
 the manifold grid, interpolation and sampling."""
 import streamlit as st
 
-from ui.explore_data import explore_dataset, latents_for
+from ui.explore_data import explore_dataset, latents_for, source_json
 from ui.explore_latent import latent_panel_ui
 from ui.explore_projection import projection_ui
-from ui.explore_state import init_z, sync_query_params
+from ui.explore_state import init_view, sync_query_params
 from ui.explore_views import views_ui
 from ui.state import active_run
 from ui.theory import theory_ui
@@ -21,7 +21,7 @@ if dataset is None:
     st.info(which)
     st.stop()
 latents = latents_for(run, dataset)
-init_z(str(run.path), run.config.model.latent_dim)
+init_view(str(run.path), source_json(dataset), run.config.model.latent_dim)
 st.caption(f"**{run.name}** ({run.config.model.arch}, {run.config.model.latent_dim}-D latent) on {which}: "
            f"{dataset.n:,} images encoded in {latents.seconds:.2f} s.")
 

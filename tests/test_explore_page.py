@@ -199,3 +199,14 @@ def test_a_shared_url_restores_z_and_method(explore):
     assert live_data(at)["z"] == [0.5, -1.25]
     wrong = explore("8d", z="1,2,3")  # another model's z is ignored
     assert list(wrong.session_state["explore_z"]) == [0.0] * 8
+
+
+def test_another_model_starts_at_zeros_with_no_selection(explore, runs):
+    at = explore("8d")
+    at.session_state["explore_selection"] = [5, 9]
+    at.run()
+    assert any("Selected: 2 images" in m.value for m in at.markdown)
+    at.session_state["active_run"] = str(runs["32d"])
+    at.run()
+    assert not at.exception
+    assert at.session_state["explore_selection"] == [] and list(at.session_state["explore_z"]) == [0.0] * 32

@@ -147,7 +147,7 @@ def _neighbours_ui(dataset: Dataset, latents: Latents) -> None:
     idx, dist = nearest_neighbours(z, latents.mu, NEIGHBOURS)
     labels = row_labels(dataset)
     label = lambda i: "" if labels is None else f" · {labels[i]}"  # noqa: E731
-    st.markdown(f"**Nearest training images to z** (distance {dist[0]:.2f}–{dist[-1]:.2f}) · "
+    st.markdown(f"**Nearest {dataset.name} images to z** (distance {dist[0]:.2f}–{dist[-1]:.2f}) · "
                 f"log p(z) = {prior_log_density(z)[0]:.1f} nats · |z| = {np.linalg.norm(z):.2f}")
     tiles = [to_uint8(im, scale_for(im.shape[-2], NEIGHBOUR_PX)) for im in dataset.batch(idx)]
     st.image(tiles, caption=[f"#{i}{label(i)}" for i in idx], width=tiles[0].shape[1],

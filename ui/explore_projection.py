@@ -217,8 +217,8 @@ def _controls_ui(run: Run, dataset: Dataset, latents: Latents) -> tuple[str, dic
 def _notes(projection: Projection, dataset: Dataset, params: dict) -> str:
     shown = len(shown_rows(projection))
     what = "one sample of q(z|x)" if params.get("sample") else "the posterior mean"
-    notes = [f"{shown:,} of {dataset.n:,} images, each at {what}. Click a point to move the sliders to its posterior mean; "
-             "box or lasso (toolbar) to select many."]
+    notes = [f"{shown:,} of {dataset.n:,} images, each at {what}. Click a point to move the sliders to its "
+             "posterior mean; box or lasso (toolbar) to select many."]
     if projection.method == "tsne" and len(projection.rows_) < dataset.n:
         notes.append(f"t-SNE ran on a random subsample of {len(projection.rows_):,} codes.")
     if not projection.exact:

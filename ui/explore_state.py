@@ -12,7 +12,8 @@ from typing import Any, Sequence
 import numpy as np
 import streamlit as st
 
-Z, Z_VERSION, Z_RUN, Z_MOVED = "explore_z", "explore_z_version", "explore_z_run", "explore_z_moved"
+Z, Z_VERSION, Z_MOVED = "explore_z", "explore_z_version", "explore_z_moved"
+VIEW = "explore_view"  # (run path, dataset source) the z and the selection belong to
 SELECTION = "explore_selection"  # dataset rows of the last projection selection
 MAX_URL_DIMS = 256  # longer codes stay out of the URL
 
@@ -47,12 +48,18 @@ def put(name: str, value: Any) -> None:
 # --------------------------------------------------------------------------- the current z
 
 
-def init_z(run_path: str, latent_dim: int) -> None:
-    """Start a new session at the z in the URL when it fits this model, else at zeros; reset for a new model."""
-    if st.session_state.get(Z_RUN) == run_path and len(st.session_state.get(Z) or []) == latent_dim:
+def init_view(run_path: str, data_key: str, latent_dim: int) -> None:
+    """Start a new session at the z in the URL when it fits this model, else at zeros; another model starts again
+    at zeros, and another model or dataset clears the selection."""
+    view = [run_path, data_key]
+    if st.session_state.get(VIEW) == view and len(st.session_state.get(Z) or []) == latent_dim:
         return
-    first = Z_RUN not in st.session_state
-    st.session_state[Z_RUN] = run_path
+    first = VIEW not in st.session_state
+    same_model = (st.session_state.get(VIEW) or [None])[0] == run_path
+    st.session_state[VIEW] = view
+    st.session_state[SELECTION] = []
+    if same_model and len(st.session_state.get(Z) or []) == latent_dim:
+        return
     from_url = parse_z(st.query_params.get("z"), latent_dim) if first else None
     set_z(from_url if from_url is not None else np.zeros(latent_dim, np.float32))
 
