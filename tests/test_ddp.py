@@ -2,10 +2,12 @@
 process with the same global batch, and write exactly one run folder."""
 from __future__ import annotations
 
+import math
 import os
 import socket
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +21,10 @@ from vae_core.training import TrainingJob
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ModelConfig(input_shape=(1, 8, 8), latent_dim=4, hidden_sizes=(32,))
-# 1617 training digits = 12 full global batches of 128 + one of 81, split 41 / 40 between the ranks
 TRAIN = TrainConfig(epochs=2, batch_size=128, lr=2e-3, seed=0, device="cpu")
+N_TRAIN = 1617  # digits' training split at val_fraction 0.1
 # Tolerance: the ranks' gradients are summed by an all-reduce in another order than one process sums them, so
-# float32 results differ by rounding (~1e-7 per step); over 26 steps that stays far below 1e-4 relative.
+# float32 results differ by rounding (~1e-7 per step); over these few dozen steps that stays far below 1e-4.
 RTOL = 1e-4
 
 
@@ -32,10 +34,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def torchrun(out: Path, nproc: int = 2) -> subprocess.CompletedProcess:
+def torchrun(out: Path, train: TrainConfig, nproc: int = 2) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--master_addr=127.0.0.1",
-           f"--master_port={free_port()}", "-m", "vae_core.train", "--data", "digits", "--epochs", str(TRAIN.epochs),
-           "--batch-size", str(TRAIN.batch_size), "--lr", str(TRAIN.lr), "--seed", str(TRAIN.seed),
+           f"--master_port={free_port()}", "-m", "vae_core.train", "--data", "digits", "--epochs", str(train.epochs),
+           "--batch-size", str(train.batch_size), "--lr", str(train.lr), "--seed", str(train.seed),
            "--latent-dim", str(MODEL.latent_dim), "--hidden", "32", "--device", "cpu", "--out", str(out), "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=110)
@@ -43,19 +45,24 @@ def torchrun(out: Path, nproc: int = 2) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 @pytest.mark.timeout(150)
-def test_two_gloo_processes_match_one_process_and_write_one_run(tmp_path):
+@pytest.mark.parametrize("batch", [
+    128,  # 12 full global batches + one of 81 rows, split 41 / 40 between the ranks
+    1616,  # one full batch + one of a single row: rank 1 has none and joins the all-reduce with weight 0
+])
+def test_two_gloo_processes_match_one_process_and_write_one_run(tmp_path, batch):
+    train = replace(TRAIN, batch_size=batch)
     runs = tmp_path / "runs"
-    done = torchrun(runs / "ddp")
+    done = torchrun(runs / "ddp", train)
     assert done.returncode == 0, done.stderr[-3000:]
     assert sorted(p.name for p in runs.iterdir()) == ["ddp"]  # rank 0 alone saved, no staging leftovers
     ddp = load_run(runs / "ddp", with_optimizer=True)  # the same run format the app opens
     assert ddp.metrics["world_size"] == 2 and ddp.metrics["device"] == "cpu"
 
-    single = TrainingJob(load_digits(), MODEL, TRAIN, threads=1).start()
+    single = TrainingJob(load_digits(), MODEL, train, threads=1).start()
     assert single.join(timeout=120) and single.state == "finished", single.error
     ref = single.history()
 
-    assert ddp.state["step"] == single.progress().step == 26
+    assert ddp.state["step"] == single.progress().step == math.ceil(N_TRAIN / batch) * train.epochs
     assert [r["step"] for r in ddp.history["steps"]] == [r["step"] for r in ref["steps"]]
     np.testing.assert_allclose([r["total"] for r in ddp.history["steps"]], [r["total"] for r in ref["steps"]],
                                rtol=RTOL)  # step losses are reduced over the ranks to the global-batch mean
@@ -75,6 +82,7 @@ def test_ranks_split_a_global_batch_and_its_noise_exactly(batch):
     job.world, rows, shares = 2, {}, []
     for job.rank in (0, 1):
         local, eps, share = job._shard(batch, torch.Generator().manual_seed(1))
+        assert len(local) == len(eps) >= 1  # every rank runs at least one row
         shares.append(share)
         if share:
             rows.update({int(r): e for r, e in zip(local, eps)})

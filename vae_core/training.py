@@ -296,10 +296,10 @@ class TrainingJob:
         eps = torch.randn((len(batch), self.model_config.latent_dim), generator=gen, device=self.device)  # (B, D)
         if self.world == 1:
             return batch, eps, 1.0
-        rows, eps = batch[self.rank::self.world], eps[self.rank::self.world]
+        rows = batch[self.rank::self.world]
         if len(rows) == 0:
             return batch[:1], eps[:1], 0.0
-        return rows, eps, len(rows) / len(batch)
+        return rows, eps[self.rank::self.world], len(rows) / len(batch)
 
     def _device_images(self):
         """A function rows -> float32 tensor on the device; in-memory data is moved once and indexed directly,
