@@ -1,0 +1,83 @@
+"""Projections of a trained model's latent codes: PCA and t-SNE on 2k and 10k images, the first time (encoding
+included) and cached (what coming back to the Explore page costs), through the Explore page's own cached functions.
+
+    python -m bench.bench_projection runs/shapes-10k      # a run trained on generated shapes (size 32, seed 0)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+from vae_core.latent import Projection, encode
+from vae_core.runs import load_run
+
+CASES = [  # (method, params, dataset size)
+    ("pca", {}, 2000), ("pca", {}, 10_000),
+    ("tsne", {"max_points": 2000, "perplexity": 30}, 2000),
+    ("tsne", {"max_points": 2000, "perplexity": 30}, 10_000),  # the page's default: t-SNE on a 2k subsample
+    ("tsne", {"max_points": 5000, "perplexity": 30}, 10_000),
+]
+
+
+def _quiet_streamlit() -> None:
+    """Outside `streamlit run` the caches warn about the missing runtime on every call; they work regardless."""
+    for name in ("streamlit", "streamlit.runtime.caching.cache_data_api", "streamlit.runtime.scriptrunner_utils"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def seconds(fn) -> tuple[float, object]:
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def engine_pca(run_path: Path, n: int) -> dict:
+    """The bare engine: encode n shapes and fit PCA on the means (no Streamlit, no caching)."""
+    from vae_core.data import make_shapes
+
+    run = load_run(run_path)
+    dataset = make_shapes(n=n, size=run.config.model.input_shape[-1])
+    enc_s, (_, mu, _) = seconds(lambda: encode(run.model, dataset))
+    fit_s, _ = seconds(lambda: Projection("pca").fit(mu))
+    return {"encode_s": enc_s, "pca_s": fit_s, "total_s": enc_s + fit_s}
+
+
+def app_projection(run_path: Path, method: str, params: dict, n: int) -> dict:
+    """The Explore page's path: latents (encode, KL, reconstruction error, slider ranges) then the projection,
+    first and again (cache hits)."""
+    _quiet_streamlit()
+    from ui.explore_data import _latents, _projection, source_json
+    from ui.state import dataset_for
+    from vae_core.latent import projection_key
+
+    run = load_run(run_path)
+    source = {"kind": "shapes", "n": n, "size": run.config.model.input_shape[-1], "seed": 0}
+    dataset = dataset_for(source)  # loading data is not part of the projection
+    mtime = (run_path / "model.safetensors").stat().st_mtime
+    key = projection_key(str(run_path), mtime, dataset.source, method, {"sample": False, **params})
+    first_latents, _ = seconds(lambda: _latents(str(run_path), mtime, source_json(dataset)))
+    first_projection, _ = seconds(lambda: _projection(key))
+    cached, _ = seconds(lambda: (_latents(str(run_path), mtime, source_json(dataset)), _projection(key)))
+    return {"method": method, "params": params, "n": n, "first_latents_s": first_latents,
+            "first_projection_s": first_projection, "first_s": first_latents + first_projection, "cached_s": cached}
+
+
+def measure(run_path: str | Path) -> dict:
+    run_path = Path(run_path).resolve()
+    return {"run": str(run_path), "engine_pca_10k": engine_pca(run_path, 10_000),
+            "cases": [app_projection(run_path, m, p, n) for m, p, n in CASES]}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(prog="python -m bench.bench_projection", description=__doc__.splitlines()[0])
+    p.add_argument("run", help="a run folder trained on generated shapes")
+    result = measure(p.parse_args(argv).run)
+    print(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()

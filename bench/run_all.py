@@ -1,0 +1,162 @@
+"""Every benchmark in one run: prints a table (each figure beside its same-run anchor, its target, the ratio and
+whether it is met) and writes bench/results/latest.json (and latest.md, the table in Markdown).
+
+    python -m bench                                   # everything, about 10 minutes on 2 cores
+    python -m bench --data train-images-idx3-ubyte.gz --target-elbo 110   # time to quality on your file
+    python -m bench --quick                           # a smoke run with small sizes (figures not meaningful)
+    python -m bench --only browser,projection
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+from bench.report import Figure, markdown_table, median, p95, table
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PARTS = ("train", "quality", "browser", "projection")
+
+
+def train_figures(quick: bool) -> tuple[list[Figure], dict]:
+    from bench.bench_train import measure
+
+    raw = measure(n=4000, epochs=1, repeats=1) if quick else measure(n=20_000, epochs=2, repeats=3)
+    w, s = raw["wall"], raw["setup"]
+    rates = w["samples_per_s"]
+    note = (f"{s['model']}, batch {s['batch']}, {s['train_images']} images x {s['epochs']} epochs, median of "
+            f"{s['repeats']}; by process CPU time the ratio is {raw['cpu']['ratio_engine_vs_bare_tensor']:.2f}x")
+    return [
+        Figure("training", "engine vs bare loop", rates["engine"], "img/s", rates["bare_tensor"], "bare loop", 0.95,
+               "higher", note),
+        Figure("training", "engine vs examples DataLoader", rates["engine"], "img/s", rates["examples_dataloader"],
+               "DataLoader loop"),
+        Figure("training", "fraction of fp32 matmul peak", w["engine_gflops"], "GFLOP/s", w["matmul_peak_gflops"],
+               "matmul peak", 0.5, "higher",
+               f"at batch {s['big_batch']}: {100 * w['engine_big_batch_fraction_of_peak']:.0f}% of peak"),
+    ], raw
+
+
+def quality_figures(data: str, target_elbo: float | None, quick: bool) -> tuple[list[Figure], dict]:
+    from bench.bench_quality import measure
+
+    raw = measure("digits" if quick and data == "shapes" else data, target_elbo, budget_s=10 if quick else 60)
+    t = raw["time_to_level"]
+    given = "given" if raw["level_given"] else "the level both reach within the budget"
+    note = (f"{raw['data']} ({raw['n']:,} images); validation −ELBO ≤ {raw['level']:.2f} nats ({given}); best "
+            f"within {raw['budget_s']:.0f} s: app {raw['best']['app default']:.2f}, examples "
+            f"{raw['best']['pytorch/examples']:.2f}")
+    return [Figure("time to quality", "app default recipe vs pytorch/examples", t["app default"], "s",
+                   t["pytorch/examples"], "examples recipe", note=note)], raw
+
+
+def browser_figures(work: Path, quick: bool) -> tuple[list[Figure], dict]:
+    from bench.bench_browser import measure
+
+    raw = measure(work, n_changes=4 if quick else 24, cold_repeats=1 if quick else 3)
+    if "skipped" in raw:
+        return [Figure("browser", "skipped", None, "", note=raw["skipped"])], raw
+    idle, busy, cold = raw["latency_idle_ms"], raw["latency_training_ms"], raw["cold_start_s"]
+    n = len(idle["explore"])
+    live_d, live_s = raw["live_decoder_digits"], raw["live_decoder_shapes"]
+    return [
+        Figure("slider → image", "idle, median", median(idle["explore"]), "ms", median(idle["bare"]),
+               "bare Streamlit page", 1.2, note=f"{n} changes each, interleaved; Explore with server decoding"),
+        Figure("slider → image", "idle, p95", p95(idle["explore"]), "ms", p95(idle["bare"]), "bare Streamlit page"),
+        Figure("slider → image", "while training, median", median(busy["explore"]), "ms", median(busy["bare"]),
+               "bare Streamlit page", 1.5, note=f"another session trains digits meanwhile ({raw['training_progress']})"),
+        Figure("slider → image", "while training, p95", p95(busy["explore"]), "ms", p95(busy["bare"]),
+               "bare Streamlit page"),
+        Figure("live decoder", "digits 8×8, median per frame", live_d["median_ms"], "ms", target=16.0,
+               note=f"decode + draw, the component's rAF timing; p95 {live_d['p95_ms']:.2f} ms over "
+                    f"{live_d['frames']} frames"),
+        Figure("live decoder", "shapes 32×32, median per frame", live_s["median_ms"], "ms", target=16.0,
+               note=f"p95 {live_s['p95_ms']:.2f} ms over {live_s['frames']} frames"),
+        Figure("cold start", "to an interactive first page", median(cold["app"]), "s", median(cold["bare_torch"]),
+               "bare page importing torch", 1.5, note=f"median of {len(cold['app'])} alternating starts"),
+        Figure("memory", "server peak RSS after training on 10k images", raw["server_peak_rss_mb"], "MB",
+               target=1024.0, note=f"10k shapes 32×32, default recipe, then Explore; "
+                                   f"{raw['peak_rss_after_training_mb']:.0f} MB right after training"),
+    ], raw
+
+
+def projection_figures(run: str) -> tuple[list[Figure], dict]:
+    from bench.bench_projection import measure
+
+    raw = measure(run)
+    cases = {(c["method"], c["n"], c["params"].get("max_points")): c for c in raw["cases"]}
+    engine = raw["engine_pca_10k"]
+    figures = [Figure("projection", "PCA 10k, encoding included (engine)", 1000 * engine["total_s"], "ms", target=50.0,
+                      note=f"encode {1000 * engine['encode_s']:.0f} ms + PCA {1000 * engine['pca_s']:.1f} ms, "
+                           "32×32 shapes through the MLP encoder")]
+    labels = {("pca", 2000, None): "PCA 2k", ("pca", 10_000, None): "PCA 10k",
+              ("tsne", 2000, 2000): "t-SNE 2k", ("tsne", 10_000, 2000): "t-SNE 10k (page default: 2k subsample)",
+              ("tsne", 10_000, 5000): "t-SNE 5k (of 10k)"}
+    for k, label in labels.items():
+        c = cases[k]
+        first = c["first_s"] if c["method"] == "pca" else c["first_projection_s"]
+        what = "encode + KL + errors + ranges + fit" if c["method"] == "pca" else "fit (codes already encoded)"
+        figures.append(Figure("projection", f"{label}, first (page)", first, "s",
+                              target=20.0 if k == ("tsne", 10_000, 5000) else None, note=what))
+        figures.append(Figure("projection", f"{label}, cached (page)", 1000 * c["cached_s"], "ms"))
+    return figures, raw
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    p.add_argument("--data", default="shapes", help="time to quality on: shapes (default), digits, or a file path")
+    p.add_argument("--target-elbo", type=float, default=None, help="validation −ELBO level for time to quality")
+    p.add_argument("--only", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
+    p.add_argument("--quick", action="store_true", help="small sizes: checks the benchmark runs, figures meaningless")
+    p.add_argument("--out", default=str(RESULTS / "latest.json"))
+    args = p.parse_args(argv)
+    parts = [x.strip() for x in args.only.split(",") if x.strip()]
+    started = time.time()
+    work = Path(tempfile.mkdtemp(prefix="vae-bench-"))
+    figures: list[Figure] = []
+    raw: dict = {}
+    for part in parts:
+        part_start = time.perf_counter()
+        if part == "train":
+            got, raw["train"] = train_figures(args.quick)
+        elif part == "quality":
+            got, raw["quality"] = quality_figures(args.data, args.target_elbo, args.quick)
+        elif part == "browser":
+            got, raw["browser"] = browser_figures(work, args.quick)
+        elif part == "projection":
+            run = raw.get("browser", {}).get("shapes_run") or _shapes_run(work)
+            got, raw["projection"] = projection_figures(run)
+        else:
+            raise SystemExit(f"unknown part {part!r}; choose from {PARTS}")
+        raw.setdefault("seconds", {})[part] = time.perf_counter() - part_start
+        figures += got
+        print(f"[{part}: {raw['seconds'][part]:.0f} s]", flush=True)
+    result = {"started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
+              "seconds": time.time() - started, "quick": args.quick,
+              "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+              "figures": [f.as_dict() for f in figures], "raw": raw}
+    print()
+    print(table(figures))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=float))
+    out.with_suffix(".md").write_text(markdown_table(figures) + "\n")
+    print(f"\nwrote {out} and {out.with_suffix('.md')} ({result['seconds'] / 60:.1f} min)")
+    return result
+
+
+def _shapes_run(work: Path) -> str:
+    """A model trained on 10k shapes by the engine's CLI, for --only projection without the browser part."""
+    from vae_core.train import main as train_main
+
+    out = work / "runs" / "shapes-10k"
+    train_main(["--data", "shapes", "--shapes-n", "10000", "--epochs", "3", "--out", str(out), "--quiet"])
+    return str(out)
+
+
+if __name__ == "__main__":
+    main()
