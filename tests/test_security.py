@@ -21,7 +21,7 @@ from safetensors.torch import save as st_save
 
 from tests.test_runs import files_of, make_run
 from vae_core import evaluate as evaluate_cli
-from vae_core import runs
+from vae_core import run_zip, runs
 from vae_core import train as train_cli
 from vae_core.runs import (MAX_JSON_DEPTH, MODEL_FILE, OPTIMIZER_FILE, delete_run, export_zip, import_zip, list_runs,
                            load_run, read_json, rename_run, resolve_run)
@@ -496,7 +496,7 @@ def _patch_sizes(data: bytes, member: str, size: int) -> bytes:
 def test_zip_bombs_and_lying_headers_are_refused(tmp_path, run_dir, monkeypatch):
     good = run_members(run_dir)
     honest = zip_of({**good, "r/history.json": b" " * 3_000_000})  # inflates ~1000x
-    monkeypatch.setattr(runs, "MAX_ZIP_BYTES", 2_000_000)
+    monkeypatch.setattr(run_zip, "MAX_ZIP_BYTES", 2_000_000)
     with pytest.raises(ValueError, match="unpacks to more than 2000000 bytes"):
         import_zip(honest, tmp_path / "runs")
     monkeypatch.undo()
@@ -506,7 +506,7 @@ def test_zip_bombs_and_lying_headers_are_refused(tmp_path, run_dir, monkeypatch)
     claims_huge = _patch_sizes(zip_of(good), "r/history.json", 2**31)
     with pytest.raises(ValueError, match="unpacks to more than"):
         import_zip(claims_huge, tmp_path / "runs")
-    monkeypatch.setattr(runs, "MAX_ZIP_BYTES", 1000)
+    monkeypatch.setattr(run_zip, "MAX_ZIP_BYTES", 1000)
     with pytest.raises(ValueError, match="larger than the 1000-byte limit"):
         import_zip(zip_of(good), tmp_path / "runs")
     assert [p.name for p in (tmp_path / "runs").iterdir()] == ["r"]  # only the fixture's run: nothing unpacked

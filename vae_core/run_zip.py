@@ -1,0 +1,147 @@
+"""A run as a zip archive: export a run folder, import an uploaded zip (every member checked before anything lands)."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import stat
+import tempfile
+import zipfile
+import zlib
+from pathlib import Path, PurePosixPath
+
+from .config import RunConfig
+from .run_checks import (MAX_JSON_BYTES, MAX_TENSOR_BYTES, MODEL_FILE, RUN_FILES, read_file, read_json,
+                         refuse_pickles, sanitize_name)
+
+MAX_ZIP_BYTES = 512 * 2**20  # the upload itself, and the sum of its members' sizes
+MAX_ZIP_MEMBERS = 256
+DATA_PATH_KEYS = ("path", "labels_path")
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, EOFError, OSError,
+               zlib.error, ValueError)
+
+
+def export_zip(run_dir: str | Path) -> bytes:
+    """The run's safetensors + JSON files as a zip archive (in memory)."""
+    run_dir = Path(run_dir)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name in RUN_FILES:
+            if os.path.lexists(run_dir / name):
+                limit = MAX_TENSOR_BYTES if name.endswith(".safetensors") else MAX_JSON_BYTES
+                zf.writestr(f"{run_dir.name}/{name}", read_file(run_dir / name, limit))
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- reading an uploaded zip
+
+
+def _member_path(info: zipfile.ZipInfo, zip_name: str) -> PurePosixPath | None:
+    """A member's path, None for entries to ignore (folders, macOS metadata); refuses unsafe entries."""
+    name = info.filename.replace("\\", "/")
+    path = PurePosixPath(name)
+    if name.startswith("/") or ".." in path.parts or re.match(r"[A-Za-z]:", name) or "\0" in name:
+        raise ValueError(f"{zip_name}: member {info.filename!r} has an unsafe path (absolute, '..' or a drive)")
+    if stat.S_ISLNK(info.external_attr >> 16):
+        raise ValueError(f"{zip_name}: member {info.filename!r} is a symbolic link")
+    if info.is_dir() or "__MACOSX" in path.parts or path.name.startswith("."):
+        return None
+    if info.flag_bits & 0x1:
+        raise ValueError(f"{zip_name}: member {info.filename!r} is encrypted")
+    refuse_pickles(Path(f"{zip_name}:{path.name}"))
+    if path.name not in RUN_FILES:
+        raise ValueError(f"{zip_name}: unexpected file {info.filename!r} (a run holds only {', '.join(RUN_FILES)})")
+    return path
+
+
+def _zip_members(zf: zipfile.ZipFile, zip_name: str) -> tuple[dict[str, zipfile.ZipInfo], str]:
+    """The run files of an archive by name, and the folder they are in ('' at the top)."""
+    infos = zf.infolist()
+    if len(infos) > MAX_ZIP_MEMBERS:
+        raise ValueError(f"{zip_name}: {len(infos)} entries; a run zip holds at most {len(RUN_FILES)} files")
+    members, folders = {}, set()
+    for info in infos:
+        path = _member_path(info, zip_name)
+        if path is None:
+            continue
+        if path.name in members:
+            raise ValueError(f"{zip_name}: {path.name} appears twice")
+        members[path.name] = info
+        folders.add(str(path.parent))
+    if len(folders) > 1:
+        raise ValueError(f"{zip_name}: run files are spread over several folders ({sorted(folders)[:3]})")
+    if MODEL_FILE not in members or "config.json" not in members:
+        raise ValueError(f"{zip_name}: a run zip needs {MODEL_FILE} and config.json")
+    if sum(i.file_size for i in members.values()) > MAX_ZIP_BYTES:
+        raise ValueError(f"{zip_name}: unpacks to more than {MAX_ZIP_BYTES} bytes")
+    return members, PurePosixPath(folders.pop()).name
+
+
+def _member_bytes(zf: zipfile.ZipFile, info: zipfile.ZipInfo, zip_name: str) -> bytes:
+    """A member's bytes, reading at most one byte past its declared size (a lying header is caught, not obeyed)."""
+    try:
+        with zf.open(info) as src:
+            data = src.read(info.file_size + 1)
+    except _ZIP_ERRORS as exc:
+        raise ValueError(f"{zip_name}:{info.filename}: cannot be unpacked ({exc})") from None
+    if len(data) != info.file_size:
+        raise ValueError(f"{zip_name}:{info.filename}: size differs from the archive's header")
+    return data
+
+
+# --------------------------------------------------------------------------- importing
+
+
+def _confined_config(run_dir: Path, config: RunConfig, root: Path) -> dict | None:
+    """config.json without data paths outside root (an upload must not make the server read files); None if none."""
+    dataset = config.dataset
+    paths = [dataset[k] for k in DATA_PATH_KEYS if isinstance(dataset.get(k), str)]
+    if dataset.get("kind") != "path" and not paths:
+        return None
+    inside = all(Path(p).is_absolute() and Path(p).resolve().is_relative_to(root.resolve()) for p in paths)
+    if inside and paths:
+        return None
+    raw = read_json(run_dir / "config.json")
+    raw["dataset"] = {k: v for k, v in dataset.items() if k not in DATA_PATH_KEYS} | {
+        "kind": "imported-path", "original_path": dataset.get("path")}  # load_source refuses this kind: never read
+    return raw
+
+
+def _usable(name: str) -> str | None:
+    try:
+        return sanitize_name(name)
+    except ValueError:
+        return None
+
+
+def import_zip(data: bytes, root: str | Path, name: str | None = None, zip_name: str = "upload.zip") -> Path:
+    """Unpack a run zip into root after validating every member and loading it in a scratch folder."""
+    from .runs import _move_in, _write_atomic, load_run  # here, not on top: runs re-exports this module's names
+    if len(data) > MAX_ZIP_BYTES:
+        raise ValueError(f"{zip_name}: {len(data)} bytes is larger than the {MAX_ZIP_BYTES}-byte limit")
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except _ZIP_ERRORS:
+        raise ValueError(f"{zip_name}: not a zip archive") from None
+    members, folder = _zip_members(zf, zip_name)
+    base = name or _usable(folder) or _usable(Path(zip_name).stem) or "imported-run"
+    sanitize_name(base)  # an unusable name= fails before anything is unpacked
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=root, prefix=".import.new-"))
+    try:
+        for member, info in members.items():
+            (scratch / member).write_bytes(_member_bytes(zf, info, zip_name))
+        try:
+            run = load_run(scratch, with_optimizer=True)
+        except ValueError as exc:
+            raise ValueError(f"{zip_name}: {exc}") from None
+        confined = _confined_config(scratch, run.config, root)
+        if confined is not None:
+            _write_atomic(scratch / "config.json", json.dumps(confined, allow_nan=False).encode())
+        return _move_in(scratch, root, base)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
