@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from vae_core.config import ModelConfig, RunConfig, TrainConfig
@@ -16,7 +15,7 @@ from vae_core.model import VAE
 from vae_core.runs import export_zip, save_run
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = {"pages/data.py": "Data", "pages/train.py": "Train", "pages/runs.py": "Runs", "pages/explore.py": "Explore"}
+PAGES = {"app_pages/data.py": "Data", "app_pages/train.py": "Train", "app_pages/runs.py": "Runs", "app_pages/explore.py": "Explore"}
 
 
 @pytest.fixture
@@ -24,16 +23,6 @@ def app(monkeypatch, tmp_path):
     """A factory of AppTests on app.py with an empty runs folder; stops any job they started."""
     monkeypatch.setenv("VAE_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("VAE_THREADS", "1")  # the test machine's cores are shared
-    # AppTest resets PagesManager.uses_pages_directory before every run and a pages/ folder turns it on, which
-    # would run a switched-to page on its own, without app.py's frame; the real server leaves it off once
-    # st.navigation has run, so do the same here.
-    original = PagesManager.__init__
-
-    def navigation_only(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", navigation_only)
     tests: list[AppTest] = []
 
     def make(page: str | None = None) -> AppTest:
@@ -84,7 +73,7 @@ def test_every_page_loads(app, page):
 
 
 def test_data_page_shows_the_dataset(app):
-    at = app("pages/data.py")
+    at = app("app_pages/data.py")
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Images"] == "1,797" and metrics["Shape (C×H×W)"] == "1×8×8" and metrics["Classes"] == "10"
     assert set(at.image[0].captions) <= set("0123456789") and len(at.image[0].captions) == 32  # samples, labelled
@@ -92,7 +81,7 @@ def test_data_page_shows_the_dataset(app):
 
 
 def test_train_pause_resume_live_lr_and_beta_stop_then_runs(app):
-    at = app("pages/train.py")
+    at = app("app_pages/train.py")
     job = start_training(at, tf_epochs=2000)
     assert job.state == "running" and at.session_state["live_lr"] == TrainConfig.lr
     wait_for(lambda: job.history()["epochs"], what="the first epoch")
@@ -121,7 +110,7 @@ def test_train_pause_resume_live_lr_and_beta_stop_then_runs(app):
     assert at.session_state["active_run"] == str(job.run_dir)  # the stopped run is the active model
     assert job.run_dir.name in texts(at.sidebar.caption)
 
-    at.switch_page("pages/runs.py").run()
+    at.switch_page("app_pages/runs.py").run()
     assert not at.exception
     assert job.run_dir.name in at.dataframe[0].value["run"].tolist()
     at.session_state["active_run"] = None
@@ -131,7 +120,7 @@ def test_train_pause_resume_live_lr_and_beta_stop_then_runs(app):
 
 
 def test_kl_vanishing_warning_and_one_click_remedy(app):
-    at = app("pages/train.py")
+    at = app("app_pages/train.py")
     job = start_training(at, tf_epochs=2, tf_beta=4.0)
     assert job.join(timeout=60) and job.state == "finished"
     at.run()
@@ -143,7 +132,7 @@ def test_kl_vanishing_warning_and_one_click_remedy(app):
 
 
 def test_bad_upload_shows_the_error_and_keeps_the_dataset(app):
-    at = app("pages/data.py")
+    at = app("app_pages/data.py")
     at.segmented_control(key="data_kind").set_value("upload").run()
     at.file_uploader(key="data_upload").set_value(("broken.npy", b"\x93NUMPY garbage", "application/octet-stream"))
     at.run()
@@ -157,7 +146,7 @@ def test_good_upload_becomes_the_active_dataset(app, tmp_path):
     buf = io.BytesIO()
     images = np.random.default_rng(0).integers(0, 256, (40, 12, 12), dtype=np.uint8)
     np.savez(buf, x=images, y=np.arange(40) % 4)
-    at = app("pages/data.py")
+    at = app("app_pages/data.py")
     at.segmented_control(key="data_kind").set_value("upload").run()
     at.file_uploader(key="data_upload").set_value(("my data.npz", buf.getvalue(), "application/octet-stream")).run()
     assert not at.exception and not at.error, texts(at.error)
@@ -170,7 +159,7 @@ def test_runs_upload_rename_delete(app, tmp_path):
     model_config = ModelConfig(latent_dim=2, hidden_sizes=(8,))
     source = save_run(tmp_path / "made" / "tiny", VAE(model_config), RunConfig(model_config, TrainConfig(),
                       {"kind": "digits", "name": "digits"}), metrics={"epochs_done": 0})
-    at = app("pages/runs.py")
+    at = app("app_pages/runs.py")
     upload = at.file_uploader(key="runs_upload")
     upload.set_value(("bad.zip", b"not a zip", "application/zip")).run()
     assert "bad.zip" in texts(at.error) and not at.exception
@@ -201,7 +190,7 @@ def test_a_full_job_pool_refuses_with_a_clear_message(app):
     try:
         for i, job in enumerate(others):
             pool.start(f"another-session-{i}", job)
-        at = app("pages/train.py")
+        at = app("app_pages/train.py")
         at.button(key="train_start").click().run()
         assert not at.exception and "limit" in texts(at.error)
         assert "job" not in at.session_state  # nothing started, nothing half-registered
@@ -217,7 +206,7 @@ def test_theory_shows_each_formula_with_the_active_models_numbers(app):
 
     if not (BUNDLED_RUN / "model.safetensors").exists():
         pytest.skip("no bundled run to explain")
-    at = app("pages/train.py")
+    at = app("app_pages/train.py")
     assert at.session_state["active_run"] == str(BUNDLED_RUN)
     assert len(at.latex) >= 5 and not at.exception  # ELBO, L_k, closed-form KL, reparameterization, free bits
     metrics = {m.label: float(m.value) for m in at.metric if m.label in ("ELBO", "E_q[log p(x|z)]", "KL(q(z|x) ‖ p(z))")}

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from ui.explore_projection import selected_rows, selection_target
@@ -18,7 +17,7 @@ from vae_core.runs import save_run
 from vae_core.training import build_model
 
 ROOT = Path(__file__).resolve().parent.parent
-EXPLORE = "pages/explore.py"
+EXPLORE = "app_pages/explore.py"
 
 
 def make_run(root: Path, name: str, dataset: dict, **model) -> Path:
@@ -45,13 +44,6 @@ def explore(monkeypatch, runs):
     """Open Explore in a fresh AppTest with the given run active (and optional URL query parameters)."""
     monkeypatch.setenv("VAE_RUNS_DIR", str(next(iter(runs.values())).parent))
     monkeypatch.setenv("VAE_THREADS", "1")
-    original = PagesManager.__init__
-
-    def navigation_only(self, *args, **kwargs):  # as in test_app_pages: switched-to pages run inside app.py
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", navigation_only)
 
     def open_(run: str, **query) -> AppTest:
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
@@ -182,7 +174,7 @@ def test_page_state_survives_a_page_switch(explore):
     at.selectbox(key="w_explore_colour").set_value("KL").run()
     at.button(key="explore_start_prior").click().run()
     z = list(at.session_state["explore_z"])
-    at.switch_page("pages/data.py").run()
+    at.switch_page("app_pages/data.py").run()
     at.switch_page(EXPLORE).run()
     assert not at.exception
     assert at.selectbox(key="w_explore_method").value == "identity"
