@@ -397,7 +397,7 @@ class TrainingJob:
         try:
             save_run(self.run_dir, model, config, history, metrics, optimizer=self._opt,
                      state={"step": self._step, "epoch": len(epochs), "finished": finished})
-        except OSError as exc:
+        except Exception as exc:  # disk full, permissions, a bad value: reported, the previous save stays intact
             with self._lock:
                 self._warnings.append(f"could not save the run to {self.run_dir}: {exc}")
 
