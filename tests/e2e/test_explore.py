@@ -50,7 +50,8 @@ def selected_images(page) -> int:
 
 
 def nearest_heading(page) -> str:
-    return page.locator('[data-testid="stMarkdownContainer"]', has_text="Nearest training images").first.inner_text()
+    """The line above the nearest images, which states z's norm and prior log-density."""
+    return page.locator('[data-testid="stMarkdownContainer"]', has_text=re.compile(r"\|z\| = ")).first.inner_text()
 
 
 def frames(page) -> int:
