@@ -8,7 +8,9 @@ Every method trains the pytorch/examples VAE (784-400-20 MLP, Adam 1e-3, batch 1
 synthetic data split 90/10, and evaluates the held-out 10% once per epoch (as the examples' test() does and as the
 engine's epoch-end validation does). Throughput = training images / wall-clock seconds, evaluation included.
 Each run is also timed in process CPU seconds: on a machine shared with other work, --threads 1 CPU-time figures
-are the stable ones (wall clock then measures the neighbours too).
+are the stable ones (wall clock then measures the neighbours too). With 2+ threads on a busy small VM, libgomp's
+spin-waiting can make every parallel region wait for a scheduler tick (10-30x slower steps, at random);
+OMP_WAIT_POLICY=PASSIVE avoids that. The load average and these variables are recorded with the figures.
 Targets (issue 2): engine >= 0.95x the bare loop with history recording on (log_every=1); at the engine's default
 batch >= 50% of the fp32 matmul peak, counting 3 x 2 x (weights in matmuls) FLOPs per training image.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -204,6 +207,7 @@ def measure(n: int = 20_000, epochs: int = 2, repeats: int = 3, threads: int | N
     """Interleaved repeats of every method; medians, ratios and FLOP rates as a JSON-ready dict."""
     threads = threads or default_threads()
     torch.set_num_threads(threads)
+    load_before = os.getloadavg()
     dataset = synthetic(n)
     train_idx, val_idx = split_indices(n, VAL_FRACTION, seed=0)  # the engine's own split, for equal work
     flat = dataset.images.reshape(n, -1)
@@ -225,8 +229,10 @@ def measure(n: int = 20_000, epochs: int = 2, repeats: int = 3, threads: int | N
             seconds[name]["cpu"].append(cpu)
         peaks.append(matmul_peak_gflops())
     images, flops = len(train_idx) * epochs, flops_per_training_image()
+    env = {k: os.environ[k] for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS") if k in os.environ}
     result = {
-        "machine": {"threads": threads, "torch": torch.__version__},
+        "machine": {"threads": threads, "torch": torch.__version__, "cpus": os.cpu_count(), "env": env,
+                    "load_average_before": load_before, "load_average_after": os.getloadavg()},
         "setup": {"n": n, "train_images": len(train_idx), "val_images": len(val_idx), "epochs": epochs,
                   "repeats": repeats, "batch": BATCH, "big_batch": big_batch,
                   "model": f"{SIDE * SIDE}-{HIDDEN}-{LATENT} MLP", "flops_per_training_image": flops},
@@ -252,7 +258,9 @@ def report(result: dict) -> str:
     m, s = result["machine"], result["setup"]
     lines = [f"{s['model']}, batch {s['batch']}, {s['train_images']} training + {s['val_images']} validation images, "
              f"{s['epochs']} epochs, median of {s['repeats']} interleaved repeats, {m['threads']} threads, "
-             f"torch {m['torch']}"]
+             f"torch {m['torch']}",
+             f"{m['cpus']} CPUs, load average {m['load_average_before'][0]:.1f} before / "
+             f"{m['load_average_after'][0]:.1f} after, {m['env'] or 'no OMP variables set'}"]
     for clock in ("wall", "cpu"):
         r = result[clock]
         lines.append(f"by {'wall-clock' if clock == 'wall' else 'process CPU'} time:")
