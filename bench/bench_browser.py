@@ -92,16 +92,24 @@ class SliderTarget:
     def __init__(self, page, slider: str, caption: str):
         self.page, self.slider, self.caption, self.presses = page, slider, caption, 0
 
-    def change(self) -> float:
-        """Press End / Home on the slider (alternately, so the value always changes): ms until the new image loaded."""
+    def change(self) -> float | None:
+        """Press End / Home on the slider (alternately, so the value always changes): ms until the new image loaded
+        (None if none came within 30 s)."""
         old = self.page.evaluate(_SRC_JS, self.caption)
         self.page.evaluate(_ARM_JS, [self.caption, old])
         thumb = self.page.locator(self.slider).first
+        before = thumb.input_value()
         thumb.focus()
         thumb.press("End" if self.presses % 2 == 0 else "Home")
         self.presses += 1
-        ms = self.page.evaluate("window.__benchPending")
-        wait_idle(self.page, 60, quiet_ms=200)  # the page's follow-up reruns finish before the next change
+        if thumb.input_value() == before:  # already at that end (a press lost to a rerun): go the other way
+            thumb.press("End" if self.presses % 2 == 0 else "Home")
+            self.presses += 1
+        try:
+            ms = self.page.evaluate("window.__benchPending")
+        except Exception:  # noqa: BLE001 - playwright re-raises the page's rejection as a generic Error
+            ms = None
+        wait_idle(self.page, 60, quiet_ms=600)  # the page's follow-up reruns finish before the next change
         return ms
 
 
@@ -116,8 +124,8 @@ def bare_target(page) -> SliderTarget:
     return SliderTarget(page, f'{key("z")} input[type="range"]', "bare image")
 
 
-def interleaved(targets: dict[str, SliderTarget], n: int) -> dict[str, list[float]]:
-    """n changes on each target, alternating between them so both see the same machine."""
+def interleaved(targets: dict[str, SliderTarget], n: int) -> dict[str, list[float | None]]:
+    """n changes on each target, alternating between them so both see the same machine (None: no image came)."""
     for target in targets.values():
         target.change()  # warm-up: first media fetch, first fragment run
     samples: dict[str, list[float]] = {name: [] for name in targets}

@@ -25,7 +25,7 @@ PARTS = ("train", "quality", "browser", "projection")
 def train_figures(quick: bool) -> tuple[list[Figure], dict]:
     from bench.bench_train import measure
 
-    raw = measure(n=4000, epochs=1, repeats=1) if quick else measure(n=20_000, epochs=2, repeats=3)
+    raw = measure(n=4000, epochs=1, repeats=1) if quick else measure(n=10_000, epochs=2, repeats=3)
     w, s = raw["wall"], raw["setup"]
     rates = w["samples_per_s"]
     note = (f"{s['model']}, batch {s['batch']}, {s['train_images']} images x {s['epochs']} epochs, median of "
@@ -60,12 +60,17 @@ def browser_figures(work: Path, quick: bool) -> tuple[list[Figure], dict]:
     raw = measure(work, n_changes=4 if quick else 24, cold_repeats=1 if quick else 3)
     if "skipped" in raw:
         return [Figure("browser", "skipped", None, "", note=raw["skipped"])], raw
-    idle, busy, cold = raw["latency_idle_ms"], raw["latency_training_ms"], raw["cold_start_s"]
-    n = len(idle["explore"])
+    idle, busy, cold = (_received(raw["latency_idle_ms"]), _received(raw["latency_training_ms"]),
+                        raw["cold_start_s"])
+    n = len(raw["latency_idle_ms"]["explore"])
+    lost = {name: sum(v is None for v in raw[key][page]) for name, key in (("idle", "latency_idle_ms"),
+            ("training", "latency_training_ms")) for page in ("explore", "bare") if None in raw[key][page]}
+    lost_note = f"; changes with no new image within 30 s: {lost}" if lost else ""
     live_d, live_s = raw["live_decoder_digits"], raw["live_decoder_shapes"]
     return [
         Figure("slider → image", "idle, median", median(idle["explore"]), "ms", median(idle["bare"]),
-               "bare Streamlit page", 1.2, note=f"{n} changes each, interleaved; Explore with server decoding"),
+               "bare Streamlit page", 1.2,
+               note=f"{n} changes each, interleaved; Explore with server decoding{lost_note}"),
         Figure("slider → image", "idle, p95", p95(idle["explore"]), "ms", p95(idle["bare"]), "bare Streamlit page"),
         Figure("slider → image", "while training, median", median(busy["explore"]), "ms", median(busy["bare"]),
                "bare Streamlit page", 1.5, note=f"another session trains digits meanwhile ({raw['training_progress']})"),
@@ -82,6 +87,11 @@ def browser_figures(work: Path, quick: bool) -> tuple[list[Figure], dict]:
                target=1024.0, note=f"10k shapes 32×32, default recipe, then Explore; "
                                    f"{raw['peak_rss_after_training_mb']:.0f} MB right after training"),
     ], raw
+
+
+def _received(samples: dict[str, list]) -> dict[str, list[float]]:
+    """The latencies of the changes whose image arrived."""
+    return {page: [v for v in values if v is not None] for page, values in samples.items()}
 
 
 def projection_figures(run: str) -> tuple[list[Figure], dict]:
