@@ -25,7 +25,7 @@ PARTS = ("train", "quality", "browser", "projection")
 def train_figures(quick: bool) -> tuple[list[Figure], dict]:
     from bench.bench_train import measure
 
-    raw = measure(n=4000, epochs=1, repeats=1) if quick else measure(n=10_000, epochs=2, repeats=3)
+    raw = measure(n=4000, epochs=1, repeats=1) if quick else measure(n=20_000, epochs=2, repeats=3)
     w, s = raw["wall"], raw["setup"]
     rates = w["samples_per_s"]
     note = (f"{s['model']}, batch {s['batch']}, {s['train_images']} images x {s['epochs']} epochs, median of "
