@@ -3,7 +3,6 @@ pauses, resumes, takes a new lr and β mid-run, stops into an active run listed 
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 from vae_core.config import ModelConfig, RunConfig, TrainConfig
 from vae_core.model import VAE
 from vae_core.runs import export_zip, save_run
+from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = {"app_pages/data.py": "Data", "app_pages/train.py": "Train", "app_pages/runs.py": "Runs", "app_pages/explore.py": "Explore"}
@@ -39,16 +39,6 @@ def app(monkeypatch, tmp_path):
             job.stop()
             job.join(timeout=30)
 
-
-def wait_for(condition, timeout: float = 30.0, what: str = "condition"):
-    """Poll condition() until it returns something truthy, or fail after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def texts(elements) -> str:
@@ -84,14 +74,14 @@ def test_train_pause_resume_live_lr_and_beta_stop_then_runs(app):
     at = app("app_pages/train.py")
     job = start_training(at, tf_epochs=2000)
     assert job.state == "running" and at.session_state["live_lr"] == TrainConfig.lr
-    wait_for(lambda: job.history()["epochs"], what="the first epoch")
+    wait_until(lambda: job.history()["epochs"], what="the first epoch")
     at.run()
     assert not at.exception and len(at.get("plotly_chart")) >= 2  # loss curves and KL bars are drawn
     assert "running" in " ".join(p.text for p in at.progress)
 
     at.select_slider(key="live_lr").set_value(5e-4).run()
     at.number_input(key="live_beta").set_value(0.5).run()
-    changed = wait_for(lambda: [r for r in job.history()["steps"] if r["lr"] == 5e-4 and r["beta"] == 0.5],
+    changed = wait_until(lambda: [r for r in job.history()["steps"] if r["lr"] == 5e-4 and r["beta"] == 0.5],
                        what="step rows with the new lr and β")
     before = [r for r in job.history()["steps"] if r["step"] < changed[0]["step"]]
     assert before and before[0]["lr"] == TrainConfig.lr and before[0]["beta"] == 1.0  # it really changed mid-run
@@ -103,7 +93,7 @@ def test_train_pause_resume_live_lr_and_beta_stop_then_runs(app):
     assert job.progress().step - step <= 1 and "paused" in " ".join(p.text for p in at.progress)
     at.button(key="train_resume").click().run()
     assert job.state == "running"
-    wait_for(lambda: job.progress().step > step + 5, what="training to go on after resume")
+    wait_until(lambda: job.progress().step > step + 5, what="training to go on after resume")
 
     at.button(key="train_stop").click().run()
     assert job.state == "stopped" and not at.exception

@@ -6,15 +6,11 @@ import pytest
 import torch
 
 from vae_core.config import ModelConfig, TrainConfig
-from vae_core.data import Dataset, load_array, load_digits, make_shapes
+from vae_core.data import Dataset, load_array, make_shapes
 from vae_core.metrics import active_units, encode_dataset, evaluate, mig
 from vae_core.objective import kl_per_dim, log_likelihood
 from vae_core.training import TrainingJob, build_model
 
-
-@pytest.fixture(scope="module")
-def digits() -> Dataset:
-    return load_digits()
 
 
 @pytest.fixture(scope="module")

@@ -11,28 +11,17 @@ import torch
 
 from vae_core import training
 from vae_core.config import ModelConfig, TrainConfig
-from vae_core.data import Dataset, load_array, load_digits
+from vae_core.data import Dataset, load_array
 from vae_core.metrics import evaluate
 from vae_core.runs import load_run
 from vae_core.training import TrainingJob, resolve_device
+from tests.helpers import wait_until
 
 SMALL = ModelConfig(input_shape=(1, 8, 8), latent_dim=4, hidden_sizes=(32,))
 QUICK = TrainConfig(epochs=2, batch_size=64, lr=3e-3, seed=0)
 LONG = TrainConfig(epochs=10_000, batch_size=16, lr=1e-3, seed=0)  # never finishes by itself: tests stop it
 
 
-@pytest.fixture(scope="module")
-def digits() -> Dataset:
-    return load_digits()
-
-
-def wait_until(condition, what: str, timeout: float = 30.0) -> None:
-    """Poll condition every 20 ms until it holds; fail with `what` after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        threading.Event().wait(0.02)
 
 
 def settled_step(job: TrainingJob, window: float = 0.3, timeout: float = 30.0) -> int:

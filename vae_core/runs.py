@@ -11,7 +11,6 @@ import functools
 import json
 import math
 import os
-import re
 import shutil
 import tempfile
 import threading
