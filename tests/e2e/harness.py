@@ -5,7 +5,6 @@ Shared by tests/e2e (the end-to-end tests) and bench/ (the browser benchmarks), 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -206,13 +205,6 @@ def plotly_traces(page, selector: str, timeout_s: float = 30.0) -> list[dict]:
 def exception_texts(page) -> list[str]:
     """The text of every Streamlit exception box on the page."""
     return page.locator('[data-testid="stException"]').all_inner_texts()
-
-
-def copy_bundled_run(runs_dir: Path) -> Path:
-    """Copy the shipped digits run into a runs folder (so it can be renamed, deleted, re-imported there)."""
-    dest = runs_dir / "digits-default"
-    shutil.copytree(ROOT / "assets" / "runs" / "digits-default", dest)
-    return dest
 
 
 def screenshot(page, path: Path, max_height: int = 4000, idle: bool = True) -> Path:
