@@ -5,7 +5,7 @@ import threading
 import time
 
 
-def wait_until(condition, what: str = "condition", timeout: float = 60.0):
+def wait_until(condition, what: str = "condition", timeout: float = 120.0):
     """Poll condition() every 20 ms until it returns something truthy (and return that); fail after timeout s."""
     deadline = time.monotonic() + timeout
     while True:

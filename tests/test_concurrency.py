@@ -14,18 +14,20 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from tests.helpers import wait_until
 from tests.test_runs import TINY, make_run, same_weights
 from vae_core.config import TrainConfig
-
 from vae_core.jobs import JobPool, PoolFull
 from vae_core.runs import export_zip, import_zip, list_runs, load_run, rename_run, unique_run_name
 from vae_core.training import TrainingJob
-from tests.helpers import wait_until
+
 
 def training_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "vae-training" and t.is_alive()]
 
+
 # ----------------------------------------------------------------------------- the job pool
+
 
 def test_the_pool_limit_holds_and_each_owner_keeps_its_own_job(tmp_path, digits):
     pool = JobPool(max_jobs=2)
@@ -60,11 +62,13 @@ def test_the_pool_limit_holds_and_each_owner_keeps_its_own_job(tmp_path, digits)
     assert all(jobs[o].state == "stopped" for o in running) and all(jobs[o].state == "created" for o in refused)
     assert all(load_run(tmp_path / o).state["finished"] is False for o in running)  # stopped runs stay on disk
 
+
 def load_run_or_none(path):
     try:
         return load_run(path)
     except ValueError:
         return None
+
 
 def test_reap_waits_for_the_grace_period_and_spares_live_sessions(digits):
     pool = JobPool(max_jobs=2)
@@ -79,7 +83,9 @@ def test_reap_waits_for_the_grace_period_and_spares_live_sessions(digits):
         pool.reap(lambda owner: False, grace_s=0)
     wait_until(lambda: not training_threads(), timeout=60, what="training threads to end")
 
+
 # ----------------------------------------------------------------------------- the runs folder under concurrency
+
 
 def test_readers_never_see_a_missing_or_broken_run_while_it_is_saved_again_and_again(tmp_path):
     path = make_run(tmp_path / "r", seed=0)
@@ -106,6 +112,7 @@ def test_readers_never_see_a_missing_or_broken_run_while_it_is_saved_again_and_a
     assert errors == [] and len(loads) > 10
     assert load_run(path).config.train.seed == 39
 
+
 def test_concurrent_imports_of_one_zip_get_distinct_names(tmp_path):
     data = export_zip(make_run(tmp_path / "src" / "shared"))
     root = tmp_path / "runs"
@@ -113,6 +120,7 @@ def test_concurrent_imports_of_one_zip_get_distinct_names(tmp_path):
         paths = list(ex.map(lambda _: import_zip(data, root), range(6)))
     assert sorted(p.name for p in paths) == ["shared", *(f"shared-{i}" for i in range(2, 7))]
     assert all(load_run(p) for p in paths) and len(list_runs(root)) == 6
+
 
 def test_concurrent_renames_to_one_name_have_exactly_one_winner(tmp_path):
     for i in range(6):
@@ -134,6 +142,7 @@ def test_concurrent_renames_to_one_name_have_exactly_one_winner(tmp_path):
     assert load_run(tmp_path / "winner").config.train.seed == won[0]
     assert sorted(r.name for r in list_runs(tmp_path)) == sorted(["winner", *(f"r{i}" for i in range(6) if i != won[0])])
 
+
 def test_sessions_starting_runs_at_the_same_moment_never_share_a_folder(tmp_path):
     """The Train page names a run before its folder exists (first autosave): the names must still differ."""
     barrier = threading.Barrier(8)
@@ -146,11 +155,13 @@ def test_sessions_starting_runs_at_the_same_moment_never_share_a_folder(tmp_path
         names = list(ex.map(name, range(8)))
     assert len(set(names)) == 8 and "digits-mlp-z8-20260101-120000" in names
 
+
 # ----------------------------------------------------------------------------- four browser sessions on one server
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 SESSIONS, MAX_JOBS = 4, 2
 RUN = threading.Lock()  # AppTest swaps process globals (Runtime._instance, config) during a run: one run at a time
+
 
 def rss_mb() -> float:
     """This process's resident memory (VmRSS), in MB."""
@@ -159,9 +170,11 @@ def rss_mb() -> float:
             return int(line.split()[1]) / 1024
     return 0.0
 
+
 def per_session_id() -> str:
     """A distinct id per AppTest (they all share one ScriptRunContext.session_id, unlike real browser sessions)."""
     return st.session_state.setdefault("test_session_id", uuid.uuid4().hex)
+
 
 @pytest.fixture
 def server(monkeypatch, tmp_path):
@@ -180,6 +193,7 @@ def server(monkeypatch, tmp_path):
     wait_until(lambda: not training_threads(), timeout=60, what="leftover jobs to stop")
     ui.state.job_pool.clear()
 
+
 def open_train_page(seed: int, epochs: int) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120)
     with RUN:
@@ -191,14 +205,17 @@ def open_train_page(seed: int, epochs: int) -> AppTest:
         at.number_input(key="tf_seed").set_value(seed)  # every other setting is the default, the same for all
     return at
 
+
 def click(at: AppTest, key: str) -> None:
     with RUN:
         at.button(key=key).click().run()
+
 
 def validation_curve(at: AppTest) -> list[float]:
     """The -ELBO validation points of the Train page's loss chart, as the browser would receive them."""
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     return next(t["y"] for t in spec["data"] if t.get("name") == "−ELBO · validation")
+
 
 def session(i: int, pool, start_together: threading.Barrier, first_round_done: threading.Barrier) -> dict:
     """One user: open Train, press Start with everyone else; if refused, retry once a slot frees up; then look at
@@ -230,6 +247,7 @@ def session(i: int, pool, start_together: threading.Barrier, first_round_done: t
         explore_view = {"caption": at.caption[0].value, "active_run": at.session_state["active_run"],
                         "exceptions": list(at.exception)}
     return {"i": i, "at": at, "job": job, "first": first, "train": train_view, "explore": explore_view}
+
 
 @pytest.mark.slow
 def test_four_sessions_train_and_explore_apart_under_the_job_limit(server):

@@ -18,7 +18,6 @@ from tests.helpers import wait_until
 from tests.test_runs import TINY, files_of, make_run, same_weights
 from vae_core import runs
 from vae_core.config import TrainConfig
-
 from vae_core.metrics import evaluate
 from vae_core.runs import MODEL_FILE, list_runs, load_run, recover_runs
 from vae_core.training import TrainingJob, build_model
@@ -26,13 +25,17 @@ from vae_core.training import TrainingJob, build_model
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "VAE_THREADS": "1"}
 
+
 def hidden_leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
 
 def disk_full(*args, **kwargs):
     raise OSError(errno.ENOSPC, "No space left on device")
 
+
 # ----------------------------------------------------------------------------- divergence
+
 
 def test_divergence_stops_the_job_with_a_message_and_keeps_the_last_good_weights(tmp_path, digits):
     job = TrainingJob(digits, TINY, TrainConfig(epochs=500, batch_size=256, seed=0), run_dir=tmp_path / "r",
@@ -49,6 +52,7 @@ def test_divergence_stops_the_job_with_a_message_and_keeps_the_last_good_weights
     assert not same_weights(run.model, build_model(TINY, 0))  # trained weights, not the initial ones
     assert math.isfinite(evaluate(run.model, digits.subset(job.val_idx), seed=0).elbo)
 
+
 def test_divergence_on_the_first_steps_still_leaves_a_loadable_run(tmp_path, digits):
     job = TrainingJob(digits, TINY, TrainConfig(epochs=5, batch_size=256, lr=1e8), run_dir=tmp_path / "r",
                       threads=1).start()
@@ -57,7 +61,9 @@ def test_divergence_on_the_first_steps_still_leaves_a_loadable_run(tmp_path, dig
     run = load_run(tmp_path / "r", with_optimizer=True)
     assert run.state["epoch"] == 0 and run.optimizer_tensors is None  # poisoned Adam moments are never saved
 
+
 # ----------------------------------------------------------------------------- SIGKILL
+
 
 @pytest.mark.slow
 def test_a_training_process_killed_with_sigkill_leaves_a_loadable_resumable_run(tmp_path):
@@ -88,11 +94,13 @@ def test_a_training_process_killed_with_sigkill_leaves_a_loadable_resumable_run(
     assert resumed.history["steps"][len(killed.history["steps"])]["step"] == steps + 1
     assert [e["epoch"] for e in resumed.history["epochs"]] == list(range(1, n + 2))
 
+
 def _epochs_on_disk(run_dir: Path) -> int:
     try:
         return int(json.loads((run_dir / "metrics.json").read_text()).get("epochs_done", 0))
     except (OSError, ValueError):
         return 0
+
 
 SAVE_LOOP = """
 import sys, torch
@@ -109,6 +117,7 @@ while True:
     save_run(sys.argv[1], model, RunConfig(model=TINY), history, {"epochs_done": i}, state={"step": i, "epoch": i})
     print(i, flush=True)
 """
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("swap", ["exchange", "two-renames"])
@@ -134,7 +143,9 @@ def test_killing_a_process_in_the_middle_of_saves_never_loses_the_run(tmp_path, 
         assert not [n for n in hidden_leftovers(tmp_path) if ".old-" in n]  # staging (.new-) may stay an hour
     assert all(s >= 1 for s in saved)
 
+
 # ----------------------------------------------------------------------------- failed saves
+
 
 @pytest.mark.parametrize("fail", ["fsync", "replace", "mkdtemp", "exchange"])
 def test_a_failed_save_raises_and_never_corrupts_the_previous_run(tmp_path, monkeypatch, fail):
@@ -149,11 +160,13 @@ def test_a_failed_save_raises_and_never_corrupts_the_previous_run(tmp_path, monk
     assert files_of(path) == before and hidden_leftovers(tmp_path) == []
     assert load_run(path, with_optimizer=True).config.train.seed == 0
 
+
 def test_saving_under_a_file_raises_a_clear_oserror(tmp_path):
     (tmp_path / "a-file").write_text("not a folder")
     with pytest.raises(OSError):
         make_run(tmp_path / "a-file" / "r")
     assert (tmp_path / "a-file").read_text() == "not a folder"
+
 
 def test_a_job_whose_saves_fail_reports_it_and_keeps_the_previous_run(tmp_path, monkeypatch, digits):
     path = make_run(tmp_path / "r", seed=0, optimizer=True)
@@ -171,10 +184,13 @@ def test_a_job_whose_saves_fail_reports_it_and_keeps_the_previous_run(tmp_path, 
     assert files_of(path) == before and hidden_leftovers(tmp_path) == []
     assert same_weights(load_run(path).model, reference.model)
 
+
 # ----------------------------------------------------------------------------- a crash inside save_run
+
 
 class Crash(BaseException):
     """The process dying: nothing after it runs (not even save_run's own rollback)."""
+
 
 def _rename_failing_from(monkeypatch, call: int, exc: BaseException) -> None:
     real, calls = os.rename, []
@@ -188,6 +204,7 @@ def _rename_failing_from(monkeypatch, call: int, exc: BaseException) -> None:
     monkeypatch.setattr(runs, "_exchange", lambda a, b: False)  # a platform without renameat2: two renames
     monkeypatch.setattr(runs.os, "rename", rename)
 
+
 def test_a_crash_between_the_two_renames_is_repaired_by_list_runs(tmp_path, monkeypatch):
     path = make_run(tmp_path / "r", seed=0)
     before = files_of(path)
@@ -198,6 +215,7 @@ def test_a_crash_between_the_two_renames_is_repaired_by_list_runs(tmp_path, monk
     assert not path.exists() and [n for n in hidden_leftovers(tmp_path) if ".old-" in n]
     assert [r.name for r in list_runs(tmp_path)] == ["r"]
     assert files_of(path) == before and hidden_leftovers(tmp_path) == []
+
 
 def test_a_failed_second_rename_puts_the_previous_run_back_at_once(tmp_path, monkeypatch):
     path = make_run(tmp_path / "r", seed=0)
@@ -217,6 +235,7 @@ def test_a_failed_second_rename_puts_the_previous_run_back_at_once(tmp_path, mon
     monkeypatch.undo()
     assert files_of(path) == before and hidden_leftovers(tmp_path) == []
 
+
 def test_recover_runs_drops_stale_staging_folders_but_not_fresh_ones(tmp_path):
     make_run(tmp_path / "r")
     stale = Path(tempfile.mkdtemp(dir=tmp_path, prefix=".r.new-"))
@@ -225,6 +244,7 @@ def test_recover_runs_drops_stale_staging_folders_but_not_fresh_ones(tmp_path):
     os.utime(stale, (time.time() - 7200, time.time() - 7200))
     recover_runs(tmp_path)
     assert not stale.exists() and fresh.exists() and load_run(tmp_path / "r")
+
 
 def test_an_old_copy_is_dropped_when_the_new_run_made_it(tmp_path):
     make_run(tmp_path / "r", seed=1)
