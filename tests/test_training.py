@@ -106,6 +106,14 @@ def test_set_lr_and_set_beta_mid_run_show_in_the_history(digits):
         job.set_beta(-1)
 
 
+def test_run_trains_in_the_calling_thread_like_start(digits):
+    job = TrainingJob(digits, SMALL, QUICK, threads=1).run()
+    assert job.state == "finished" and job.join(timeout=0)
+    assert numbers(job.history()) == numbers(run_job(digits).history())
+    with pytest.raises(RuntimeError):
+        job.run()
+
+
 def test_snapshot_since_step_returns_only_newer_rows(digits):
     job = run_job(digits)
     full = job.snapshot()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -56,6 +57,12 @@ def _bar(progress, width: int = 30) -> str:
             f"step {progress.step}/{progress.total_steps} {progress.samples_per_s:8.0f} img/s ETA {eta}")
 
 
+def _show_progress(job: TrainingJob, done: threading.Event) -> None:
+    """Redraw the progress bar on stderr twice a second until done is set."""
+    while not done.wait(0.5):
+        print(_bar(job.progress()), end="", file=sys.stderr, flush=True)
+
+
 def hidden_sizes(text: str) -> tuple[int, ...]:
     """--hidden "512,256" as (512, 256)."""
     try:
@@ -95,13 +102,22 @@ def run(args: argparse.Namespace) -> int:
                                 warmup_steps=args.warmup_steps, free_bits=args.free_bits, seed=args.seed,
                                 val_fraction=args.val_fraction, log_every=args.log_every, device=device)
         job = TrainingJob(dataset, model_cfg, train_cfg, run_dir=args.out if rank == 0 else None, resume=resume,
-                          threads=args.threads).start()
+                          threads=args.threads)
         show = rank == 0 and not args.quiet
-        while not job.join(timeout=0.5):
-            if show:
-                print(_bar(job.progress()), end="", file=sys.stderr, flush=True)
+        done = threading.Event()
+        bar = threading.Thread(target=_show_progress, args=(job, done), daemon=True)
+        if show:
+            bar.start()
+        try:
+            job.run()  # in this thread: the one that built the model (see TrainingJob.run)
+        except KeyboardInterrupt:
+            done.set()
+            print(f"\ninterrupted: {args.out} holds the run as of step {job.progress().step}", file=sys.stderr)
+            return 130
+        done.set()
         progress = job.progress()
         if show:
+            bar.join()
             print(_bar(progress), file=sys.stderr)
         if progress.error:
             print(f"error: {progress.error}", file=sys.stderr)
