@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.e2e.harness import (browser_problem, goto, key, launch_chromium, new_page, start_server, wait_idle,
-                               wait_until)
+from tests.e2e.harness import browser_problem, goto, key, launch_chromium, new_page, start_server, wait_idle
+from tests.helpers import wait_until
 
 BARE_SLIDER_PAGE = '''"""The floor: one slider and st.image in a fragment, nothing else."""
 import numpy as np
@@ -140,7 +140,7 @@ def start_training(page, epochs: int) -> None:
     goto(page, "Train")
     page.locator(f"{key('tf_epochs')} input").fill(str(epochs))
     page.locator(f"{key('train_start')} button").click()
-    wait_until(lambda: "running" in _progress(page), 60, "the training job to start")
+    wait_until(lambda: "running" in _progress(page), timeout=60, what="the training job to start")
 
 
 def _progress(page) -> str:
@@ -150,8 +150,8 @@ def _progress(page) -> str:
 
 def stop_training(page) -> None:
     page.locator(f"{key('train_stop')} button").click()
-    wait_until(lambda: _progress(page).startswith("stopped") or _progress(page).startswith("finished"), 60,
-               "the training job to stop")
+    wait_until(lambda: _progress(page).startswith("stopped") or _progress(page).startswith("finished"), timeout=60,
+               what="the training job to stop")
 
 
 # --------------------------------------------------------------------------- live decoder
@@ -256,11 +256,11 @@ def _train_on_shapes(browser, app) -> dict:
     wait_idle(page)
     page.locator(f"{key('shapes_n')} input").fill(str(SHAPES_N))
     page.locator(f"{key('data_use_shapes')} button").click()
-    wait_until(lambda: f"{SHAPES_N:,} images" in page.locator('[data-testid="stSidebar"]').inner_text(), 120,
-               "10k shapes as the active dataset")
+    wait_until(lambda: f"{SHAPES_N:,} images" in page.locator('[data-testid="stSidebar"]').inner_text(), timeout=120,
+               what="10k shapes as the active dataset")
     start = time.perf_counter()
     start_training(page, epochs=SHAPES_EPOCHS)
-    wait_until(lambda: _progress(page).startswith("finished"), 300, "training on shapes to finish")
+    wait_until(lambda: _progress(page).startswith("finished"), timeout=300, what="training on shapes to finish")
     train_s = time.perf_counter() - start
     rss_after_training = app.peak_rss_mb()
     goto(page, "Explore", timeout_s=180)

@@ -4,6 +4,7 @@ through Playwright, wait for Streamlit to finish running, navigate pages, read p
 Shared by tests/e2e (the end-to-end tests) and bench/ (the browser benchmarks), so both measure the same thing."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import socket
@@ -28,10 +29,8 @@ def browser_problem() -> str | None:
     """Why the browser tests cannot run here (no Chromium, no Playwright), or None when they can."""
     if not CHROMIUM.exists():
         return f"Chromium not found at {CHROMIUM} (install it: apt-get install -y chromium)"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError as exc:
-        return f"the playwright package is missing ({exc}); pip install -r requirements-dev.txt"
+    if importlib.util.find_spec("playwright") is None:
+        return "the playwright package is missing; pip install -r requirements-dev.txt"
     return None
 
 
@@ -154,18 +153,6 @@ def wait_idle(page, timeout_s: float = 60.0, quiet_ms: int = 300) -> None:
     """Wait until Streamlit is connected and has not been running for quiet_ms (its script and fragments done)."""
     page.evaluate("window.__e2eIdleSince = null")
     page.wait_for_function(_IDLE_JS, arg=[APP, RUNNING_ICONS, quiet_ms], polling=50, timeout=timeout_s * 1000)
-
-
-def wait_until(condition, timeout_s: float = 60.0, what: str = "condition", interval_s: float = 0.1):
-    """Poll condition() until it returns something truthy (returned), or raise AssertionError after timeout_s."""
-    deadline = time.monotonic() + timeout_s
-    last = None
-    while time.monotonic() < deadline:
-        last = condition()
-        if last:
-            return last
-        time.sleep(interval_s)
-    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what} (last value: {last!r})")
 
 
 def goto(page, title: str, timeout_s: float = 90.0, idle: bool = True) -> None:

@@ -8,8 +8,9 @@ import re
 import pytest
 
 from tests.e2e.conftest import ARTIFACTS
-from tests.e2e.harness import goto, key, plotly_traces, screenshot, wait_until
+from tests.e2e.harness import goto, key, plotly_traces, screenshot
 from tests.e2e.test_train import progress_text, start_training
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -34,13 +35,13 @@ def test_three_sessions_train_and_explore_without_seeing_each_other(open_app, ne
     names = []
     for page, (latent, epochs) in zip(pages, SESSIONS):
         steps = total_steps(epochs)
-        wait_until(lambda: progress_text(page).startswith("finished"), 180, f"the {latent}-D job to finish")
+        wait_until(lambda: progress_text(page).startswith("finished"), f"the {latent}-D job to finish", timeout=180)
         assert f"step {steps}/{steps}" in progress_text(page), progress_text(page)
         train_x = {t["x_last"] for t in plotly_traces(page, key("loss_chart")) if t["name"].endswith("· train")}
         assert train_x == {steps}, f"the {latent}-D session's curves end at its own last step {steps}: {train_x}"
         name = wait_until(lambda: re.search(rf"(digits-mlp-z{latent}-\d{{8}}-\d{{6}}) · mlp · {latent}-D latent",
-                                            page.locator('[data-testid="stSidebar"]').inner_text()), 30,
-                          f"the {latent}-D run as the active model").group(1)
+                                            page.locator('[data-testid="stSidebar"]').inner_text()), timeout=30,
+                          what=f"the {latent}-D run as the active model").group(1)
         names.append(name)
     assert len(set(names)) == len(SESSIONS)
     screenshot(pages[-1], ARTIFACTS / "screenshots" / "train-finished.png")

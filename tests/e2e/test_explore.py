@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from tests.e2e.conftest import ARTIFACTS
-from tests.e2e.harness import ROOT, key, plotly_traces, screenshot, wait_idle, wait_until
+from tests.e2e.harness import ROOT, key, plotly_traces, screenshot, wait_idle
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -67,9 +68,9 @@ def test_keyboard_moves_a_latent_slider_and_the_decoded_image_changes(app):
     value = thumb.input_value()
     thumb.focus()
     thumb.press("ArrowRight")
-    wait_until(lambda: thumb.input_value() != value, 10, "the slider to move")
+    wait_until(lambda: thumb.input_value() != value, timeout=10, what="the slider to move")
     wait_idle(app)
-    after = wait_until(lambda: (src := server_image_src(app)) != before and src, 30, "a newly decoded image")
+    after = wait_until(lambda: (src := server_image_src(app)) != before and src, "a newly decoded image", timeout=30)
     assert after.endswith(".png")
     for _ in range(10):
         thumb.press("ArrowRight")
@@ -103,7 +104,7 @@ def test_live_decoder_redraws_during_a_drag(app):
     timing = app.evaluate("() => window.__vaeLiveDecoder")
     assert timing["frames"] >= 8 and timing["medianMs"] is not None
     # on release the final z goes back to Python: the server-side views follow it
-    wait_until(lambda: nearest_heading(app) != heading, 30, "the nearest images to follow the released z")
+    wait_until(lambda: nearest_heading(app) != heading, timeout=30, what="the nearest images to follow the released z")
 
 
 def bundled_codes() -> np.ndarray:
@@ -138,7 +139,7 @@ def test_click_a_projection_point_shows_its_image_and_moves_the_sliders(app):
     row = int(re.search(r"#(\d+)", selected.inner_text()).group(1))  # the point under the mouse (maybe a neighbour)
     wait_idle(app)
     assert selected_images(app) >= 1, "the selected image is shown beside its reconstruction"
-    wait_until(lambda: neighbours_caption(app).startswith(f"#{row}"), 30, f"image #{row} nearest to z")
+    wait_until(lambda: neighbours_caption(app).startswith(f"#{row}"), timeout=30, what=f"image #{row} nearest to z")
     mu = bundled_codes()[row]
     app.locator(f'{LIVE}[data-state="ready"]').wait_for()
     sliders = app.locator(LIVE_SLIDERS).evaluate_all(

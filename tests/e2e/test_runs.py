@@ -8,7 +8,8 @@ import zipfile
 import pytest
 
 from tests.e2e.conftest import ARTIFACTS
-from tests.e2e.harness import goto, key, screenshot, wait_idle, wait_until
+from tests.e2e.harness import goto, key, screenshot, wait_idle
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -46,8 +47,9 @@ def test_download_upload_and_load_a_run(app, tmp_path, runs_dir, new_runs_remove
     pick_run(app, name)
     app.locator(f"{key('runs_activate')} button").click()
     app.locator(ALERT, has_text="is the active model").wait_for()
-    wait_until(lambda: f"{name} · mlp · 8-D latent" in app.locator('[data-testid="stSidebar"]').inner_text(), 30,
-               "the imported run in the sidebar")
+    sidebar = app.locator('[data-testid="stSidebar"]')
+    wait_until(lambda: f"{name} · mlp · 8-D latent" in sidebar.inner_text(), "the imported run in the sidebar",
+               timeout=30)
     screenshot(app, ARTIFACTS / "screenshots" / "runs.png")
 
     goto(app, "Explore")

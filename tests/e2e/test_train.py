@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from tests.e2e.harness import goto, key, plotly_traces, wait_until
+from tests.e2e.harness import goto, key, plotly_traces
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -35,7 +36,7 @@ def start_training(page, epochs: int, **numbers) -> None:
     for name, value in {"tf_epochs": epochs, **numbers}.items():
         page.locator(f"{key(name)} input").fill(str(value))
     page.locator(f"{key('train_start')} button").click()
-    wait_until(lambda: "running" in progress_text(page) or "finished" in progress_text(page), 60, "the job to start")
+    wait_until(lambda: progress_text(page).startswith(("running", "finished")), "the job to start", timeout=60)
 
 
 def test_train_pause_resume_stop_and_find_the_run(app, new_runs_removed):
@@ -43,23 +44,24 @@ def test_train_pause_resume_stop_and_find_the_run(app, new_runs_removed):
     start_training(app, epochs=500)  # far more than the test waits for: it is stopped below
 
     first = wait_until(lambda: (p := curve_points(app)) and all(p.get(c, 0) >= 2 for c in CURVES) and p,
-                       60, "reconstruction and KL curves")
-    wait_until(lambda: all(n > first[c] for c, n in curve_points(app).items()), 60,
-               f"the curves to grow past {first}")
+                       timeout=60, what="reconstruction and KL curves")
+    wait_until(lambda: all(n > first[c] for c, n in curve_points(app).items()), timeout=60,
+               what=f"the curves to grow past {first}")
 
     app.locator(f"{key('train_pause')} button").click()
-    wait_until(lambda: progress_text(app).startswith("paused"), 30, "the job to pause")
+    wait_until(lambda: progress_text(app).startswith("paused"), timeout=30, what="the job to pause")
     paused_at = progress_step(app)
     assert app.locator(f"{key('train_resume')} button").is_enabled()
 
     app.locator(f"{key('train_resume')} button").click()
-    wait_until(lambda: progress_step(app) > paused_at, 60, f"steps past {paused_at} after resuming")
+    wait_until(lambda: progress_step(app) > paused_at, timeout=60, what=f"steps past {paused_at} after resuming")
     assert progress_text(app).startswith("running")
 
     app.locator(f"{key('train_stop')} button").click()
-    wait_until(lambda: progress_text(app).startswith("stopped"), 60, "the job to stop")
-    run_name = wait_until(lambda: re.search(r"(digits-mlp-z8-\d{8}-\d{6})", app.locator(
-        '[data-testid="stSidebar"]').inner_text()), 30, "the stopped run to become the active model").group(1)
+    wait_until(lambda: progress_text(app).startswith("stopped"), timeout=60, what="the job to stop")
+    sidebar = app.locator('[data-testid="stSidebar"]')
+    run_name = wait_until(lambda: re.search(r"(digits-mlp-z8-\d{8}-\d{6})", sidebar.inner_text()),
+                          "the stopped run to become the active model", timeout=30).group(1)
     assert not app.locator(f"{key('train_stop')} button").is_enabled()
 
     goto(app, "Runs")
