@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import ROOT, browser_problem, exception_texts, launch_chromium, new_page, start_server
+from tests.e2e.harness import ARTIFACTS, browser_problem, exception_texts, launch_chromium, new_page, start_server
 
-ARTIFACTS = ROOT / "test-artifacts"  # server log, screenshots of each page after use, failure screenshots (gitignored)
 SERVER_ENV = {
     "VAE_THREADS": "1",  # the test machine's 2 cores are shared by the server, Chromium and pytest
     "VAE_MAX_JOBS": "3",  # the concurrency test trains in three sessions at once

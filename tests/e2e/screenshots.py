@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tests.e2e.harness import ROOT
+from tests.e2e.harness import ARTIFACTS, ROOT
 
-SOURCE = ROOT / "test-artifacts" / "screenshots"
+SOURCE = ARTIFACTS / "screenshots"
 DEST = ROOT / "docs" / "screenshots"
 CURATED = {  # screenshot taken by the e2e tests -> name in docs/screenshots
     "explore-selection.png": "explore.png",

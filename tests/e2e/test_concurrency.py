@@ -7,8 +7,7 @@ import re
 
 import pytest
 
-from tests.e2e.conftest import ARTIFACTS
-from tests.e2e.harness import goto, key, plotly_traces, screenshot
+from tests.e2e.harness import ARTIFACTS, goto, key, plotly_traces, screenshot
 from tests.e2e.test_train import progress_text, start_training
 from tests.helpers import wait_until
 

@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.e2e.conftest import ARTIFACTS
-from tests.e2e.harness import goto, key, screenshot, wait_idle
+from tests.e2e.harness import ARTIFACTS, goto, key, screenshot, wait_idle
 
 pytestmark = pytest.mark.e2e
 

@@ -8,8 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from tests.e2e.conftest import ARTIFACTS
-from tests.e2e.harness import ROOT, key, plotly_traces, screenshot, wait_idle
+from tests.e2e.harness import ARTIFACTS, ROOT, key, plotly_traces, screenshot, wait_idle
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.e2e

@@ -7,8 +7,7 @@ import zipfile
 
 import pytest
 
-from tests.e2e.conftest import ARTIFACTS
-from tests.e2e.harness import goto, key, screenshot, wait_idle
+from tests.e2e.harness import ARTIFACTS, goto, key, screenshot, wait_idle
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.e2e
