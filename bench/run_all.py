@@ -35,6 +35,10 @@ def train_figures(quick: bool) -> tuple[list[Figure], dict]:
                "higher", note),
         Figure("training", "engine vs examples DataLoader", rates["engine"], "img/s", rates["examples_dataloader"],
                "DataLoader loop"),
+        *([Figure("training", "engine in a background thread (as the app trains) vs bare loop",
+                  rates["engine_background"], "img/s", rates["bare_tensor"], "bare loop", 0.95, "higher",
+                  "TrainingJob.start()/join(); the row above is TrainingJob.run() in the calling thread, as the CLI")]
+          if "engine_background" in rates else []),
         Figure("training", "fraction of fp32 matmul peak", w["engine_gflops"], "GFLOP/s", w["matmul_peak_gflops"],
                "matmul peak", 0.5, "higher",
                f"at batch {s['big_batch']}: {100 * w['engine_big_batch_fraction_of_peak']:.0f}% of peak"),
