@@ -91,3 +91,19 @@ def test_ranks_split_a_global_batch_and_its_noise_exactly(batch):
         assert torch.equal(rows[r], whole[i])
     if len(batch) == 1:  # rank 1 has no row: it still runs one, weighted 0, to join the all-reduce
         assert shares == [1.0, 0.0]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(200)
+def test_a_run_trained_by_torchrun_opens_in_the_app(tmp_path, monkeypatch):
+    """The Explore page (the app's default) takes a torchrun run as its active model, and the sidebar names it."""
+    from streamlit.testing.v1 import AppTest
+
+    runs = tmp_path / "runs"
+    done = torchrun(runs / "ddp-digits", replace(TRAIN, epochs=1))
+    assert done.returncode == 0, done.stderr[-3000:]
+    monkeypatch.setenv("VAE_RUNS_DIR", str(runs))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()  # the newest run becomes active
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("ddp-digits" in c.value and "4-D latent" in c.value for c in at.sidebar.caption)
+    assert any("Nearest" in m.value for m in at.markdown)  # Explore decoded and searched the torchrun model's space
