@@ -24,7 +24,7 @@ from vae_core import evaluate as evaluate_cli
 from vae_core import run_zip, runs
 from vae_core import train as train_cli
 from vae_core.runs import (MAX_JSON_DEPTH, MODEL_FILE, OPTIMIZER_FILE, delete_run, export_zip, import_zip, list_runs,
-                           load_run, read_json, rename_run, resolve_run)
+                           load_run, rename_run, resolve_run)
 
 ROOT = Path(__file__).resolve().parent.parent
 
