@@ -189,7 +189,7 @@ def _controls_ui(run: Run, dataset: Dataset, latents: Latents) -> tuple[str, dic
     methods = ["identity", "pca", "tsne"] if d >= 2 else ["pca", "tsne"]
     default = "identity" if d == 2 else "pca"
     url_method = st.query_params.get("method")
-    cols = st.columns([1.2, 1.4, 1, 1])
+    cols = st.columns([1.2, 1.4, 1.3, 0.8], vertical_alignment="bottom")  # room for "Sample z" + its help
     method = cols[0].selectbox("Projection", methods, format_func=METHOD_NAMES.get,
                                **kept("explore_method", url_method if url_method in methods else default, methods))
     options = colour_options(dataset)

@@ -231,7 +231,9 @@ def _kl_ui(steps: list[dict], epochs: list[dict], n_train: int) -> None:
     units = epochs[-1].get("active_units") if epochs else None
     m1, m2 = st.columns(2)
     m1.metric("Active units", "—" if units is None else f"{units} / {len(kl)}", help="Burda et al.: Cov(E_q[z]) > 0.01")
-    m2.metric(f"Collapsed (KL < {KL_COLLAPSE_NATS:g})", f"{collapsed_dims(kl)} / {len(kl)}")
+    m2.metric(f"Collapsed (KL < {KL_COLLAPSE_NATS:g})", f"{collapsed_dims(kl)} / {len(kl)}",
+              help="Dimensions that carry almost no information (validation KL below the threshold). A unit can be "
+                   "'active' by its posterior means' spread and still have a tiny KL: the two criteria differ.")
     st.plotly_chart(kl_bars_figure(kl), key="kl_chart")
     if epochs and kl_vanishing(kl):
         st.warning(f"**KL vanishing**: {collapsed_dims(kl)} of {len(kl)} latent dimensions carry less than "
