@@ -1,14 +1,31 @@
-"""Explore: the active model's latent space — projection with click-to-decode, live latent sliders, traversals,
-the manifold grid, interpolation and sampling."""
+"""Explore: the active model's latent space — the map (hover, click, drag the star, select), the latent sliders with
+the image and traversals decoded in the browser, the drawing pad, and the server's views (traversals, manifold,
+interpolation, sampling)."""
 import streamlit as st
 
 from ui.explore_data import explore_dataset, latents_for, source_json
-from ui.explore_latent import latent_panel_ui
+from ui.explore_latent import latent_panel_ui, neighbours_ui
 from ui.explore_projection import projection_ui
 from ui.explore_state import init_view, sync_query_params
 from ui.explore_views import views_ui
 from ui.state import active_run
 from ui.theory import theory_ui
+
+
+@st.fragment
+def explore_ui(run, dataset, latents) -> None:
+    """Everything that follows z, in one fragment: a browser event or a server slider reruns this, not the page.
+    The panel comes first, so a server-decoded image goes out before the map and the views are drawn."""
+    left, right = st.columns([3, 2], gap="large")
+    with right:
+        latent_panel_ui(run, dataset, latents)
+    with left:
+        method = projection_ui(run, dataset, latents)
+    with right:
+        neighbours_ui(dataset, latents)
+    views_ui(run, dataset, latents)
+    sync_query_params(method)
+
 
 st.title("Explore the latent space")
 st.html("<style>[data-testid='stImage'] img { image-rendering: pixelated; }</style>")  # crisp if the browser scales
@@ -24,12 +41,5 @@ latents = latents_for(run, dataset)
 init_view(str(run.path), source_json(dataset), run.config.model.latent_dim)
 st.caption(f"**{run.name}** ({run.config.model.arch}, {run.config.model.latent_dim}-D latent) on {which}: "
            f"{dataset.n:,} images encoded in {latents.seconds:.2f} s.")
-
-left, right = st.columns([3, 2], gap="large")
-with left:
-    method = projection_ui(run, dataset, latents)
-with right:
-    latent_panel_ui(run, dataset, latents)
-views_ui(run, dataset, latents)
+explore_ui(run, dataset, latents)
 theory_ui(run, dataset)
-sync_query_params(method)

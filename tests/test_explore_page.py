@@ -1,6 +1,7 @@
-"""The Explore page through AppTest: it renders for 2-, 8- and 32-D MLP models and a conv model, a latent slider
-changes the decoded image, a selection maps to dataset rows through customdata and moves z, the live decoder gets
-the weights once, and the page's state survives a page switch and comes back from the URL."""
+"""The Explore page through AppTest: it renders for 2-, 8- and 32-D MLP models and a conv model (all live in the
+browser), a server slider changes the decoded image and moves the map's star, assets travel once per browser and
+again when it asks, the map carries what hover, click, drag and t-SNE placement need, and the page's state survives
+a page switch and comes back from the URL."""
 from __future__ import annotations
 
 import json
@@ -10,8 +11,10 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ui.explore_projection import selected_rows, selection_target
-from ui.live_decoder import LOADED
+from ui.explore_live import SENT, Asset, bundle, parse_bundle
+from vae_core.data import load_digits
+from vae_core.latent import encode
+from vae_core.runs import load_run
 from vae_core.config import ModelConfig, RunConfig
 from vae_core.runs import save_run
 from vae_core.training import build_model
@@ -64,10 +67,14 @@ def decoded_image(at: AppTest) -> str:
     return urls[0]
 
 
-def live_data(at: AppTest) -> dict:
-    (component,) = [e for e in at.main if e.type == "bidi_component"]
-    proto = component.proto
-    return json.loads(proto.json or proto.mixed.json)
+def parts(at: AppTest) -> dict[str, tuple[dict, dict]]:
+    """The live view's mounts by role: (view, the assets this run carried)."""
+    found = {}
+    for element in at.main:
+        if element.type == "bidi_component":
+            view, assets = parse_bundle(element.proto.bytes)
+            found[view["role"]] = (view, assets)
+    return found
 
 
 def server_mode(at: AppTest) -> AppTest:
@@ -76,11 +83,16 @@ def server_mode(at: AppTest) -> AppTest:
     return at
 
 
+def slider_order(at: AppTest) -> list[int]:
+    """The slider order the page chose (by KL, collapsed last), read from the sliders' labels."""
+    return [int(s.key.removeprefix("w_z")) for s in at.slider if s.key.startswith("w_z")]
+
+
 @pytest.mark.parametrize("run,dims", [("2d", 2), ("8d", 8), ("32d", 32), ("conv", 4)])
 def test_explore_renders_every_view_without_exception(explore, run, dims):
     at = explore(run)
     assert at.title[0].value == "Explore the latent space"
-    assert [e.type for e in at.main].count("plotly_chart") == 1
+    assert set(parts(at)) == {"panel", "map", "pad"}  # conv models run in the browser too
     assert len(at.query_params["z"].split(",")) == dims
     for tab in ("Manifold", "Interpolation", "Sampling", "Traversals"):
         at.session_state["w_explore_tab"] = tab
@@ -99,14 +111,32 @@ def test_tsne_places_z_approximately_and_says_so(explore):
     assert not at.exception
     assert any("placed at the distance-weighted mean" in c.value and "subsample of 100" in c.value
                for c in at.caption)
-    (chart,) = [e for e in at.main if e.type == "plotly_chart"]
-    names = [trace.get("name", "") for trace in json.loads(chart.proto.spec)["data"]]
-    assert "current z (≈, from its nearest codes)" in names and {"square", "ellipse", "triangle", "heart"} <= set(names)
+    _, assets = parts(at)["map"]
+    (map_,) = [a for a in assets.values() if a.kind == "map"]
+    (colour,) = [a for a in assets.values() if a.kind == "colour"]
+    assert map_.meta["method"] == "tsne" and not map_.meta["exact"] and not map_.meta["draggable"]
+    assert map_.arrays["codes"].size == 100 * 4 and map_.arrays["xy"].size == 200  # the browser places z among them
+    assert colour.meta["names"] == ["square", "ellipse", "triangle", "heart"]
 
 
-def test_moving_a_latent_slider_changes_the_decoded_image(explore):
+def test_the_map_carries_what_hover_click_and_drag_need(explore, runs):
+    at = explore("8d")
+    view, assets = parts(at)["map"]
+    map_ = assets[view["assets"]["map"]]
+    rows = map_.arrays["rows"]
+    assert len(rows) == 1797 and map_.meta["images_sent"] == 1797 and map_.meta["draggable"]
+    digits = load_digits()
+    _, mu, _ = encode(load_run(runs["8d"]).model, digits)
+    np.testing.assert_allclose(map_.arrays["mu"].reshape(-1, 8), mu[rows], atol=1e-6)  # a click goes to mu
+    image = map_.arrays["images"].reshape(-1, 64)[map_.arrays["image_index"][5]]
+    np.testing.assert_array_equal(image, np.round(digits.batch(np.array([rows[5]]))[0].ravel() * 255))
+    xy = (mu - mu.mean(0)) @ map_.arrays["components"].reshape(2, 8).T  # PCA: the same mean and axes as the server
+    np.testing.assert_allclose(map_.arrays["xy"].reshape(-1, 2), xy[rows], atol=1e-4)
+
+
+def test_moving_a_server_slider_changes_the_image_and_moves_the_star(explore):
     at = server_mode(explore("8d"))
-    before = decoded_image(at)
+    before, version = decoded_image(at), parts(at)["map"][0]["z_version"]
     top = slider_order(at)[0]  # the most informative dimension
     slider = at.slider(key=f"w_z{top}")
     slider.set_value(slider.max).run()
@@ -114,54 +144,52 @@ def test_moving_a_latent_slider_changes_the_decoded_image(explore):
     assert decoded_image(at) != before
     assert at.session_state["explore_z"][top] == pytest.approx(slider.max)
     assert at.query_params["z"].split(",")[top] == f"{slider.max:.4g}"
+    view = parts(at)["map"][0]
+    assert view["z_version"] > version and view["z"][top] == pytest.approx(slider.max)  # the star goes there
 
 
-def slider_order(at: AppTest) -> list[int]:
-    """The slider order the page chose (by KL, collapsed last), read from the sliders' labels."""
-    return [int(s.key.removeprefix("w_z")) for s in at.slider if s.key.startswith("w_z")]
-
-
-def test_conv_model_falls_back_to_server_sliders(explore):
-    at = explore("conv")
-    assert not [e for e in at.main if e.type == "bidi_component"]
+def test_conv_model_decodes_on_the_server_too(explore):
+    at = server_mode(explore("conv"))
     assert len([s for s in at.slider if s.key.startswith("w_z")]) == 4
     before = decoded_image(at)
     at.slider(key="w_z0").set_value(at.slider(key="w_z0").min).run()
     assert decoded_image(at) != before
 
 
-def test_live_decoder_gets_the_weights_once_and_python_moves_its_z(explore):
+def test_assets_travel_once_per_browser_and_again_when_it_asks(explore):
     at = explore("8d")
-    data = live_data(at)
-    assert data["weights"]["hash"] == data["hash"] and len(data["z"]) == 8 and len(data["dims"]) == 8
-    at.session_state[LOADED] = data["hash"]  # what the browser's "loaded" report records
+    first = parts(at)
+    model_hash = first["panel"][0]["assets"]["model"]
+    assert model_hash in first["panel"][1] and not first["pad"][1]  # the panel carried the model; the pad names it
+    assert first["map"][0]["assets"]["model"] == model_hash and model_hash not in first["map"][1]
     at.run()
-    again = live_data(at)
-    assert "weights" not in again and again["hash"] == data["hash"]
+    assert not any(assets for _, assets in parts(at).values())
+    at.session_state[SENT] = at.session_state[SENT] - {model_hash}  # what a "need" event from the browser does
+    at.run()
+    assert model_hash in parts(at)["panel"][1]
     at.button(key="explore_start_prior").click().run()
-    moved = live_data(at)
-    assert moved["z_version"] > again["z_version"] and moved["z"] != again["z"]
+    moved = parts(at)["panel"][0]
+    assert moved["z_version"] > first["panel"][0]["z_version"] and moved["z"] != first["panel"][0]["z"]
 
 
-def test_selection_maps_customdata_to_dataset_rows():
-    selection = {"points": [
-        {"curve_number": 3, "point_index": 0, "customdata": [412]},
-        {"curve_number": 1, "point_index": 0, "customdata": {"0": 7}},  # numpy customdata arrives keyed by position
-        {"curve_number": 12, "point_index": 0},  # the z marker has no customdata
-        {"curve_number": 0, "point_index": 5, "customdata": 412},
-    ]}
-    assert selected_rows(selection) == [412, 7]
-    assert selected_rows({"points": []}) == [] and selected_rows(None) == []
-    mu = np.arange(12, dtype=np.float32).reshape(4, 3)
-    np.testing.assert_array_equal(selection_target([2], mu), mu[2])
-    assert selection_target([1, 2], mu) is None and selection_target([], mu) is None
+def test_bundles_round_trip_their_arrays():
+    arrays = {"f": np.linspace(0, 1, 7, dtype=np.float32), "i": np.arange(5, dtype=np.int32),
+              "u": np.arange(3, dtype=np.uint8), "s": np.array([-2, 9], np.int16)}
+    asset, other = Asset("map", {"name": "<b>user</b>"}, arrays), Asset("colour", {}, {"v": np.ones(2, np.uint16)})
+    view, assets = parse_bundle(bundle({"z": [0.5]}, [asset, other]))
+    assert view == {"z": [0.5]} and set(assets) == {asset.hash, other.hash}
+    for name, array in arrays.items():
+        np.testing.assert_array_equal(assets[asset.hash].arrays[name], array)
+    assert assets[asset.hash].meta == {"name": "<b>user</b>"}  # strings travel as data; the page sets textContent
+    with pytest.raises(ValueError, match="dtype"):
+        bundle({}, [Asset("map", {}, {"x": np.zeros(2, np.float64)})])
 
 
 def test_a_click_moves_the_sliders_to_the_images_code(explore):
     at = server_mode(explore("8d"))
     before = decoded_image(at)
     code = [0.5 * (i - 4) for i in range(8)]
-    at.session_state["explore_z"] = code  # what the selection callback does with selection_target's z
+    at.session_state["explore_z"] = code  # what a server-side move does
     at.session_state["explore_z_version"] = at.session_state["explore_z_version"] + 1
     at.run()
     assert [at.slider(key=f"w_z{d}").value for d in range(8)] == pytest.approx(code, abs=1e-6)
@@ -188,7 +216,7 @@ def test_a_shared_url_restores_z_and_method(explore):
     at = explore("2d", z="0.5,-1.25", method="identity")
     assert list(at.session_state["explore_z"]) == [0.5, -1.25]
     assert at.selectbox(key="w_explore_method").value == "identity"
-    assert live_data(at)["z"] == [0.5, -1.25]
+    assert all(view["z"] == [0.5, -1.25] for view, _ in parts(at).values())
     wrong = explore("8d", z="1,2,3")  # another model's z is ignored
     assert list(wrong.session_state["explore_z"]) == [0.0] * 8
 

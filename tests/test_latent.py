@@ -1,5 +1,4 @@
-"""vae_core.latent: projections and their cache keys, paths and grids through z-space, the prior, and the decoder
-exported to the browser checked against the torch decoder."""
+"""vae_core.latent: projections and their cache keys, paths and grids through z-space, the prior, decoding."""
 import json
 
 import numpy as np
@@ -7,10 +6,9 @@ import pytest
 import torch
 
 from vae_core.config import ModelConfig
-from vae_core.latent import (Projection, aggregate_posterior_samples, decode, dims_by_kl, encode,
-                             export_decoder_weights, kl_per_image, lerp, manifold_grid, nearest_neighbours,
-                             posterior_samples, prior_log_density, prior_samples, projection_key,
-                             reconstruction_error, reference_decode, slerp, slider_ranges, traversal_grid)
+from vae_core.latent import (Projection, aggregate_posterior_samples, decode, dims_by_kl, encode, kl_per_image, lerp,
+                             manifold_grid, nearest_neighbours, posterior_samples, prior_log_density, prior_samples,
+                             projection_key, reconstruction_error, slerp, slider_ranges, traversal_grid)
 from vae_core.objective import kl_per_dim, log_likelihood
 from vae_core.training import build_model
 
@@ -224,31 +222,3 @@ def test_decode_keeps_leading_dimensions():
     model = tiny_model()
     images = decode(model, np.zeros((2, 5, 3), np.float32))
     assert images.shape == (2, 5, 1, 4, 4) and images.min() >= 0 and images.max() <= 1
-
-
-@pytest.mark.parametrize("likelihood,shape", [("bernoulli", (1, 4, 4)), ("gaussian", (3, 4, 4)),
-                                              ("gaussian-learned", (1, 5, 3))])
-def test_exported_decoder_reproduces_the_torch_decoder(likelihood, shape):
-    model = tiny_model(likelihood=likelihood, input_shape=shape)
-    with torch.no_grad():  # make some outputs leave [0, 1] so the gaussian clamp is exercised
-        model.decoder.net[-1].bias.add_(torch.linspace(-2, 2, model.decoder.net[-1].out_features))
-    weights = json.loads(json.dumps(export_decoder_weights(model)))  # what the browser receives
-    z = prior_samples(64, 3, 1.5, seed=0)
-    with torch.no_grad():
-        expected = model.decode_mean(torch.as_tensor(z)).numpy()
-    np.testing.assert_allclose(reference_decode(weights, z), expected, atol=1e-5)
-    assert [layer["relu"] for layer in weights["layers"]] == [True, True, False]
-    assert weights["shape"] == list(shape)
-    assert weights["output"] == ("sigmoid" if likelihood == "bernoulli" else "clamp")
-
-
-def test_export_hash_follows_the_weights_and_conv_decoders_are_refused():
-    model = tiny_model()
-    first = export_decoder_weights(model)["hash"]
-    assert export_decoder_weights(model)["hash"] == first
-    with torch.no_grad():
-        model.decoder.net[0].weight[0, 0] += 1.0
-    assert export_decoder_weights(model)["hash"] != first
-    conv = build_model(ModelConfig(input_shape=(1, 28, 28), latent_dim=2, arch="conv", hidden_sizes=(16,)), seed=0)
-    with pytest.raises(ValueError, match="MLP"):
-        export_decoder_weights(conv)

@@ -9,14 +9,17 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
+from ui.explore_live import Asset
 from ui.state import active_dataset, dataset_for, run_for, run_dataset
 from vae_core.data import Dataset
+from vae_core.export import export_model
 from vae_core.latent import (DimOrder, Projection, aggregate_posterior_samples, dims_by_kl, encode, kl_per_image,
                              posterior_samples, projection_key, reconstruction_error, slider_ranges)
 from vae_core.runs import Run
 
 AGGREGATE_SAMPLES = 5000  # draws from q(z) behind the slider ranges
 TSNE_SECONDS_PER_1K = 3.0  # rough t-SNE cost on 2 cores, for the progress message
+MAX_MODEL_BYTES = 96 * 2**20  # weights sent to the browser at most; a bigger model decodes on the server
 
 
 @dataclass
@@ -103,3 +106,20 @@ def _projection(key: str) -> Projection:
     latents = _latents(spec["run"], spec["mtime"], json.dumps(spec["data"], sort_keys=True))
     codes = codes_for(latents, bool(params.pop("sample", False)))
     return Projection(method=spec["method"], **params).fit(codes)
+
+
+def model_asset(run: Run) -> tuple[Asset | None, str]:
+    """The model for the browser (both networks, once per model file), or None and why it stays on the server."""
+    return _model_asset(str(run.path), run_mtime(run))
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _model_asset(run_path: str, mtime: float) -> tuple[Asset | None, str]:
+    try:
+        model = export_model(run_for(run_path).model)
+    except ValueError as exc:
+        return None, f"this model cannot run in the browser ({exc})"
+    if len(model.blob) > MAX_MODEL_BYTES:
+        return None, (f"its weights ({len(model.blob) / 2**20:.0f} MB) are more than the "
+                      f"{MAX_MODEL_BYTES // 2**20} MB sent to a browser")
+    return Asset("model", model.spec, {"floats": np.frombuffer(model.blob, "<f4")}), ""

@@ -1,30 +1,34 @@
-"""The latent sliders: one per dimension (ordered by KL, collapsed last), the decoded image, the nearest training
-images, and the starting points (zeros, a prior sample, an encoded image).
+"""The latent panel: where z starts (zeros, a prior sample, an encoded image), the sliders over the latent dimensions
+(ordered by KL, collapsed last) with the decoded image and a strip of live traversals, the drawing pad, and the
+nearest training images.
 
-MLP decoders get the live decoder (decoding in the browser while dragging); conv decoders, or anyone who picks
-"Server", get st.slider widgets decoded here. The panel is a fragment, so moving a slider reruns only it; when the
-user moved z, it then asks for one full rerun so the projection marker and the views held at z follow."""
+Every model the engine builds runs in the browser ("Live"): the sliders, the image and the strip are the live
+view's panel, decoding on every movement. "Server" keeps st.slider widgets decoded here (also the only way for a
+model too big to send). Part of the Explore page's fragment: nothing here reruns the whole page."""
 from __future__ import annotations
 
 import numpy as np
 import streamlit as st
 
-from ui.explore_data import Latents, row_labels, run_mtime
-from ui.explore_state import current_z, kept, set_z, take_z_moved, z_version
+from ui.explore_data import Latents, model_asset, row_labels
+from ui.explore_live import Asset, mount
+from ui.explore_state import current_z, kept, set_z, z_from_browser, z_version
 from ui.images import scale_for, to_uint8
-from ui.live_decoder import TIMING, live_decoder_ui
-from ui.state import run_for
 from vae_core.data import Dataset
-from vae_core.latent import decode, export_decoder_weights, nearest_neighbours, prior_log_density, prior_samples
+from vae_core.latent import decode, nearest_neighbours, prior_log_density, prior_samples
 from vae_core.runs import Run
 
 MODES = ("Live (in browser)", "Server")
-MODE_HELP = ("Live: the decoder's weights are sent to your browser once and every slider movement is decoded there, "
-             "while you drag. Server: decoded here when you release the slider.")
+MODE_HELP = ("Live: the model's weights are sent to your browser once and every movement is decoded there, while "
+             "you drag. Server: decoded here when you release a slider.")
+GROUP = "explore"  # the browser parts of this page share one z
+LIVE_TIMING = "explore_live_timing"  # the browser's last drag: frames and ms per frame
 IMAGE_PX = 224  # the decoded image's size on screen
+STRIP_DIMS, STRIP_STEPS, STRIP_TILE_PX = 2, 9, 40  # the live traversal strip
 NEIGHBOURS = 8
 NEIGHBOUR_PX = 64
 SERVER_IMAGE_PX = 160  # beside a column of sliders
+PAD_PX = 150
 
 
 def dim_label(d: int, latents: Latents) -> str:
@@ -38,26 +42,23 @@ def slider_range(d: int, latents: Latents, z: np.ndarray) -> tuple[float, float]
     return min(lo, float(z[d])), max(hi, float(z[d]))
 
 
-@st.fragment
 def latent_panel_ui(run: Run, dataset: Dataset, latents: Latents) -> None:
-    """The whole panel; reruns alone when one of its widgets changes."""
+    """Start buttons, the decoder (live or server) and the drawing pad. The nearest images follow (neighbours_ui)."""
     st.subheader("Latent sliders")
     _start_ui(run, dataset, latents)
-    mlp = run.config.model.arch == "mlp"
+    asset, why = model_asset(run)
     mode = MODES[1]
-    if mlp:
+    if asset is not None:
         mode = st.segmented_control("Decoder", MODES, required=True, help=MODE_HELP,
                                     **kept("explore_decoder_mode", MODES[0], MODES)) or MODES[0]
     else:
-        st.caption("This model has a convolutional decoder, so images are decoded on the server when you release a "
-                   "slider.")
+        st.caption(f"Decoded on the server when you release a slider: {why}.")
     if mode == MODES[0]:
-        _live_ui(run, latents)
+        _live_ui(run, latents, asset)
     else:
         _server_ui(run, latents)
-    _neighbours_ui(dataset, latents)
-    if take_z_moved():
-        st.rerun(scope="app")  # the projection marker and the traversals follow the new z
+    if asset is not None:
+        pad_ui(run, asset)
 
 
 def _start_ui(run: Run, dataset: Dataset, latents: Latents) -> None:
@@ -82,12 +83,6 @@ def _prior_start(latent_dim: int) -> None:
     set_z(prior_samples(1, latent_dim, 1.0, seed=draws)[0])
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def decoder_weights(run_path: str, mtime: float) -> dict:
-    """The MLP decoder's weights for the browser, exported once per model file."""
-    return export_decoder_weights(run_for(run_path).model)
-
-
 def live_dims(latents: Latents, z: np.ndarray) -> list[dict]:
     """What the live decoder needs per slider, in display order (by KL, collapsed last)."""
     dims = []
@@ -98,15 +93,47 @@ def live_dims(latents: Latents, z: np.ndarray) -> list[dict]:
     return dims
 
 
-def _live_ui(run: Run, latents: Latents) -> None:
+def view_state(**fields) -> dict:
+    """What every browser part of the page gets: the shared z and its version, plus the part's own fields."""
+    return {"group": GROUP, "z": current_z().tolist(), "z_version": z_version(), **fields}
+
+
+def on_browser_z(payload: dict) -> None:
+    """A gesture in the browser ended (slider released, star dropped, pad's "Use as z"): the server follows."""
+    z = z_from_browser(payload.get("z"), len(current_z()))
+    if z is not None:
+        set_z(z, moved_by="browser")
+    if payload.get("ms_per_frame") is not None:
+        st.session_state[LIVE_TIMING] = {"frames": payload.get("frames"), "ms_per_frame": payload["ms_per_frame"]}
+
+
+def _live_ui(run: Run, latents: Latents, asset: Asset) -> None:
     z = current_z()
     _, h, _ = run.config.model.input_shape
-    live_decoder_ui(decoder_weights(str(run.path), run_mtime(run)), live_dims(latents, z), z.tolist(), z_version(),
-                    scale_for(h, IMAGE_PX), key="explore_live", on_release=lambda z: set_z(z, moved_by="browser"))
-    timing = st.session_state.get(TIMING)
+    strip = [d for d in latents.dims.order if not latents.dims.collapsed[d]][:STRIP_DIMS]
+    traverse = {"dims": [{"index": int(d), "lo": float(latents.ranges[d][0]), "hi": float(latents.ranges[d][1])}
+                         for d in strip], "steps": STRIP_STEPS, "tile_px": STRIP_TILE_PX}
+    mount("panel", "explore_live_panel", view_state(dims=live_dims(latents, z), scale=scale_for(h, IMAGE_PX),
+                                                    traverse=traverse), {"model": asset}, on_z=on_browser_z)
+    timing = st.session_state.get(LIVE_TIMING)
     note = f" · last drag: {timing['ms_per_frame']:.2f} ms per frame" if timing and timing.get("ms_per_frame") else ""
-    st.caption(f"Drag a slider: the image is decoded in your browser on every movement{note}. Dimensions are "
+    st.caption(f"Drag a slider: the image and the traversal strip (z{', z'.join(str(d) for d in strip)}, the most "
+               f"informative dimensions) are decoded in your browser on every movement{note}. Dimensions are "
                "ordered by their KL; ∅ marks collapsed ones (no information, last).")
+
+
+def pad_ui(run: Run, asset: Asset) -> None:
+    """The drawing pad (1-channel data): draw, see the reconstruction and where the code lands on the map."""
+    c, h, w = run.config.model.input_shape
+    with st.expander("Draw an image to encode it", icon=":material/draw:"):
+        if c != 1:
+            st.caption(f"Drawing is for 1-channel images; this model's images have {c} channels (RGB), which a brush "
+                       "of one colour cannot draw.")
+            return
+        st.caption(f"Draw at the data's own resolution ({h}×{w} pixels, enlarged). Each stroke is encoded in your "
+                   "browser; the ◆ on the map is the drawing's code. Ink is bright on dark, like the data.")
+        mount("pad", "explore_live_pad", view_state(scale=scale_for(h, PAD_PX), brush=round(max(0.6, h / 16), 1)),
+              {"model": asset}, on_z=on_browser_z)
 
 
 def _server_ui(run: Run, latents: Latents) -> None:
@@ -139,10 +166,10 @@ def _sync_sliders(latents: Latents, z: np.ndarray) -> None:
 def _slider_moved(d: int) -> None:
     z = current_z()
     z[d] = st.session_state[f"w_z{d}"]
-    set_z(z, moved_by="slider")
+    set_z(z, moved_by="server")
 
 
-def _neighbours_ui(dataset: Dataset, latents: Latents) -> None:
+def neighbours_ui(dataset: Dataset, latents: Latents) -> None:
     z = current_z()
     idx, dist = nearest_neighbours(z, latents.mu, NEIGHBOURS)
     labels = row_labels(dataset)

@@ -1,31 +1,33 @@
-"""The projection: latent codes in 2-D, coloured by label / factor / reconstruction error / KL, with the current z
-as a star, click or box/lasso selection mapped to dataset rows through customdata, and the selected images beside
-their reconstructions."""
+"""The projection: latent codes in 2-D, drawn by the live view's map in the browser (ui/explore_live/map.js), coloured
+by label / factor / reconstruction error / KL, with the current z as a star. What goes to the browser: the drawn
+points (at most MAX_PLOT_POINTS), their posterior means (for hover reconstructions and clicks), the projection's own
+map for new codes (PCA's mean and axes; t-SNE's codes), and images for hover up to IMAGE_BUDGET bytes. A selection
+comes back as dataset rows; the selected images are shown here beside their reconstructions."""
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 
-from ui.explore_data import Latents, projection_for, row_labels
-from ui.explore_state import SELECTION, current_z, kept, set_z
+from ui.explore_data import Latents, model_asset, projection_for, run_mtime
+from ui.explore_latent import on_browser_z, view_state
+from ui.explore_live import Asset, mount
+from ui.explore_state import SELECTION, kept, set_z, z_from_browser
 from ui.images import grid
 from vae_core.data import Dataset
-from vae_core.latent import Projection, decode
+from vae_core.latent import Projection, decode, projection_key
 from vae_core.runs import Run
 
-CHART_KEY = "explore_projection_chart"
 METHOD_NAMES = {"identity": "Latent axes", "pca": "PCA", "tsne": "t-SNE"}
-WEBGL_ABOVE = 1000  # points; Scattergl beyond this
-MAX_PLOT_POINTS = 10_000  # identity/PCA are fitted on every code but at most this many are drawn
+MAX_PLOT_POINTS = 10_000  # identity/PCA are fitted on every code but at most this many are drawn; t-SNE fits this many
+IMAGE_BUDGET = 12 * 2**20  # bytes of images sent for hover; beyond it a seeded subset of the points has its image
+MAP_HEIGHT = 540
+TOOLTIP_PX = 72
+TSNE_NEIGHBOURS = 10  # as vae_core.latent.Projection's default
 SHOW_SELECTED = 24
+PALETTE_SIZE = 12  # colours of the map's categorical palette (map.js PALETTE); more values: a colour scale
 SELECTED_PX = 56
-PALETTE = ["#4B6BFB", "#E4572E", "#17BEBB", "#F3A712", "#76B041", "#A14DA0", "#2E2E3A", "#FF6F91", "#8D6A9F",
-           "#00A6ED", "#7FB800", "#FFB400"]
 
 
 @dataclass
@@ -49,7 +51,7 @@ def colouring(option: str, dataset: Dataset, latents: Latents) -> Colouring:
     if option.startswith("factor: "):
         k = dataset.factor_names.index(option.removeprefix("factor: "))
         values = dataset.factors[:, k]
-        few = len(np.unique(values)) <= len(PALETTE)
+        few = len(np.unique(values)) <= PALETTE_SIZE
         names = (dataset.class_names if k == 0 and dataset.class_names else None) if few else None
         if few:
             uniq = np.unique(values)
@@ -58,41 +60,6 @@ def colouring(option: str, dataset: Dataset, latents: Latents) -> Colouring:
     if option == "KL":
         return Colouring(latents.kl, "KL (nats)", False)
     return Colouring(latents.recon_error, "−log p(x|μ) (nats)", False)
-
-
-def selected_rows(selection: Any) -> list[int]:
-    """Dataset rows of a plotly selection, read from each point's customdata (point indices are per trace, so they
-    cannot be used); points without customdata (the z marker) are skipped; order kept, duplicates dropped.
-
-    A customdata row arrives as [row], as {"0": row} (numpy customdata travels as a typed array) or as a number."""
-    rows = []
-    for point in (selection or {}).get("points", []) or []:
-        data = point.get("customdata")
-        if isinstance(data, dict):
-            data = data.get("0", data.get(0))
-        if isinstance(data, (list, tuple)):
-            data = data[0] if data else None
-        if data is None:
-            continue
-        try:
-            rows.append(int(data))
-        except (TypeError, ValueError):
-            continue
-    return list(dict.fromkeys(rows))
-
-
-def selection_target(rows: list[int], mu: np.ndarray) -> np.ndarray | None:
-    """Where a selection moves z: a single point (a click) to that image's posterior mean; several points nowhere."""
-    return mu[rows[0]].copy() if len(rows) == 1 else None
-
-
-def _on_select(mu: np.ndarray) -> None:
-    event = st.session_state.get(CHART_KEY) or {}
-    rows = selected_rows(event.get("selection"))
-    st.session_state[SELECTION] = rows
-    target = selection_target(rows, mu)
-    if target is not None:
-        set_z(target)
 
 
 def shown_rows(projection: Projection, limit: int = MAX_PLOT_POINTS) -> np.ndarray:
@@ -112,76 +79,86 @@ def axis_titles(projection: Projection) -> tuple[str, str]:
     return "t-SNE 1", "t-SNE 2"
 
 
-def projection_figure(projection: Projection, colour: Colouring, labels: np.ndarray | None, z: np.ndarray | None,
-                      selected: list[int]) -> go.Figure:
-    """The scatter (one trace per class for categorical colours), selected rows ringed, and z as a star."""
+def map_asset(run: Run, dataset: Dataset, latents: Latents, projection: Projection, key: str) -> Asset:
+    """The drawn points of a fitted projection, cached per projection (and kept: the browser asks for it by hash)."""
+    return _map_asset(key, run, dataset, latents, projection)
+
+
+@st.cache_resource(max_entries=6, show_spinner=False)
+def _map_asset(key: str, _run: Run, _dataset: Dataset, _latents: Latents, _projection: Projection) -> Asset:
+    dataset, latents, projection = _dataset, _latents, _projection  # all named by key
     pos = shown_rows(projection)
-    rows, xy = projection.rows_[pos], projection.embedding_[pos]
-    scatter = go.Scattergl if len(rows) > WEBGL_ABOVE else go.Scatter
-    common = dict(mode="markers", hovertemplate="%{text}<extra></extra>")
-    traces = []
-    if colour.categorical:
-        for c in np.unique(colour.values[rows]):
-            m = colour.values[rows] == c
-            traces.append(scatter(x=xy[m, 0], y=xy[m, 1], customdata=rows[m, None], text=hover_texts(rows[m], labels),
-                                  name=colour.names[int(c)], marker=dict(size=5, color=PALETTE[int(c) % len(PALETTE)],
-                                                                          opacity=0.75), **common))
-    else:
-        texts = [f"{t}<br>{colour.title} {v:.3g}" for t, v in zip(hover_texts(rows, labels), colour.values[rows])]
-        traces.append(scatter(x=xy[:, 0], y=xy[:, 1], customdata=rows[:, None], text=texts,
-                              name=colour.title, showlegend=False, **common,
-                              marker=dict(size=5, color=colour.values[rows], colorscale="Viridis", opacity=0.8,
-                                          colorbar=dict(title=colour.title, thickness=12))))
-    traces += _overlays(projection, labels, z, selected)
-    fig = go.Figure(traces)
+    rows = projection.rows_[pos]
+    d = latents.mu.shape[1]
     x_title, y_title = axis_titles(projection)
-    legend = dict(orientation="h", yanchor="top", y=-0.12, x=0, itemsizing="constant")  # clear of the toolbar
-    fig.update_layout(height=560, margin=dict(l=10, r=10, t=10, b=10), legend=legend,
-                      uirevision=f"{projection.method}{projection.dims}",  # zoom survives z moves, not a new map
-                      clickmode="event+select", xaxis_title=x_title, yaxis_title=y_title)
-    if projection.method != "tsne":
-        fig.update_yaxes(scaleanchor="x", scaleratio=1)  # distances in z-space stay honest
-    return fig
+    meta = {"method": projection.method, "dims": [int(v) for v in projection.dims], "latent_dim": d,
+            "exact": projection.exact, "draggable": projection.method in ("identity", "pca") and d >= 2,
+            "equal_aspect": projection.method != "tsne", "x_title": x_title, "y_title": y_title,
+            "shape": list(dataset.shape), "tooltip_px": TOOLTIP_PX, "neighbours": TSNE_NEIGHBOURS, "names": None}
+    arrays = {"rows": rows.astype(np.int32), "xy": projection.embedding_[pos].astype(np.float32),
+              "mu": latents.mu[rows].astype(np.float32)}
+    if projection.method == "pca":
+        arrays |= {"mean": projection.mean_.astype(np.float32), "components": projection.components_.astype(np.float32)}
+    if projection.method == "tsne":  # placement of new z among the fitted codes, as Projection._place
+        arrays["codes"] = projection.codes_[pos].astype(np.float32)
+    if dataset.labels is not None:
+        meta["names"] = [str(v) for v in dataset.class_names or range(int(dataset.labels.max()) + 1)]
+        arrays["labels"] = dataset.labels[rows].astype(np.int16)
+    with_image = _image_rows(len(rows), int(np.prod(dataset.shape)))
+    index = np.full(len(rows), -1, np.int32)
+    index[with_image] = np.arange(len(with_image))
+    images = dataset.batch(rows[with_image]) if len(with_image) else np.zeros((0, *dataset.shape), np.float32)
+    arrays |= {"image_index": index, "images": (np.clip(images, 0, 1) * 255).round().astype(np.uint8)}
+    meta["images_sent"] = int(len(with_image))
+    return Asset("map", meta, arrays)
 
 
-def _overlays(projection: Projection, labels: np.ndarray | None, z: np.ndarray | None, selected: list[int]) -> list:
-    traces = []
-    position = {int(r): i for i, r in enumerate(projection.rows_)}
-    sel = [r for r in selected if r in position][:200]
-    if sel:
-        xy = projection.embedding_[[position[r] for r in sel]]
-        traces.append(go.Scatter(x=xy[:, 0], y=xy[:, 1], mode="markers", name="selected",
-                                 customdata=[[r] for r in sel], text=hover_texts(np.asarray(sel), labels),
-                                 hovertemplate="%{text}<extra>selected</extra>",
-                                 marker=dict(size=12, symbol="circle-open", color="#111", line=dict(width=2))))
-    if z is not None:
-        xy = projection.transform(z[None])[0]
-        name = "current z" if projection.exact else "current z (≈, from its nearest codes)"
-        traces.append(go.Scatter(x=[xy[0]], y=[xy[1]], mode="markers", name=name, hoverinfo="name",
-                                 marker=dict(size=20, symbol="star", color="#FF4B4B", line=dict(width=1.5,
-                                                                                                 color="white"))))
-    return traces
+def _image_rows(n: int, pixels: int) -> np.ndarray:
+    """Positions of the drawn points whose image is sent: all that fit in IMAGE_BUDGET, a seeded subset beyond."""
+    fit = IMAGE_BUDGET // max(1, pixels)
+    if n <= fit:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(1).choice(n, fit, replace=False))
 
 
-def hover_texts(rows: np.ndarray, labels: np.ndarray | None) -> list[str]:
-    """The hover line of each drawn row: its label (if any) and its index in the dataset."""
-    if labels is None:
-        return [f"#{r}" for r in rows]
-    return [f"label {name} · #{r}" for name, r in zip(labels[rows], rows)]
+def colour_asset(map_: Asset, colour: Colouring) -> Asset:
+    """One colouring of a map's drawn points: class indices (categorical) or values with their range."""
+    values = colour.values[map_.arrays["rows"]]
+    if colour.categorical:
+        meta = {"categorical": True, "title": colour.title, "names": list(colour.names)}
+        return Asset("colour", meta, {"values": values.astype(np.uint16)})
+    finite = values[np.isfinite(values)]
+    lo, hi = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
+    meta = {"categorical": False, "title": colour.title, "min": lo, "max": hi}
+    return Asset("colour", meta, {"values": np.nan_to_num(values, nan=lo).astype(np.float32)})
 
 
 def projection_ui(run: Run, dataset: Dataset, latents: Latents) -> str:
-    """Controls, the chart and its notes; returns the method for the URL."""
+    """Controls, the map and its notes, the selection; returns the method for the URL."""
     method, params = _controls_ui(run, dataset, latents)
     projection = projection_for(run, dataset, method, params)
-    colour = colouring(st.session_state.explore_colour, dataset, latents)
-    selected = st.session_state.get(SELECTION, [])
-    fig = projection_figure(projection, colour, row_labels(dataset), current_z(), selected)
-    st.plotly_chart(fig, key=CHART_KEY, on_select=functools.partial(_on_select, latents.mu),
-                    selection_mode=("points", "box", "lasso"), config={"displaylogo": False})
-    st.caption(_notes(projection, dataset, params))
-    selection_ui(run, dataset, latents, selected)
+    model, why = model_asset(run)
+    key = projection_key(str(run.path), run_mtime(run), dataset.source, method, params)
+    map_ = map_asset(run, dataset, latents, projection, key)
+    colour = colour_asset(map_, colouring(st.session_state.explore_colour, dataset, latents))
+    if model is None:
+        st.caption(f"The map needs the model in your browser, and {why}.")
+    else:
+        view = view_state(height=MAP_HEIGHT, selection=st.session_state.get(SELECTION, []))
+        mount("map", "explore_live_map", view, {"model": model, "map": map_, "colour": colour}, on_z=on_browser_z,
+              on_select=_on_select)
+    st.caption(_notes(projection, dataset, params, map_.meta))
+    selection_ui(run, dataset, latents, st.session_state.get(SELECTION, []))
     return method
+
+
+def _on_select(payload: dict) -> None:
+    """The browser selected points (a click, a box, a lasso; none: cleared); a click also moved z to the image."""
+    rows = [int(r) for r in payload.get("rows") or [] if isinstance(r, (int, float))]
+    st.session_state[SELECTION] = list(dict.fromkeys(rows))
+    z = z_from_browser(payload.get("z"), len(st.session_state.get("explore_z") or [])) if payload.get("z") else None
+    if z is not None:
+        set_z(z, moved_by="browser")
 
 
 def _controls_ui(run: Run, dataset: Dataset, latents: Latents) -> tuple[str, dict]:
@@ -206,7 +183,7 @@ def _controls_ui(run: Run, dataset: Dataset, latents: Latents) -> tuple[str, dic
         params["dims"] = [int(x), int(y)]
     elif method == "tsne":
         with cols[3].popover("t-SNE settings"):
-            params["max_points"] = st.number_input("Points (subsample above)", 100, 20_000, step=500,
+            params["max_points"] = st.number_input("Points (subsample above)", 100, MAX_PLOT_POINTS, step=500,
                                                    **kept("explore_tsne_points", 2000))
             params["perplexity"] = st.slider("Perplexity", 5, 100, **kept("explore_perplexity", 30))
             params["iterations"] = st.select_slider("Iterations", [250, 500, 1000], help="more: a more settled map, "
@@ -214,16 +191,24 @@ def _controls_ui(run: Run, dataset: Dataset, latents: Latents) -> tuple[str, dic
     return method, params
 
 
-def _notes(projection: Projection, dataset: Dataset, params: dict) -> str:
+def _notes(projection: Projection, dataset: Dataset, params: dict, meta: dict) -> str:
     shown = len(shown_rows(projection))
     what = "one sample of q(z|x)" if params.get("sample") else "the posterior mean"
-    notes = [f"{shown:,} of {dataset.n:,} images, each at {what}. Click a point to move the sliders to its "
-             "posterior mean; box or lasso (toolbar) to select many."]
+    notes = [f"{shown:,} of {dataset.n:,} images drawn{' (a seeded subsample)' if shown < len(projection.rows_) else ''}"
+             f", each at {what}. Hover a point to see its image and reconstruction; click it to move z to its "
+             "posterior mean; Box or Lasso to select many."]
+    if meta["images_sent"] < shown:
+        notes.append(f"Hover shows the original image for {meta['images_sent']:,} of them (images sent to the browser "
+                     f"are capped at {IMAGE_BUDGET // 2**20} MB); the reconstruction for every one.")
+    if meta["draggable"]:
+        plane = "the two latent axes" if projection.method == "identity" else "the principal plane (the rest of z kept)"
+        notes.append(f"Drag the ★ to move z in {plane}.")
     if projection.method == "tsne" and len(projection.rows_) < dataset.n:
         notes.append(f"t-SNE ran on a random subsample of {len(projection.rows_):,} codes.")
     if not projection.exact:
         notes.append("t-SNE has no map for new points: the ★ is placed at the distance-weighted mean of the positions "
-                     "of z's 10 nearest codes, so treat it as approximate.")
+                     f"of z's {TSNE_NEIGHBOURS} nearest codes (in your browser, as on the server), so treat it as "
+                     "approximate; it cannot be dragged.")
     elif projection.method == "pca":
         total = projection.explained_variance_ratio_.sum()
         notes.append(f"The two principal axes explain {total:.0%} of the codes' variance; ★ is z projected exactly.")

@@ -2,8 +2,9 @@
 
 Streamlit forgets the widget state of a page that is not rendered, so every Explore widget keeps a plain copy under
 its name (`kept`) and is restored from it when the page comes back. The current z lives under Z with a version that
-goes up whenever Python moves it (a click on the projection, a start button), which tells the sliders and the live
-decoder to jump there; a z moved by the user's own slider does not bump it."""
+goes up whenever the server moves it (a start button, a server-side slider), which tells the browser's parts to jump
+there; a z the browser moved itself (a drag, a click on the map, the pad) does not bump it, so the rerun that
+follows leaves the browser's z where the user put it."""
 from __future__ import annotations
 
 import math
@@ -12,7 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 import streamlit as st
 
-Z, Z_VERSION, Z_MOVED = "explore_z", "explore_z_version", "explore_z_moved"
+Z, Z_VERSION = "explore_z", "explore_z_version"
 VIEW = "explore_view"  # (run path, dataset source) the z and the selection belong to
 SELECTION = "explore_selection"  # dataset rows of the last projection selection
 MAX_URL_DIMS = 256  # longer codes stay out of the URL
@@ -72,19 +73,21 @@ def z_version() -> int:
     return int(st.session_state.get(Z_VERSION, 0))
 
 
-def set_z(z: Sequence[float], moved_by: str = "python") -> None:
-    """Store z. moved_by "python" (a click, a button) bumps the version so every control jumps to it; "slider" or
-    "browser" (the user's own control) does not, and marks the page for one refresh of the views that depend on z."""
+def set_z(z: Sequence[float], moved_by: str = "server") -> None:
+    """Store z. moved_by "server" (a button, a server slider) bumps the version so every control jumps to it;
+    "browser" (reported by the browser, which is there already) does not."""
     st.session_state[Z] = [float(v) for v in np.asarray(z, dtype=np.float64).ravel()]
-    if moved_by == "python":
+    if moved_by != "browser":
         st.session_state[Z_VERSION] = z_version() + 1
-    else:
-        st.session_state[Z_MOVED] = True
 
 
-def take_z_moved() -> bool:
-    """Whether the user moved z since the last call (and clear the mark)."""
-    return bool(st.session_state.pop(Z_MOVED, False))
+def z_from_browser(value, latent_dim: int) -> np.ndarray | None:
+    """A z the browser reported: latent_dim finite numbers, else None (ignored)."""
+    try:
+        z = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    return z if z.shape == (latent_dim,) and np.isfinite(z).all() else None
 
 
 # --------------------------------------------------------------------------- the URL

@@ -1,17 +1,15 @@
-"""The latent space of a trained VAE: encode, project to 2-D, traverse, interpolate, sample, and export the decoder."""
+"""The latent space of a trained VAE: encode, project to 2-D, traverse, interpolate, sample (vae_core.export sends the
+networks to the browser)."""
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
 
 from .metrics import encode_dataset
-from .model import VAE, MLPDecoder
+from .model import VAE
 from .objective import kl_per_dim, log_likelihood
 
 COLLAPSED_KL = 0.05  # nats: a dimension with less mean KL carries (almost) no information (as ui.charts)
@@ -274,46 +272,3 @@ class Projection:
         if self.method != "pca":
             raise ValueError(f"inverse_transform exists for PCA only, not {self.method!r}")
         return (np.atleast_2d(y) @ self.components_ + self.mean_).astype(np.float32)
-
-
-# --------------------------------------------------------------------------- the MLP decoder for the browser
-
-
-def _b64(tensor: torch.Tensor) -> str:
-    """A tensor's values as base64 little-endian float32, row-major."""
-    return base64.b64encode(tensor.detach().cpu().to(torch.float32).numpy().astype("<f4").tobytes()).decode()
-
-
-def export_decoder_weights(model: VAE) -> dict:
-    """An MLP decoder as JSON-able data for the browser: per Linear layer its weight (out, in) row-major and bias as
-    base64 little-endian float32, whether a ReLU follows, the output map (sigmoid or clamp) and a content hash."""
-    if not isinstance(model.decoder, MLPDecoder):
-        raise ValueError(f"only MLP decoders can be exported to the browser, this model's is {model.config.arch!r}")
-    modules = list(model.decoder.net)
-    layers = []
-    for i, module in enumerate(modules):
-        if isinstance(module, nn.Linear):
-            relu = i + 1 < len(modules) and isinstance(modules[i + 1], nn.ReLU)
-            layers.append({"in": module.in_features, "out": module.out_features, "relu": relu,
-                           "weight": _b64(module.weight), "bias": _b64(module.bias)})
-    weights = {"format": "vae-mlp-decoder/1", "latent_dim": model.config.latent_dim,
-               "shape": list(model.config.input_shape),
-               "output": "sigmoid" if model.config.likelihood == "bernoulli" else "clamp", "layers": layers}
-    weights["hash"] = hashlib.sha1(json.dumps(weights, sort_keys=True).encode()).hexdigest()[:16]
-    return weights
-
-
-def _unb64(text: str, shape: tuple[int, ...]) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(text), dtype="<f4").reshape(shape)
-
-
-def reference_decode(weights: dict, z: np.ndarray) -> np.ndarray:
-    """The browser's decoder in numpy, from export_decoder_weights' output: z (N, D) -> images (N, C, H, W)."""
-    h = np.atleast_2d(np.asarray(z, np.float32))
-    for layer in weights["layers"]:
-        w = _unb64(layer["weight"], (layer["out"], layer["in"]))
-        h = h @ w.T + _unb64(layer["bias"], (layer["out"],))  # (N, out)
-        if layer["relu"]:
-            h = np.maximum(h, 0.0)
-    h = 1.0 / (1.0 + np.exp(-h)) if weights["output"] == "sigmoid" else np.clip(h, 0.0, 1.0)
-    return h.reshape(len(h), *weights["shape"]).astype(np.float32)

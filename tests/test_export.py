@@ -1,0 +1,74 @@
+"""vae_core.export: the networks the browser runs, as programs; their numpy reference reproduces the torch model
+(MLP and conv, Bernoulli and Gaussian, grey and RGB), the hash names the content, and what the browser cannot run
+is refused by name."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from vae_core.config import ModelConfig
+from vae_core.export import export_model, reference_decode, reference_encode
+from vae_core.training import build_model
+
+CONFIGS = {
+    "mlp-bernoulli": dict(input_shape=(1, 8, 8), latent_dim=5, hidden_sizes=(32, 16)),
+    "mlp-gaussian-rgb": dict(input_shape=(3, 6, 5), latent_dim=3, hidden_sizes=(24,), likelihood="gaussian"),
+    "conv-bernoulli": dict(input_shape=(1, 28, 28), latent_dim=4, arch="conv", hidden_sizes=(32,)),
+    "conv-gaussian-rgb": dict(input_shape=(3, 32, 32), latent_dim=6, arch="conv", hidden_sizes=(48,),
+                              likelihood="gaussian-learned"),
+}
+
+
+def model_for(name: str):
+    model = build_model(ModelConfig(**CONFIGS[name]), seed=0).eval()
+    last = model.decoder.net[-1] if hasattr(model.decoder, "net") else model.decoder.deconv[-1]
+    with torch.no_grad():  # push some outputs out of [0, 1] so the Gaussian clamp is exercised
+        last.bias.add_(torch.linspace(-2, 2, last.bias.numel()))
+    return model
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_the_exported_programs_reproduce_the_torch_model(name):
+    model = model_for(name)
+    exported = export_model(model)
+    spec = json.loads(json.dumps(exported.spec))  # what the browser receives
+    assert spec["n_floats"] * 4 == len(exported.blob) == 4 * sum(p.numel() for p in model.parameters()
+                                                                 if p is not getattr(model, "log_sigma", None))
+    z = torch.randn(16, model.config.latent_dim, generator=torch.Generator().manual_seed(1)) * 2
+    x = torch.rand(5, *model.config.input_shape, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        images = model.decode_mean(z).numpy()
+        mu, logvar = model.encode(x)
+    np.testing.assert_allclose(reference_decode(exported, z.numpy()), images, atol=1e-5)
+    got_mu, got_logvar = reference_encode(exported, x.numpy())
+    np.testing.assert_allclose(got_mu, mu.numpy(), atol=1e-5)
+    np.testing.assert_allclose(got_logvar, logvar.numpy(), atol=1e-5)
+    assert spec["output"] == ("sigmoid" if model.config.likelihood == "bernoulli" else "clamp")
+
+
+def test_conv_decoder_program_lists_its_layers_with_shapes():
+    ops = export_model(model_for("conv-bernoulli")).spec["decoder"]
+    assert [op["op"] for op in ops] == ["linear", "relu", "linear", "relu", "reshape", "conv_transpose2d", "relu",
+                                        "conv_transpose2d"]
+    assert ops[4]["shape"] == [64, 7, 7] and ops[5]["out_hw"] == [14, 14] and ops[7]["out_hw"] == [28, 28]
+
+
+def test_the_hash_follows_the_weights():
+    model = model_for("mlp-bernoulli")
+    first = export_model(model).hash
+    assert export_model(model).hash == first
+    with torch.no_grad():
+        model.decoder.net[0].weight[0, 0] += 1.0
+    assert export_model(model).hash != first
+
+
+@pytest.mark.parametrize("layer,message", [(nn.Tanh(), "Tanh"), (nn.ConvTranspose2d(64, 32, 3, stride=2, padding=1,
+                                                                                    output_padding=1),
+                                                                 "output_padding")])
+def test_a_layer_the_browser_cannot_run_is_refused_by_name(layer, message):
+    model = model_for("conv-bernoulli")
+    model.decoder.deconv[1] = layer
+    with pytest.raises(ValueError, match=message):
+        export_model(model)

@@ -1,0 +1,82 @@
+// Python mounts this one component several times on the Explore page, each mount a part of one live instrument:
+// "panel" (sliders, image, traversal strip), "map" (the projection) and "pad" (drawing to encode). Every mount gets a
+// bundle (explorer.js parseBundle): its view, and any assets this tab does not hold yet. The parts of a page share
+// its Explorer (the current z). window.__vaeExplore exposes the runtime and the timings to tests and benchmarks.
+
+const PARTS = { panel: Panel, map: MapView, pad: Pad };
+
+export default function explore(component) {
+  const { data, parentElement, setTriggerValue } = component;
+  const root = parentElement.querySelector(".vx-root");
+  if (!root || !data) return;
+  let view;
+  try {
+    view = parseBundle(data instanceof Uint8Array ? data : new Uint8Array(data));
+  } catch (err) {
+    root.textContent = `The live view could not read its data: ${err.message}`;
+    return;
+  }
+  const explorer = explorerFor(view.group);
+  explorer.fromPython(view.z, view.z_version);
+  if (!root.__vx || root.__vx.role !== view.role) {
+    root.replaceChildren();
+    root.__vx = new PARTS[view.role](root, explorer);
+    root.__vx.role = view.role;
+    root.dataset.role = view.role;
+  }
+  const part = root.__vx;
+  explorer.parts[view.role] = part;
+  const assets = {};
+  for (const [name, hash] of Object.entries(view.assets)) {
+    assets[name] = assetFor(hash, () => explore(component), (h) => setTriggerValue("need", { hashes: [h] }));
+  }
+  if (Object.values(assets).some((a) => !a)) {
+    root.dataset.state = "waiting";
+    return;
+  }
+  const model = modelOf(assets.model);
+  explorer.model = model;
+  if (view.role === "map") part.update(view, assets.map, assets.colour, model, setTriggerValue);
+  else part.update(view, model, setTriggerValue);
+  root.dataset.state = "ready";
+  root.dataset.kernel = model.kernel;
+}
+
+// ------------------------------------------------------------------ hooks for tests and benchmarks
+
+function explorerNamed(group = "explore") {
+  const explorer = EXPLORERS.get(group);
+  if (!explorer || !explorer.model) throw new Error(`no live view of ${group} with a model yet`);
+  return explorer;
+}
+
+const rows = (flat, n) => Array.from({ length: n }, (_, i) => Array.from(flat.subarray((i * flat.length) / n, ((i + 1) * flat.length) / n)));
+
+window.__vaeExplore = {
+  // decode z's (arrays of numbers) with the page's model, by the WebAssembly kernel ("auto") or plain JS ("js")
+  decode(zs, kernel = "auto", group) {
+    const explorer = explorerNamed(group), entry = [...ASSETS.values()].find((a) => a["model:auto"] === explorer.model);
+    const model = kernel === "auto" ? explorer.model : modelOf(entry, kernel);
+    return { kernel: model.kernel, images: rows(model.decode(Float32Array.from(zs.flat()), zs.length), zs.length) };
+  },
+  encode(xs, kernel = "auto", group) {
+    const explorer = explorerNamed(group), entry = [...ASSETS.values()].find((a) => a["model:auto"] === explorer.model);
+    const model = kernel === "auto" ? explorer.model : modelOf(entry, kernel);
+    const { mu, logvar } = model.encode(Float32Array.from(xs.flat()), xs.length);
+    return { kernel: model.kernel, mu: rows(mu, xs.length), logvar: rows(logvar, xs.length) };
+  },
+  z: (group) => Array.from(explorerNamed(group).z),
+  timing(group = "explore") {
+    const t = EXPLORERS.get(group)?.timing || {};
+    return Object.fromEntries(Object.entries(t).map(([name, timing]) => [name, timing.summary()]));
+  },
+  reset(group = "explore") {
+    for (const timing of Object.values(EXPLORERS.get(group)?.timing || {})) timing.reset();
+  },
+  star(group) {
+    const map = explorerNamed(group).parts.map;
+    return map && map.star ? { data: [map.star.x, map.star.y], ...map.clientOf(map.star.x, map.star.y) } : null;
+  },
+  pointOnScreen: (row, group) => explorerNamed(group).parts.map?.rowOnScreen(row) ?? null,
+  dataToScreen(x, y, group) { return explorerNamed(group).parts.map.clientOf(x, y); },
+};
