@@ -16,6 +16,7 @@ from vae_core.config import ModelConfig, RunConfig, TrainConfig
 from vae_core.runs import (MODEL_FILE, delete_run, export_zip, import_zip, list_runs, load_run, recover_runs,
                            rename_run, resolve_run, sanitize_name, save_run, tensors_to_optimizer_state,
                            unique_run_name)
+from vae_core.objective import log_likelihood
 from vae_core.training import build_model
 
 TINY = ModelConfig(input_shape=(1, 8, 8), latent_dim=2, hidden_sizes=(8,))
@@ -50,7 +51,7 @@ def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 # ----------------------------------------------------------------------------- save / load
 
 
-@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian-learned"])
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "gaussian-learned"])
 def test_save_then_load_gives_back_the_same_run(tmp_path, likelihood):
     path = make_run(tmp_path / "r", seed=3, optimizer=True, likelihood=likelihood)
     run = load_run(path, with_optimizer=True)
@@ -59,9 +60,11 @@ def test_save_then_load_gives_back_the_same_run(tmp_path, likelihood):
     assert run.config.train.seed == 3 and run.config.dataset == {"kind": "digits", "name": "digits"}
     assert [r["step"] for r in run.history["steps"]] == [1, 2, 3] and run.metrics["val_neg_elbo"] == 41.5
     assert run.state["step"] == 3 and run.state["epoch"] == 1
-    assert not any(t.is_meta for t in run.model.state_dict().values())
+    assert not any(t.is_meta for t in [*run.model.state_dict().values(), *run.model.buffers()])  # unsaved ones too
     x = torch.rand(5, 1, 8, 8)
+    x_params = run.model.decode(run.model.encode(x)[0])
     assert torch.isfinite(run.model.decode_mean(run.model.encode(x)[0])).all()
+    assert torch.isfinite(log_likelihood(x, x_params, likelihood, run.model.obs_log_sigma())).all()
     opt = torch.optim.Adam(run.model.parameters())
     opt.load_state_dict(tensors_to_optimizer_state(run.optimizer_tensors, run.state["optimizer_param_groups"]))
     assert len(opt.state) == len(list(run.model.parameters()))

@@ -100,8 +100,14 @@ class VAE(nn.Module):
             self.encoder, self.decoder = ConvEncoder(config), ConvDecoder(config)
         if config.likelihood == "gaussian-learned":
             self.log_sigma = nn.Parameter(torch.full((), -1.0))  # one learned observation log-std
-        elif config.likelihood == "gaussian":  # a constant that follows the model's device; not saved (the config has it)
-            self.register_buffer("fixed_log_sigma", torch.tensor(math.log(config.gaussian_sigma)), persistent=False)
+        self.reset_constants()
+
+    def reset_constants(self, device: torch.device | str | None = None) -> None:
+        """The buffers rebuilt from the config rather than saved: the fixed Gaussian log-std (it follows the model's
+        device). A model loaded onto the meta device's skeleton needs this after its weights are assigned."""
+        if self.config.likelihood == "gaussian":
+            value = torch.tensor(math.log(self.config.gaussian_sigma), device=device)
+            self.register_buffer("fixed_log_sigma", value, persistent=False)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.encoder(x)

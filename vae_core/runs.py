@@ -260,6 +260,7 @@ def load_run(run_dir: str | Path, with_optimizer: bool = False) -> Run:
     weights = read_tensors(run_dir / MODEL_FILE)
     check_weights(weights, model.state_dict(), MODEL_FILE)
     model.load_state_dict(weights, assign=True)  # the meta tensors become the loaded ones: no init, no global RNG
+    model.reset_constants(device=next(iter(weights.values())).device)  # unsaved buffers are still meta tensors
     model.eval()
     history = read_optional_json(run_dir / "history.json", check_history, empty_history())
     metrics = read_optional_json(run_dir / "metrics.json", check_metrics, {})
