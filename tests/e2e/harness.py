@@ -210,3 +210,34 @@ def screenshot(page, path: Path, max_height: int = 4000, idle: bool = True) -> P
     finally:
         page.set_viewport_size(size)
     return path
+
+
+# --------------------------------------------------------------------------- the live Explore view
+
+def live(role: str) -> str:
+    """The selector of a live-view part (panel, map, pad) once it is ready."""
+    return f'.vx-root[data-role="{role}"][data-state="ready"]'
+
+
+def explore_api(page, call: str, *args):
+    """Call window.__vaeExplore.<call>(...args) in the page (ui/explore_live/main.js: the test hooks)."""
+    return page.evaluate(f"(args) => window.__vaeExplore.{call}(...args)", list(args))
+
+
+NEXT_FRAME_JS = "() => new Promise(resolve => requestAnimationFrame(() => requestAnimationFrame(() => resolve(true))))"
+
+
+def next_frame(page) -> None:
+    """Wait until the page has drawn two more frames."""
+    page.wait_for_function(NEXT_FRAME_JS)
+
+
+def drag(page, start: tuple[float, float], moves: list[tuple[float, float]], each_frame: bool = True) -> None:
+    """Press the mouse at start, move through the points (a frame after each), release."""
+    page.mouse.move(*start)
+    page.mouse.down()
+    for point in moves:
+        page.mouse.move(*point)
+        if each_frame:
+            next_frame(page)
+    page.mouse.up()

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.e2e.harness import ARTIFACTS, goto, key, plotly_traces, screenshot
+from tests.e2e.harness import ARTIFACTS, goto, key, live, plotly_traces, screenshot
 from tests.e2e.test_train import progress_text, start_training
 from tests.helpers import wait_until
 
@@ -49,6 +49,6 @@ def test_three_sessions_train_and_explore_without_seeing_each_other(open_app, ne
         goto(page, "Explore")
         caption = page.locator('[data-testid="stMain"] [data-testid="stCaptionContainer"]').first.inner_text()
         assert caption.startswith(f"{name} (mlp, {latent}-D latent)"), caption
-        page.locator('.vld-root[data-state="ready"]').wait_for()
-        assert page.locator(".vld-root input.vld-slider").count() == latent, "one live slider per latent dimension"
+        page.locator(live("panel")).wait_for()
+        assert page.locator(f'{live("panel")} input.vx-slider').count() == latent, "one live slider per latent dimension"
         assert name in page.locator('[data-testid="stSidebar"]').inner_text()

@@ -1,52 +1,64 @@
-"""Explore in a real browser, on the bundled digits model: a latent slider moved with the keyboard changes the
-decoded image; dragging in the live decoder redraws its canvas during the drag; clicking a point of the projection
-shows that image and moves the sliders to its code."""
+"""Explore in a real browser. The browser's decoder and encoder give torch's numbers (MLP and conv, Bernoulli and
+Gaussian, both kernels); dragging a slider redraws the image, the traversal strip and the map's star during the drag
+and the server follows on release; hovering a point shows its image and its reconstruction; a click goes to the
+image's code at once; dragging the star moves z in the PCA plane; a box selects points and the server shows them;
+drawing on the pad encodes the drawing like torch and "Use as z" moves there; a server slider moves image and star."""
 from __future__ import annotations
 
 import re
+import shutil
 
 import numpy as np
 import pytest
+import torch
 
-from tests.e2e.harness import ARTIFACTS, ROOT, key, plotly_traces, screenshot, wait_idle
+from tests.e2e.harness import ARTIFACTS, ROOT, drag, explore_api, key, live, next_frame, screenshot, wait_idle
 from tests.helpers import wait_until
+from vae_core.config import ModelConfig, RunConfig
+from vae_core.data import load_digits, load_source
+from vae_core.latent import Projection, encode
+from vae_core.runs import load_run, save_run
+from vae_core.training import build_model
 
 pytestmark = pytest.mark.e2e
 
-LIVE = ".vld-root"
-LIVE_SLIDERS = f"{LIVE} input.vld-slider"
-CANVAS_HASH_JS = """() => {
-  const c = document.querySelector('canvas.vld-canvas');
-  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-  let h = 0;
-  for (let i = 0; i < d.length; i += 4) h = (Math.imul(h, 31) + d[i] + 7 * d[i + 1] + 13 * d[i + 2]) >>> 0;
-  return h;
+DIGITS = {"kind": "digits", "name": "digits"}
+SHAPES = {"kind": "shapes", "n": 300, "size": 32, "seed": 0, "name": "shapes"}
+MODELS = {  # name: (model settings, the data it "trained" on)
+    "mlp-bernoulli": (dict(input_shape=(1, 8, 8), latent_dim=4, hidden_sizes=(32,)), DIGITS),
+    "mlp-gaussian": (dict(input_shape=(1, 8, 8), latent_dim=3, hidden_sizes=(24, 16), likelihood="gaussian"), DIGITS),
+    "conv-bernoulli": (dict(input_shape=(1, 32, 32), latent_dim=5, arch="conv", hidden_sizes=(32,)), SHAPES),
+    "conv-gaussian": (dict(input_shape=(1, 32, 32), latent_dim=4, arch="conv", hidden_sizes=(48,),
+                           likelihood="gaussian-learned"), SHAPES),
+}
+CANVAS_JS = """selector => {  // every RGBA value of a canvas
+  const c = document.querySelector(selector);
+  return {width: c.width, height: c.height, pixels: Array.from(c.getContext('2d').getImageData(0, 0, c.width,
+    c.height).data)};
 }"""
-NEXT_FRAME_JS = "() => new Promise(resolve => requestAnimationFrame(() => requestAnimationFrame(() => resolve(true))))"
 
 
-def server_image_src(page) -> str:
-    return page.locator('[data-testid="stImage"]', has_text="decoded on the server").locator("img").first \
-        .get_attribute("src")
+def bundled():
+    return load_run(ROOT / "assets" / "runs" / "digits-default")
 
 
-def neighbours_caption(page) -> str:
-    """The captions under the nearest training images ("#60 · 3 · d=0.00 | #62 · …"), in order."""
-    captions = page.locator('[data-testid="stImageCaption"], [data-testid="caption"]').all_inner_texts()
-    return " | ".join(c for c in captions if re.match(r"#\d+ · ", c))
+def canvas_image(page, selector: str, shape: tuple[int, int]) -> np.ndarray:
+    """What a canvas shows, sampled at its cells' centres, as grey values in [0, 1]: (H, W)."""
+    got = page.evaluate(CANVAS_JS, selector)
+    h, w = shape
+    rgba = np.asarray(got["pixels"], np.float32).reshape(got["height"], got["width"], 4)
+    sy, sx = got["height"] / h, got["width"] / w
+    centres = rgba[(np.arange(h) * sy + sy / 2).astype(int)][:, (np.arange(w) * sx + sx / 2).astype(int), 0]
+    return centres / 255.0
 
 
-def selected_images(page) -> int:
-    """How many images the selection view shows: images after the "Selected: …" heading, before the sliders' panel."""
-    return page.evaluate("""() => {
-      const heading = [...document.querySelectorAll('[data-testid="stMarkdownContainer"]')]
-        .find(e => e.innerText.startsWith('Selected: '));
-      const panel = [...document.querySelectorAll('h1, h2, h3')].find(e => e.innerText.startsWith('Latent sliders'));
-      if (!heading || !panel) return 0;
-      const between = e => (heading.compareDocumentPosition(e) & Node.DOCUMENT_POSITION_FOLLOWING)
-        && (panel.compareDocumentPosition(e) & Node.DOCUMENT_POSITION_PRECEDING);
-      return [...document.querySelectorAll('[data-testid="stImage"] img')].filter(between).length;
-    }""")
+def torch_decode(model, z) -> np.ndarray:
+    with torch.no_grad():
+        return model.decode_mean(torch.as_tensor(np.asarray(z, np.float32))).numpy()
+
+
+def star(page) -> dict:
+    return explore_api(page, "star")
 
 
 def nearest_heading(page) -> str:
@@ -54,97 +66,187 @@ def nearest_heading(page) -> str:
     return page.locator('[data-testid="stMarkdownContainer"]', has_text=re.compile(r"\|z\| = ")).first.inner_text()
 
 
-def frames(page) -> int:
-    return int(page.locator(LIVE).get_attribute("data-frames") or 0)
+def url_z(page) -> list[float]:
+    return [float(v) for v in page.evaluate("() => new URLSearchParams(location.search).get('z')").split(",")]
 
 
-def test_keyboard_moves_a_latent_slider_and_the_decoded_image_changes(app):
-    app.locator(key("w_explore_decoder_mode")).get_by_text("Server", exact=True).click()
-    wait_idle(app)
-    before = server_image_src(app)
-    top_dim = app.locator('[class*="st-key-w_z"]').first  # sliders are ordered by KL: the most informative first
-    thumb = top_dim.locator('input[type="range"]')
-    value = thumb.input_value()
-    thumb.focus()
-    thumb.press("ArrowRight")
-    wait_until(lambda: thumb.input_value() != value, timeout=10, what="the slider to move")
-    wait_idle(app)
-    after = wait_until(lambda: (src := server_image_src(app)) != before and src, "a newly decoded image", timeout=30)
-    assert after.endswith(".png")
-    for _ in range(10):
-        thumb.press("ArrowRight")
-    wait_idle(app)
-    assert float(thumb.input_value()) > float(value)
-    assert server_image_src(app) not in (before, after), "every slider change decodes a new image"
+# --------------------------------------------------------------------------- the runtime against torch
+
+@pytest.mark.usefixtures("new_runs_removed")
+def test_the_browser_decodes_and_encodes_like_torch(open_app, runs_dir):
+    for name, (settings, data) in MODELS.items():
+        config = ModelConfig(**settings)
+        model = build_model(config, seed=1).eval()
+        last = model.decoder.net[-1] if config.arch == "mlp" else model.decoder.deconv[-1]
+        with torch.no_grad():  # outputs beyond [0, 1], so the Gaussian clamp is exercised
+            last.bias.add_(torch.linspace(-2, 2, last.bias.numel()))
+        path = save_run(runs_dir / f"zz-{name}", model, RunConfig(model=config, dataset=data))  # newest: active
+        page = open_app()
+        page.locator(live("panel")).wait_for(timeout=60_000)
+        z = (torch.randn(6, config.latent_dim, generator=torch.Generator().manual_seed(7)) * 2).numpy()
+        x = load_source({k: v for k, v in data.items() if k != "name"}).batch(np.arange(4))
+        with torch.no_grad():
+            mu, logvar = (t.numpy() for t in model.encode(torch.as_tensor(x)))
+        for kernel in ("auto", "js"):
+            decoded = explore_api(page, "decode", z.tolist(), kernel)
+            assert decoded["kernel"] == ("wasm-simd" if kernel == "auto" else "js")
+            images = np.asarray(decoded["images"]).reshape(len(z), *config.input_shape)
+            np.testing.assert_allclose(images, torch_decode(model, z), atol=1e-4, err_msg=f"{name} {kernel}")
+            encoded = explore_api(page, "encode", x.reshape(len(x), -1).tolist(), kernel)
+            np.testing.assert_allclose(np.asarray(encoded["mu"]), mu, atol=1e-4, err_msg=f"{name} {kernel}")
+            np.testing.assert_allclose(np.asarray(encoded["logvar"]), logvar, atol=1e-4, err_msg=f"{name} {kernel}")
+        shutil.rmtree(path)
 
 
-def test_live_decoder_redraws_during_a_drag(app):
-    app.locator(f'{LIVE}[data-state="ready"]').wait_for()
-    slider = app.locator(LIVE_SLIDERS).first
+# --------------------------------------------------------------------------- the panel
+
+def test_a_slider_drag_decodes_live_and_the_star_follows(app):
+    app.locator(live("panel")).wait_for()
+    app.locator(live("map")).wait_for()
+    slider = app.locator(f'{live("panel")} input.vx-slider').first
     slider.scroll_into_view_if_needed()
     box = slider.bounding_box()
-    lo, hi, value = slider.evaluate("e => [Number(e.min), Number(e.max), Number(e.value)]")
+    lo, hi, value, dim = slider.evaluate("e => [Number(e.min), Number(e.max), Number(e.value), Number(e.dataset.dim)]")
     x, y = box["x"] + box["width"] * (value - lo) / (hi - lo), box["y"] + box["height"] / 2
     heading = nearest_heading(app)
+    panel = app.locator(live("panel"))
 
     app.mouse.move(x, y)
     app.mouse.down()
-    seen_frames, seen_pixels = [frames(app)], [app.evaluate(CANVAS_HASH_JS)]
-    for i in range(1, 9):
+    seen = []
+    for i in range(1, 8):
         app.mouse.move(x + 9 * i, y)
-        app.wait_for_function(NEXT_FRAME_JS)
-        seen_frames.append(frames(app))
-        seen_pixels.append(app.evaluate(CANVAS_HASH_JS))
+        next_frame(app)
+        z = explore_api(app, "z")
+        seen.append((int(panel.get_attribute("data-frames")), star(app)["data"], z,
+                     canvas_image(app, f'{live("panel")} canvas.vx-canvas', (8, 8))))
     app.mouse.up()
 
-    assert all(b > a for a, b in zip(seen_frames, seen_frames[1:])), f"a frame per movement: {seen_frames}"
-    assert len(set(seen_pixels)) >= 6, "the canvas shows a new image while the mouse button is still down"
-    assert float(slider.input_value()) > value
-    timing = app.evaluate("() => window.__vaeLiveDecoder")
-    assert timing["frames"] >= 8 and timing["medianMs"] is not None
+    frames = [s[0] for s in seen]
+    assert all(b > a for a, b in zip(frames, frames[1:])), f"a frame per movement: {frames}"
+    assert len({tuple(np.round(s[1], 4)) for s in seen}) == len(seen), "the star moves while the button is down"
+    model = bundled().model
+    for _, _, z, shown in seen[-2:]:  # what the canvas shows is the torch decode of the browser's z (8-bit)
+        np.testing.assert_allclose(shown, torch_decode(model, [z])[0, 0], atol=1.5 / 255)
+    assert seen[-1][2][dim] > value
+    pca = Projection("pca").fit(encode(model, load_digits())[1])
+    np.testing.assert_allclose(seen[-1][1], pca.transform(np.asarray([seen[-1][2]]))[0], atol=1e-3)
+    wait_until(lambda: panel.get_attribute("data-strip-done") is not None, timeout=10, what="the traversal strip")
     # on release the final z goes back to Python: the server-side views follow it
     wait_until(lambda: nearest_heading(app) != heading, timeout=30, what="the nearest images to follow the released z")
+    wait_until(lambda: np.allclose(url_z(app), seen[-1][2], atol=1e-3), timeout=30, what="the URL to hold the z")
+    timing = explore_api(app, "timing")
+    assert timing["decode"]["count"] >= 7 and timing["paint"]["median"] is not None
 
 
-def bundled_codes() -> np.ndarray:
-    """Posterior means of the bundled digits under the bundled model, as the page computes them."""
-    from vae_core.data import load_source
-    from vae_core.latent import encode
-    from vae_core.runs import load_run
-
-    run = load_run(ROOT / "assets" / "runs" / "digits-default")
-    return encode(run.model, load_source("digits"))[1]
-
-
-def point_on_screen(page, trace: int, index: int) -> dict:
-    """The dataset row and the page coordinates of one point of the projection."""
-    return page.evaluate("""([trace, index]) => {
-      const gd = document.querySelector('.st-key-explore_projection_chart .js-plotly-plot');
-      const t = gd._fullData[trace], xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
-      const r = gd.getBoundingClientRect();
-      return {row: t.customdata[index][0], x: r.left + xa._offset + xa.l2p(t.x[index]),
-              y: r.top + ya._offset + ya.l2p(t.y[index])};
-    }""", [trace, index])
+def test_a_server_slider_moves_the_image_and_the_star(app):
+    app.locator(key("w_explore_decoder_mode")).get_by_text("Server", exact=True).click()
+    wait_idle(app)
+    image = lambda: app.locator('[data-testid="stImage"]', has_text="decoded on the server").locator(  # noqa: E731
+        "img").first.get_attribute("src")
+    before, star_before = image(), app.locator(live("map")).get_attribute("data-star")
+    thumb = app.locator('[class*="st-key-w_z"] input[type="range"]').first  # by KL: the most informative first
+    thumb.focus()
+    thumb.press("End")
+    wait_until(lambda: image() != before, timeout=30, what="a newly decoded image")
+    wait_until(lambda: app.locator(live("map")).get_attribute("data-star") != star_before, timeout=10,
+               what="the star to move")
+    wait_idle(app)
 
 
-def test_click_a_projection_point_shows_its_image_and_moves_the_sliders(app):
-    traces = plotly_traces(app, key("explore_projection_chart"))
-    assert traces[3]["name"] == "3" and traces[3]["n"] > 100
-    app.locator(key("explore_projection_chart")).scroll_into_view_if_needed()
-    point = point_on_screen(app, 3, 7)
+# --------------------------------------------------------------------------- the map
+
+def test_hover_shows_the_image_and_its_reconstruction(app):
+    app.locator(live("map")).wait_for()
+    app.locator(live("map")).scroll_into_view_if_needed()
+    row = 60
+    point = explore_api(app, "pointOnScreen", row)
+    app.mouse.move(point["x"] + 30, point["y"] + 30)
+    app.mouse.move(point["x"], point["y"])
+    tooltip = app.locator(".vx-tooltip")
+    tooltip.wait_for()
+    hovered = int(app.locator(live("map")).get_attribute("data-hover-row"))  # the point under the mouse
+    assert f"#{hovered}" in tooltip.inner_text()
+    digits, run = load_digits(), bundled()
+    original = canvas_image(app, ".vx-tooltip figure:nth-of-type(1) canvas", (8, 8))
+    recon = canvas_image(app, ".vx-tooltip figure:nth-of-type(2) canvas", (8, 8))
+    np.testing.assert_allclose(original, digits.batch(np.array([hovered]))[0, 0], atol=1.5 / 255)
+    mu = encode(run.model, digits)[1][hovered]
+    np.testing.assert_allclose(recon, torch_decode(run.model, [mu])[0, 0], atol=1.5 / 255)
+    assert explore_api(app, "timing")["hover"]["count"] >= 1
+
+
+def test_a_click_goes_to_the_images_code_at_once(app):
+    app.locator(live("map")).wait_for()
+    app.locator(live("map")).scroll_into_view_if_needed()
+    point = explore_api(app, "pointOnScreen", 412)
+    app.mouse.move(point["x"], point["y"])
+    row = int(app.locator(live("map")).get_attribute("data-hover-row"))
     app.mouse.click(point["x"], point["y"])
+    mu = encode(bundled().model, load_digits())[1][row]
+    np.testing.assert_allclose(explore_api(app, "z"), mu, atol=1e-5)  # before the server has answered
+    sliders = app.locator(f'{live("panel")} input.vx-slider').evaluate_all(
+        "es => es.map(e => [Number(e.dataset.dim), Number(e.value)])")
+    for dim, value in sliders:
+        assert value == pytest.approx(mu[dim], abs=1e-4)
     selected = app.locator('[data-testid="stMarkdownContainer"]', has_text="Selected: 1 image").first
     selected.wait_for()
-    row = int(re.search(r"#(\d+)", selected.inner_text()).group(1))  # the point under the mouse (maybe a neighbour)
-    wait_idle(app)
-    assert selected_images(app) >= 1, "the selected image is shown beside its reconstruction"
-    wait_until(lambda: neighbours_caption(app).startswith(f"#{row}"), timeout=30, what=f"image #{row} nearest to z")
-    mu = bundled_codes()[row]
-    app.locator(f'{LIVE}[data-state="ready"]').wait_for()
-    sliders = app.locator(LIVE_SLIDERS).evaluate_all(
-        "es => es.map(e => [Number(e.dataset.dim), Number(e.value), (Number(e.max) - Number(e.min)) / 200])")
-    for dim, value, step in sliders:
-        assert abs(value - mu[dim]) <= step + 1e-4, f"slider z{dim} at {value}, the image's code is {mu[dim]}"
-    star = next(t for t in plotly_traces(app, key("explore_projection_chart")) if t["name"].startswith("current z"))
-    assert star["n"] == 1
+    assert f"#{row}" in selected.inner_text()
+    wait_until(lambda: url_z(app) and np.allclose(url_z(app), mu, atol=1e-3), timeout=30, what="the server's z")
     screenshot(app, ARTIFACTS / "screenshots" / "explore-selection.png")
+
+
+def test_dragging_the_star_moves_z_in_the_pca_plane(app):
+    app.locator(live("map")).wait_for()
+    app.locator(live("map")).scroll_into_view_if_needed()
+    z0, start = np.asarray(explore_api(app, "z")), star(app)
+    target = explore_api(app, "dataToScreen", start["data"][0] + 0.8, start["data"][1] - 0.5)
+    steps = [(start["x"] + (target["x"] - start["x"]) * t / 6, start["y"] + (target["y"] - start["y"]) * t / 6)
+             for t in range(1, 7)]
+    drag(app, (start["x"], start["y"]), steps)
+    z1 = np.asarray(explore_api(app, "z"))
+    np.testing.assert_allclose(star(app)["data"], [start["data"][0] + 0.8, start["data"][1] - 0.5], atol=0.02)
+    pca = Projection("pca").fit(encode(bundled().model, load_digits())[1])
+    moved = z1 - z0  # within the principal plane: nothing off it changed
+    np.testing.assert_allclose(moved - pca.components_.T @ (pca.components_ @ moved), 0, atol=1e-4)
+    wait_until(lambda: np.allclose(url_z(app), z1, atol=1e-3), timeout=30, what="the server to take the dropped z")
+
+
+def test_a_box_selects_the_points_inside_and_the_server_shows_them(app):
+    app.locator(live("map")).wait_for()
+    app.locator(live("map")).scroll_into_view_if_needed()
+    app.locator(".vx-toolbar button", has_text="Box").click()
+    a, b = explore_api(app, "dataToScreen", -0.6, 0.6), explore_api(app, "dataToScreen", 0.2, -0.2)
+    drag(app, (a["x"], a["y"]), [(b["x"], b["y"])])
+    codes = encode(bundled().model, load_digits())[1]
+    xy = Projection("pca").fit(codes).transform(codes)
+    inside = int(((xy[:, 0] >= -0.6) & (xy[:, 0] <= 0.2) & (xy[:, 1] >= -0.2) & (xy[:, 1] <= 0.6)).sum())
+    assert abs(int(app.locator(live("map")).get_attribute("data-selected")) - inside) <= 2  # pixel rounding
+    app.locator('[data-testid="stMarkdownContainer"]', has_text=re.compile(r"Selected: \d+ images")).first.wait_for()
+    text = app.locator('[data-testid="stMarkdownContainer"]', has_text="Selected: ").first.inner_text()
+    assert abs(int(re.search(r"Selected: (\d+)", text).group(1)) - inside) <= 2
+
+
+# --------------------------------------------------------------------------- the pad
+
+def test_drawing_encodes_like_torch_and_use_as_z_moves_there(app):
+    app.get_by_text("Draw an image to encode it").click()
+    pad = app.locator(f'{live("pad")} canvas.vx-pad')
+    pad.wait_for()
+    pad.scroll_into_view_if_needed()
+    box = pad.bounding_box()
+    at = lambda fx, fy: (box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)  # noqa: E731
+    drag(app, at(0.3, 0.15), [at(0.6, 0.15), at(0.55, 0.5), at(0.45, 0.85)])
+    wait_until(lambda: app.locator(live("pad")).get_attribute("data-encoded"), timeout=10, what="the drawing encoded")
+    drawn = explore_api(app, "pad")
+    pixels = np.asarray(drawn["pixels"], np.float32).reshape(1, 1, 8, 8)
+    assert pixels.max() == 1.0 and (pixels > 0).sum() >= 6, "the stroke left ink"
+    model = bundled().model
+    with torch.no_grad():
+        mu = model.encode(torch.as_tensor(pixels))[0].numpy()[0]
+    np.testing.assert_allclose(drawn["mu"], mu, atol=1e-4)
+    np.testing.assert_allclose(canvas_image(app, f'{live("pad")} canvas.vx-canvas', (8, 8)),
+                               torch_decode(model, [mu])[0, 0], atol=1.5 / 255)
+    app.locator(f'{live("pad")} button', has_text="Use as z").click()
+    np.testing.assert_allclose(explore_api(app, "z"), mu, atol=1e-5)
+    wait_until(lambda: np.allclose(url_z(app), mu, atol=1e-3), timeout=30, what="the server to take the pad's z")

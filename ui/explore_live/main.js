@@ -77,6 +77,10 @@ window.__vaeExplore = {
     const map = explorerNamed(group).parts.map;
     return map && map.star ? { data: [map.star.x, map.star.y], ...map.clientOf(map.star.x, map.star.y) } : null;
   },
+  pad(group) {
+    const pad = explorerNamed(group).parts.pad;
+    return pad && pad.pixels ? { pixels: Array.from(pad.pixels), mu: pad.mu ? Array.from(pad.mu) : null } : null;
+  },
   pointOnScreen: (row, group) => explorerNamed(group).parts.map?.rowOnScreen(row) ?? null,
   dataToScreen(x, y, group) { return explorerNamed(group).parts.map.clientOf(x, y); },
 };
