@@ -1,9 +1,13 @@
 """Browser benchmarks, in Debian's Chromium against the real app and against bare Streamlit pages this module writes
 and starts itself, side by side in one run:
 
-- slider -> image latency: a key press on a latent slider (Explore, server decoding) until the new image has loaded,
-  vs the same on a bare page (one slider, st.image in a fragment); idle, then while another session trains;
-- the live decoder's ms per frame while dragging, from the component's own requestAnimationFrame timing;
+- slider -> image latency: a key press on a latent slider (Explore, server decoding) until the new image has loaded
+  and the map's star has moved, vs a bare page (one slider, st.image in a fragment); idle, then while another session
+  trains; a change that brings nothing within 30 s is counted as lost;
+- the live view while dragging, from its own timing (window.__vaeExplore.timing): decode + draw per frame and the
+  event-to-paint latency (input event to the frame that shows it) on MLP digits, MLP shapes, a conv model on 32x32
+  shapes and a conv model on 64x64 RGB images (a zip this module writes); hover -> image latency; the interval
+  between frames while the map's star is dragged;
 - cold start: from `streamlit run` to an interactive first page, the app vs a bare page that imports torch;
 - the server's peak RSS after training on 10k generated shapes (and exploring them).
 
@@ -12,11 +16,15 @@ and starts itself, side by side in one run:
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
 
-from tests.e2e.harness import browser_problem, goto, key, launch_chromium, new_page, start_server, wait_idle
+import numpy as np
+
+from tests.e2e.harness import (NEXT_FRAME_JS, browser_problem, explore_api, goto, key, launch_chromium, live, new_page,
+                               start_server, wait_idle)
 from tests.helpers import wait_until
 
 BARE_SLIDER_PAGE = '''"""The floor: one slider and st.image in a fragment, nothing else."""
@@ -45,10 +53,13 @@ st.slider("z", -3.0, 3.0, float(torch.zeros(1)[0]), key="z")
 N_CHANGES = 24
 DRAG_MOVES = 90
 SHAPES_N, SHAPES_EPOCHS = 10_000, 5
+COLOUR_N = 3000  # 64x64 RGB images for the conv model
 
 # --------------------------------------------------------------------------- slider -> image latency
 
-_ARM_JS = """([caption, old]) => {
+_ARM_JS = """([caption, old, starSelector]) => {
+  // resolves with ms from the key press until the new image has loaded and (when starSelector is given) the map's
+  // star has moved; rejects when that has not happened within 30 s (a lost change)
   const find = () => {
     const box = [...document.querySelectorAll('[data-testid="stImage"]')].find(e => e.innerText.includes(caption));
     return box ? box.querySelector('img') : null;
@@ -57,24 +68,32 @@ _ARM_JS = """([caption, old]) => {
     window.__benchKeys = true;
     document.addEventListener('keydown', () => { window.__benchKeyAt = performance.now(); }, true);
   }
+  const starOf = () => (starSelector ? (document.querySelector(starSelector) || {}).dataset?.star : null);
+  const oldStar = starOf();
   window.__benchPending = new Promise((resolve, reject) => {
-    let observer = null;
-    const finish = img => {
-      const done = () => resolve(performance.now() - window.__benchKeyAt);
-      if (img.complete && img.naturalWidth > 0) done(); else img.addEventListener('load', done, {once: true});
+    let imageAt = null, starAt = starSelector ? null : 0, observer = null, watching = null;
+    const done = () => {
+      if (imageAt === null || starAt === null) return;
+      observer.disconnect();
+      window.__benchParts = {src: window.__benchSrcAt, image: imageAt - window.__benchKeyAt,
+                             star: starAt - window.__benchKeyAt};
+      resolve(Math.max(imageAt, starAt) - window.__benchKeyAt);
     };
     const check = () => {
+      if (window.__benchKeyAt == null) return;
       const img = find();
-      if (img && img.src && img.src !== old && window.__benchKeyAt != null) {
-        if (observer) observer.disconnect();
-        finish(img);
-        return true;
+      if (imageAt === null && img && img.src && img.src !== old && img.src !== watching) {
+        watching = img.src;
+        window.__benchSrcAt = performance.now() - window.__benchKeyAt;
+        const loaded = () => { imageAt = performance.now(); done(); };
+        if (img.complete && img.naturalWidth > 0) loaded(); else img.addEventListener('load', loaded, {once: true});
       }
-      return false;
+      if (starAt === null && starOf() !== oldStar) { starAt = performance.now(); done(); }
     };
     observer = new MutationObserver(check);
-    observer.observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ['src']});
-    setTimeout(() => { observer.disconnect(); reject(new Error('no new image within 30 s')); }, 30000);
+    observer.observe(document.body, {subtree: true, childList: true, attributes: true,
+                                     attributeFilter: ['src', 'data-star']});
+    setTimeout(() => { observer.disconnect(); reject(new Error('nothing new within 30 s')); }, 30000);
   });
   window.__benchKeyAt = null;
 }"""
@@ -87,16 +106,16 @@ _SRC_JS = """caption => {
 
 
 class SliderTarget:
-    """A page with a Streamlit slider and the image it drives (found by its caption)."""
+    """A page with a Streamlit slider and the image it drives (found by its caption), and the map's star if any."""
 
-    def __init__(self, page, slider: str, caption: str):
-        self.page, self.slider, self.caption, self.presses = page, slider, caption, 0
+    def __init__(self, page, slider: str, caption: str, star: str | None = None):
+        self.page, self.slider, self.caption, self.star, self.presses = page, slider, caption, star, 0
 
     def change(self) -> float | None:
         """Press End / Home on the slider (alternately, so the value always changes): ms until the new image loaded
-        (None if none came within 30 s)."""
+        and the star moved (None if that did not happen within 30 s: a lost change)."""
         old = self.page.evaluate(_SRC_JS, self.caption)
-        self.page.evaluate(_ARM_JS, [self.caption, old])
+        self.page.evaluate(_ARM_JS, [self.caption, old, self.star])
         thumb = self.page.locator(self.slider).first
         before = thumb.input_value()
         thumb.focus()
@@ -117,7 +136,7 @@ def explore_target(page) -> SliderTarget:
     """The Explore page switched to server decoding; its most informative latent slider."""
     page.locator(key("w_explore_decoder_mode")).get_by_text("Server", exact=True).click()
     wait_idle(page)
-    return SliderTarget(page, '[class*="st-key-w_z"] input[type="range"]', "decoded on the server")
+    return SliderTarget(page, '[class*="st-key-w_z"] input[type="range"]', "decoded on the server", live("map"))
 
 
 def bare_target(page) -> SliderTarget:
@@ -154,29 +173,85 @@ def stop_training(page) -> None:
                what="the training job to stop")
 
 
-# --------------------------------------------------------------------------- live decoder
+# --------------------------------------------------------------------------- the live view
 
-def live_decoder_timing(page, moves: int = DRAG_MOVES) -> dict:
-    """Drag the first live slider back and forth; the component's own timing (decode + draw per frame)."""
-    page.locator(key("w_explore_decoder_mode")).get_by_text("Live (in browser)", exact=True).click()
+# Drives a drag from inside the page, one movement per display frame, each dispatched between frames (as real input
+# arrives), so the figures show what the page can do rather than how fast Playwright can send mouse events.
+_DRIVE_JS = """([kind, moves]) => new Promise(resolve => {
+  const api = window.__vaeExplore;
+  let target, path, at = null;
+  if (kind === 'slider') {
+    target = document.querySelector('.vx-root[data-role="panel"] input.vx-slider');
+    const lo = Number(target.min), hi = Number(target.max);
+    path = i => { const t = (i % 60) / 59, phase = Math.floor(i / 60) % 2 ? 1 - t : t; return lo + (hi - lo) * phase; };
+  } else {
+    target = document.querySelector('.vx-root[data-role="map"] canvas.vx-map-overlay');
+    at = api.star();
+    path = i => { const a = 2 * Math.PI * i / moves; return [at.x + 60 * Math.sin(a), at.y + 40 * (1 - Math.cos(a))]; };
+  }
+  const pointer = (type, [x, y]) => target.dispatchEvent(new PointerEvent(type, {bubbles: true, clientX: x,
+    clientY: y, button: 0, buttons: type === 'pointerup' ? 0 : 1, pointerId: 1}));
+  if (kind === 'star') pointer('pointerdown', [at.x, at.y]);
+  let i = 0;
+  const step = () => setTimeout(() => {
+    if (kind === 'slider') { target.value = String(path(i)); target.dispatchEvent(new Event('input', {bubbles: true})); }
+    else pointer('pointermove', path(i));
+    i += 1;
+    if (i < moves) requestAnimationFrame(step);
+    else requestAnimationFrame(() => requestAnimationFrame(() => {
+      if (kind === 'slider') target.dispatchEvent(new Event('change', {bubbles: true}));
+      else pointer('pointerup', path(moves - 1));
+      resolve(true);
+    }));
+  }, 0);
+  requestAnimationFrame(step);
+})"""
+
+
+def _timing(page) -> dict:
+    return explore_api(page, "timing")
+
+
+def drag_timing(page, moves: int = DRAG_MOVES) -> dict:
+    """Drag the most informative live slider back and forth, a movement per frame: decode + draw per frame,
+    event-to-paint latency, frame interval (the live view's own timing)."""
+    if page.locator(key("w_explore_decoder_mode")).count():
+        page.locator(key("w_explore_decoder_mode")).get_by_text("Live (in browser)", exact=True).click()
+        wait_idle(page)
+    page.locator(live("panel")).wait_for(timeout=120_000)
+    explore_api(page, "reset")
+    page.evaluate(_DRIVE_JS, ["slider", moves])
+    t = _timing(page)
     wait_idle(page)
-    page.locator('.vld-root[data-state="ready"]').wait_for()
-    slider = page.locator(".vld-root input.vld-slider").first
-    slider.scroll_into_view_if_needed()
-    box = slider.bounding_box()
-    y, left, width = box["y"] + box["height"] / 2, box["x"] + 4, box["width"] - 8
-    page.evaluate("() => window.__vaeLiveDecoder && window.__vaeLiveDecoder.reset()")
-    page.mouse.move(left + width / 2, y)
-    page.mouse.down()
-    for i in range(moves):
-        phase = (i % 30) / 29 if (i // 30) % 2 == 0 else 1 - (i % 30) / 29
-        page.mouse.move(left + width * phase, y)
-        page.evaluate("() => new Promise(r => requestAnimationFrame(() => r()))")
-    page.mouse.up()
-    timing = page.evaluate("() => { const t = window.__vaeLiveDecoder; return {frames: t.frames, median_ms: t.medianMs,"
-                           " p95_ms: t.p95Ms, frame_interval_ms: t.frameIntervalMs, max_ms: Math.max(...t.times)}; }")
+    return {"kernel": page.locator(live("panel")).get_attribute("data-kernel"), "decode": t["decode"],
+            "paint": t["paint"], "interval": t["interval"]}
+
+
+def hover_timing(page, points: int = 40) -> dict:
+    """Move the mouse onto points of the map one after another: pointer event -> tooltip with both images drawn."""
+    page.locator(live("map")).wait_for(timeout=120_000)
+    page.locator(live("map")).scroll_into_view_if_needed()
+    explore_api(page, "reset")
+    n = int(page.locator(live("map")).get_attribute("data-points"))
+    for row in range(0, n, max(1, n // points))[:points]:
+        at = explore_api(page, "pointOnScreen", row)
+        if at:
+            page.mouse.move(at["x"], at["y"])
+            page.wait_for_function(NEXT_FRAME_JS)
+    page.mouse.move(5, 5)
+    return _timing(page)["hover"]
+
+
+def map_drag_timing(page, moves: int = 90) -> dict:
+    """Drag the map's star (PCA: z moves in the principal plane) in a loop, a movement per frame: the interval
+    between frames that show a new star, and event-to-paint of the decoded image."""
+    page.locator(live("map")).wait_for(timeout=120_000)
+    page.locator(live("map")).scroll_into_view_if_needed()
+    explore_api(page, "reset")
+    page.evaluate(_DRIVE_JS, ["star", moves])
+    t = _timing(page)
     wait_idle(page)
-    return timing
+    return {"frame_interval": t["mapFrame"], "paint": t["paint"]}
 
 
 # --------------------------------------------------------------------------- cold start
@@ -196,7 +271,65 @@ def cold_start_s(playwright_browser, script: str | Path, log: Path, env: dict, r
         server.stop()
 
 
+# --------------------------------------------------------------------------- conv models for the live view
+
+def colour_shapes_zip(path: Path, n: int = COLOUR_N, size: int = 64, seed: int = 0) -> Path:
+    """A zip of n RGB PNGs: a coloured disc, square or triangle at a random place and size on a dark background of
+    another colour, in one subfolder per shape (the labels)."""
+    import io
+    import zipfile
+
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for i in range(n):
+            kind = ("disc", "square", "triangle")[i % 3]
+            image = Image.new("RGB", (size, size), tuple(int(v) for v in rng.integers(0, 70, 3)))
+            draw = ImageDraw.Draw(image)
+            r, (cx, cy) = rng.uniform(8, 20), rng.uniform(20, size - 20, 2)
+            colour = tuple(int(v) for v in rng.integers(90, 256, 3))
+            if kind == "disc":
+                draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=colour)
+            elif kind == "square":
+                draw.rectangle((cx - r, cy - r, cx + r, cy + r), fill=colour)
+            else:
+                draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=colour)
+            buffer = io.BytesIO()
+            image.save(buffer, "PNG")
+            zf.writestr(f"{kind}/{i:05d}.png", buffer.getvalue())
+    return path
+
+
+def train_conv_runs(work: Path, runs: Path) -> dict[str, Path]:
+    """A conv model on 32x32 shapes and one on 64x64 RGB images, trained by the engine's CLI into the runs folder."""
+    from vae_core.train import main as train_main
+
+    data = colour_shapes_zip(work / "colour-shapes-64.zip")
+    out = {"conv_shapes": runs / "bench-conv-shapes32", "conv_rgb64": runs / "bench-conv-rgb64"}
+    train_main(["--data", "shapes", "--shapes-n", "10000", "--arch", "conv", "--latent-dim", "10", "--epochs", "4",
+                "--out", str(out["conv_shapes"]), "--quiet"])
+    train_main(["--data", str(data), "--arch", "conv", "--latent-dim", "16", "--likelihood", "gaussian", "--epochs",
+                "3", "--out", str(out["conv_rgb64"]), "--quiet"])
+    return out
+
+
+def newest_run_timings(browser, app, path: Path) -> dict:
+    """Make `path` the newest run (a new session opens on it), then drag, hover and drag the star on Explore."""
+    model = path / "model.safetensors"
+    os.utime(model)  # the newest run is every new session's active model
+    page = new_page(browser, app.url, timeout_s=180)
+    try:
+        page.locator(live("panel")).wait_for(timeout=180_000)
+        name = page.locator('[data-testid="stSidebar"]').inner_text()
+        assert path.name in name, f"{path.name} is not the active model: {name}"
+        return {"drag": drag_timing(page), "hover": hover_timing(page), "map_drag": map_drag_timing(page)}
+    finally:
+        page.context.close()
+
+
 # --------------------------------------------------------------------------- the whole browser benchmark
+
 
 def measure(work: Path | None = None, n_changes: int = N_CHANGES, cold_repeats: int = 3) -> dict:
     """Every browser figure; the run trained on 10k shapes is left in work/runs (for the projection benchmark)."""
@@ -226,14 +359,17 @@ def measure(work: Path | None = None, n_changes: int = N_CHANGES, cold_repeats: 
             result["training_progress"] = _progress(trainer)
             stop_training(trainer)
             trainer.context.close()
-            result["live_decoder_digits"] = live_decoder_timing(explore_page)
+            result["live_digits"] = {"drag": drag_timing(explore_page), "hover": hover_timing(explore_page),
+                                     "map_drag": map_drag_timing(explore_page)}
             result |= _train_on_shapes(browser, app)
             result["server_peak_rss_mb"] = app.peak_rss_mb()
+            for name, path in train_conv_runs(work, runs).items():
+                result[f"live_{name}"] = newest_run_timings(browser, app, path)
         finally:
             app.stop()
             bare.stop()
         browser.close()
-    result["shapes_run"] = str(next(p for p in sorted(runs.iterdir()) if p.name.startswith("shapes")))
+    result["shapes_run"] = str(next(p for p in sorted(runs.iterdir()) if p.name.startswith("shapes-mlp")))
     return result
 
 
@@ -242,7 +378,7 @@ def _cold_starts(browser, work: Path, repeats: int) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {"app": [], "bare_torch": []}
     for i in range(repeats):
         env = {"VAE_RUNS_DIR": str(work / f"cold-runs-{i}")}
-        times["app"].append(cold_start_s(browser, "app.py", work / "cold-app.log", env, ".vld-root[data-state=ready]"))
+        times["app"].append(cold_start_s(browser, "app.py", work / "cold-app.log", env, live("panel")))
         times["bare_torch"].append(cold_start_s(browser, work / "bare_torch.py", work / "cold-bare.log", {},
                                                 f'{key("z")} input[type="range"]'))
     return times
@@ -264,11 +400,10 @@ def _train_on_shapes(browser, app) -> dict:
     train_s = time.perf_counter() - start
     rss_after_training = app.peak_rss_mb()
     goto(page, "Explore", timeout_s=180)
-    page.locator('.vld-root[data-state="ready"]').wait_for(timeout=120_000)
-    timing = live_decoder_timing(page)
+    timing = drag_timing(page)
     page.context.close()
     return {"shapes_train_s": train_s, "peak_rss_after_training_mb": rss_after_training,
-            "live_decoder_shapes": timing}
+            "live_mlp_shapes": {"drag": timing}}
 
 
 def main() -> dict:

@@ -198,6 +198,9 @@ def test_theory_shows_each_formula_with_the_active_models_numbers(app):
         pytest.skip("no bundled run to explain")
     at = app("app_pages/train.py")
     assert at.session_state["active_run"] == str(BUNDLED_RUN)
+    assert len(at.latex) == 0  # closed: nothing computed or sent
+    at.session_state["theory_open"] = True  # what opening the expander does
+    at.run()
     assert len(at.latex) >= 5 and not at.exception  # ELBO, L_k, closed-form KL, reparameterization, free bits
     metrics = {m.label: float(m.value) for m in at.metric if m.label in ("ELBO", "E_q[log p(x|z)]", "KL(q(z|x) ‖ p(z))")}
     assert metrics["ELBO"] == pytest.approx(metrics["E_q[log p(x|z)]"] - metrics["KL(q(z|x) ‖ p(z))"], abs=0.02)

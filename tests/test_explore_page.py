@@ -71,7 +71,7 @@ def parts(at: AppTest) -> dict[str, tuple[dict, dict]]:
     """The live view's mounts by role: (view, the assets this run carried)."""
     found = {}
     for element in at.main:
-        if element.type == "bidi_component":
+        if element.type == "bidi_component" and element.proto.component_name == "vae_explore":
             view, assets = parse_bundle(element.proto.bytes)
             found[view["role"]] = (view, assets)
     return found
@@ -92,7 +92,7 @@ def slider_order(at: AppTest) -> list[int]:
 def test_explore_renders_every_view_without_exception(explore, run, dims):
     at = explore(run)
     assert at.title[0].value == "Explore the latent space"
-    assert set(parts(at)) == {"panel", "map", "pad"}  # conv models run in the browser too
+    assert set(parts(at)) == {"panel", "map", "pad", "grid"}  # conv models run in the browser too; grid: traversals
     assert len(at.query_params["z"].split(",")) == dims
     for tab in ("Manifold", "Interpolation", "Sampling", "Traversals"):
         at.session_state["w_explore_tab"] = tab
@@ -146,6 +146,8 @@ def test_moving_a_server_slider_changes_the_image_and_moves_the_star(explore):
     assert at.query_params["z"].split(",")[top] == f"{slider.max:.4g}"
     view = parts(at)["map"][0]
     assert view["z_version"] > version and view["z"][top] == pytest.approx(slider.max)  # the star goes there
+    (relay,) = [e for e in at.main if e.type == "bidi_component" and e.proto.component_name == "vae_explore_relay"]
+    assert json.loads(relay.proto.json)["z"][top] == pytest.approx(slider.max)  # how, from the sliders' own fragment
 
 
 def test_conv_model_decodes_on_the_server_too(explore):

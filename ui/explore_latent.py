@@ -11,7 +11,7 @@ import numpy as np
 import streamlit as st
 
 from ui.explore_data import Latents, model_asset, row_labels
-from ui.explore_live import Asset, mount
+from ui.explore_live import Asset, mount, relay
 from ui.explore_state import current_z, kept, set_z, z_from_browser, z_version
 from ui.images import scale_for, to_uint8
 from vae_core.data import Dataset
@@ -136,10 +136,19 @@ def pad_ui(run: Run, asset: Asset) -> None:
               {"model": asset}, on_z=on_browser_z)
 
 
+@st.fragment
 def _server_ui(run: Run, latents: Latents) -> None:
+    """Server sliders in a fragment of their own: a change reruns only this (the sliders, one decode, the image, and
+    the relay that moves the map's star); the map then asks the page's fragment to follow (views, neighbours, URL),
+    so the image and the star never wait for the rest."""
     z = current_z()
     _sync_sliders(latents, z)
     image_col, slider_col = st.columns([1, 1.4])
+    with image_col:  # the image and the star first: the sliders' own redraw must not delay them
+        image = decode(run.model, z[None])[0]
+        st.image(to_uint8(image, scale_for(image.shape[-2], SERVER_IMAGE_PX)), caption="decoded on the server",
+                 output_format="PNG")
+        relay("explore_live_relay", view_state())
     with slider_col, st.container(height=340 if len(z) > 6 else "content", border=False):
         for d in latents.dims.order:
             lo, hi = slider_range(d, latents, z)
@@ -147,10 +156,6 @@ def _server_ui(run: Run, latents: Latents) -> None:
             st.slider(f"z{d} ∅" if collapsed else f"z{d}", lo, hi, step=(hi - lo) / 200, format="%.2f",
                       key=f"w_z{d}", on_change=_slider_moved, args=(d,), help=f"mean KL {latents.dims.kl[d]:.3f} nats"
                       + (" (collapsed: carries almost no information)" if collapsed else ""))
-    with image_col:
-        image = decode(run.model, current_z()[None])[0]
-        st.image(to_uint8(image, scale_for(image.shape[-2], SERVER_IMAGE_PX)), caption="decoded on the server",
-                 output_format="PNG")
 
 
 def _sync_sliders(latents: Latents, z: np.ndarray) -> None:

@@ -137,16 +137,13 @@ def projection_ui(run: Run, dataset: Dataset, latents: Latents) -> str:
     """Controls, the map and its notes, the selection; returns the method for the URL."""
     method, params = _controls_ui(run, dataset, latents)
     projection = projection_for(run, dataset, method, params)
-    model, why = model_asset(run)
+    model, _ = model_asset(run)  # for reconstructions on hover; the panel says why when there is none
     key = projection_key(str(run.path), run_mtime(run), dataset.source, method, params)
     map_ = map_asset(run, dataset, latents, projection, key)
     colour = colour_asset(map_, colouring(st.session_state.explore_colour, dataset, latents))
-    if model is None:
-        st.caption(f"The map needs the model in your browser, and {why}.")
-    else:
-        view = view_state(height=MAP_HEIGHT, selection=st.session_state.get(SELECTION, []))
-        mount("map", "explore_live_map", view, {"model": model, "map": map_, "colour": colour}, on_z=on_browser_z,
-              on_select=_on_select)
+    view = view_state(height=MAP_HEIGHT, selection=st.session_state.get(SELECTION, []))
+    assets = {"map": map_, "colour": colour} | ({"model": model} if model is not None else {})
+    mount("map", "explore_live_map", view, assets, on_z=on_browser_z, on_select=_on_select)
     st.caption(_notes(projection, dataset, params, map_.meta))
     selection_ui(run, dataset, latents, st.session_state.get(SELECTION, []))
     return method

@@ -1,14 +1,16 @@
 """Views of the decoder around z: traversals (one row per dimension), the 2-D manifold grid, interpolation (linear
 and spherical side by side, with each frame's prior log-density) and sampling (prior beside aggregate posterior).
-Only the open tab is computed."""
+Only the open tab is computed. Traversals and the manifold are decoded in the browser (the live view's "grid" part)
+and follow z as it moves; a model kept on the server is decoded here instead."""
 from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from ui.explore_data import Latents
-from ui.explore_latent import dim_label
+from ui.explore_data import Latents, model_asset
+from ui.explore_latent import dim_label, on_browser_z, view_state
+from ui.explore_live import mount
 from ui.explore_state import SELECTION, current_z, kept, put
 from ui.images import grid, scale_for
 from vae_core.data import Dataset
@@ -56,6 +58,9 @@ def traversals_ui(run: Run, dataset: Dataset, latents: Latents) -> None:
     if not dims:
         st.info("Pick at least one dimension.")
         return
+    spec = {"kind": "traverse", "steps": int(steps), "dims": [_axis(d, latents) for d in dims]}
+    if _grid_ui(run, spec, "explore_live_traversals", TILE_PX):
+        return
     images = decode(run.model, traversal_grid(current_z(), dims, latents.ranges, steps))  # (R, S, C, H, W)
     scale = scale_for(images.shape[-2], TILE_PX)
     for d, row in zip(dims, images):
@@ -78,13 +83,31 @@ def manifold_ui(run: Run, dataset: Dataset, latents: Latents) -> None:
     y = cols[1].selectbox("y: dimension", y_options, format_func=lambda v: dim_label(v, latents),
                           **kept("explore_manifold_y", y_options[0], y_options))
     steps = cols[2].slider("Steps", 5, 25, **kept("explore_manifold_steps", 15))
-    images = decode(run.model, manifold_grid(current_z(), (x, y), latents.ranges, steps))  # (S, S, C, H, W)
     whole = "the whole learned manifold" if d == 2 else "the other dimensions held at the current z"
     st.caption(f"Decodes on a {steps}×{steps} grid: z{x} from {latents.ranges[x][0]:.1f} (left) to "
                f"{latents.ranges[x][1]:.1f} (right), z{y} from {latents.ranges[y][1]:.1f} (top) to "
                f"{latents.ranges[y][0]:.1f} (bottom), {whole} (Kingma & Welling 2014, fig. 4).")
+    spec = {"kind": "manifold", "steps": int(steps), "x": _axis(x, latents), "y": _axis(y, latents)}
+    if _grid_ui(run, spec, "explore_live_manifold", MANIFOLD_TILE_PX):
+        return
+    images = decode(run.model, manifold_grid(current_z(), (x, y), latents.ranges, steps))  # (S, S, C, H, W)
     flat = images.reshape(-1, *images.shape[2:])
     st.image(grid(flat, steps, scale=scale_for(images.shape[-2], MANIFOLD_TILE_PX), pad=1), output_format="PNG")
+
+
+def _axis(d: int, latents: Latents) -> dict:
+    return {"index": int(d), "lo": float(latents.ranges[d][0]), "hi": float(latents.ranges[d][1])}
+
+
+def _grid_ui(run: Run, spec: dict, key: str, tile_px: int) -> bool:
+    """Mount the browser's grid of images around z (the same maths as traversal_grid / manifold_grid); False when
+    the model stays on the server."""
+    asset, _ = model_asset(run)
+    if asset is None:
+        return False
+    mount("grid", key, view_state(grid=spec, tile_px=tile_px), {"model": asset}, on_z=on_browser_z)
+    st.caption("Decoded in your browser; follows z as you drag.")
+    return True
 
 
 def endpoints_ui(dataset: Dataset, latents: Latents) -> tuple[int, int] | None:

@@ -24,8 +24,13 @@ SHOW_DIMS = 4  # latent dimensions shown in the reparameterization table
 
 
 def theory_ui(run: Run | None, dataset: Dataset | None) -> None:
-    """An expander with the seed's maths, each formula beside its live value for `run` on `dataset`."""
-    with st.expander("Theory — what a VAE optimises, with this model's numbers", icon=":material/school:"):
+    """An expander with the seed's maths, each formula beside its live value for `run` on `dataset`; computed and
+    sent only while it is open (a closed one costs the page nothing)."""
+    box = st.expander("Theory — what a VAE optimises, with this model's numbers", icon=":material/school:",
+                      key="theory_open", on_change="rerun")
+    if not box.open:
+        return
+    with box:
         numbers, why = _numbers_for(run, dataset)
         if numbers is None:
             st.caption(why)

@@ -2,7 +2,8 @@
 Gaussian, both kernels); dragging a slider redraws the image, the traversal strip and the map's star during the drag
 and the server follows on release; hovering a point shows its image and its reconstruction; a click goes to the
 image's code at once; dragging the star moves z in the PCA plane; a box selects points and the server shows them;
-drawing on the pad encodes the drawing like torch and "Use as z" moves there; a server slider moves image and star."""
+drawing on the pad encodes the drawing like torch and "Use as z" moves there; a server slider moves image and star;
+the Traversals tab's tiles are torch's decodes of vae_core.latent.traversal_grid."""
 from __future__ import annotations
 
 import re
@@ -16,7 +17,8 @@ from tests.e2e.harness import ARTIFACTS, ROOT, drag, explore_api, key, live, nex
 from tests.helpers import wait_until
 from vae_core.config import ModelConfig, RunConfig
 from vae_core.data import load_digits, load_source
-from vae_core.latent import Projection, encode
+from vae_core.latent import (Projection, aggregate_posterior_samples, encode, slider_ranges,
+                             traversal_grid)
 from vae_core.runs import load_run, save_run
 from vae_core.training import build_model
 
@@ -131,7 +133,7 @@ def test_a_slider_drag_decodes_live_and_the_star_follows(app):
     assert seen[-1][2][dim] > value
     pca = Projection("pca").fit(encode(model, load_digits())[1])
     np.testing.assert_allclose(seen[-1][1], pca.transform(np.asarray([seen[-1][2]]))[0], atol=1e-3)
-    wait_until(lambda: panel.get_attribute("data-strip-done") is not None, timeout=10, what="the traversal strip")
+    wait_until(lambda: panel.locator("canvas.vx-strip").get_attribute("data-done"), timeout=10, what="the traversal strip")
     # on release the final z goes back to Python: the server-side views follow it
     wait_until(lambda: nearest_heading(app) != heading, timeout=30, what="the nearest images to follow the released z")
     wait_until(lambda: np.allclose(url_z(app), seen[-1][2], atol=1e-3), timeout=30, what="the URL to hold the z")
@@ -250,3 +252,27 @@ def test_drawing_encodes_like_torch_and_use_as_z_moves_there(app):
     app.locator(f'{live("pad")} button', has_text="Use as z").click()
     np.testing.assert_allclose(explore_api(app, "z"), mu, atol=1e-5)
     wait_until(lambda: np.allclose(url_z(app), mu, atol=1e-3), timeout=30, what="the server to take the pad's z")
+
+
+# --------------------------------------------------------------------------- the views below
+
+def test_the_traversal_tab_is_decoded_in_the_browser_like_torch(app):
+    grid = app.locator(f'{live("grid")} canvas.vx-grid')
+    grid.wait_for()
+    wait_until(lambda: grid.get_attribute("data-done"), timeout=20, what="every traversal tile decoded")
+    dims = [int(t.removeprefix("z")) for t in app.locator(f'{live("grid")} .vx-strip-label').all_inner_texts()]
+    run, digits = bundled(), load_digits()
+    _, mu, logvar = encode(run.model, digits)
+    ranges = slider_ranges(aggregate_posterior_samples(mu, logvar, 5000, seed=0))  # as the page's latents
+    z = explore_api(app, "z")
+    expected = torch_decode(run.model, traversal_grid(np.asarray(z, np.float32), dims, ranges, 9).reshape(-1, 8))
+    got = app.evaluate(CANVAS_JS, f'{live("grid")} canvas.vx-grid')
+    rgba = np.asarray(got["pixels"], np.float32).reshape(got["height"], got["width"], 4)[..., 0] / 255
+    tile = (got["width"] + 2) / 9 - 2  # tiles of tile x tile pixels, 2 apart; rows 3 pixels taller (z's tick)
+    pitch, cell = got["height"] / len(dims), tile / 8
+    for r in range(len(dims)):
+        for c in range(9):
+            ys = (r * pitch + (np.arange(8) + 0.5) * cell).astype(int)
+            xs = (c * (tile + 2) + (np.arange(8) + 0.5) * cell).astype(int)
+            np.testing.assert_allclose(rgba[np.ix_(ys, xs)], expected[r * 9 + c, 0], atol=1.5 / 255,
+                                       err_msg=f"row z{dims[r]}, column {c}")

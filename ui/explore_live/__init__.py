@@ -1,6 +1,7 @@
 """The live Explore view: one st.components.v2 component (inline HTML/CSS and the JS files of this folder joined in
 order, no build step) mounted as several parts of one instrument in the browser: "panel" (latent sliders, image,
-traversal strip), "map" (the projection) and "pad" (draw to encode). Everything that moves with z runs there; Python
+traversal strip), "map" (the projection), "pad" (draw to encode) and "grid" (traversals and the manifold, the views below); a second, tiny component, the relay, hands
+them a z the server moved in a fragment of their own (the server sliders'). Everything that moves with z runs there; Python
 learns the final z when a gesture ends.
 
 Each mount's data is a bundle: b"VAE1", the header's length (uint32 LE), a JSON header {view, assets}, then the
@@ -22,7 +23,7 @@ import numpy as np
 import streamlit as st
 
 HERE = Path(__file__).resolve().parent
-JS_FILES = ("gemm.js", "network.js", "explorer.js", "panel.js", "map.js", "pad.js", "main.js")  # in load order
+JS_FILES = ("gemm.js", "network.js", "explorer.js", "grid.js", "panel.js", "map.js", "pad.js", "main.js")  # in load order
 SENT = "explore_live_sent"  # hashes of the assets this session's browser holds
 MAGIC = b"VAE1"
 DTYPES = {np.dtype(np.float32): "f4", np.dtype(np.int32): "i4", np.dtype(np.int16): "i2",
@@ -96,6 +97,16 @@ def _component():
                                       isolate_styles=False)
 
 
+@functools.cache
+def _relay_component():
+    return st.components.v2.component("vae_explore_relay", js=(HERE / "relay.js").read_text(encoding="utf-8"))
+
+
+def relay(key: str, view: dict) -> None:
+    """Hand the live parts of the page (in another fragment) the z the server moved: view has group, z, z_version."""
+    _relay_component()(key=key, data={name: view[name] for name in ("group", "z", "z_version")}, height=0)
+
+
 def mount(role: str, key: str, view: dict, assets: dict[str, Asset], on_z: Callable[[dict], None],
           on_select: Callable[[dict], None] | None = None) -> None:
     """Mount one part. view: what it shows now (z, z_version, group and the role's own fields); assets: name ->
@@ -105,7 +116,8 @@ def mount(role: str, key: str, view: dict, assets: dict[str, Asset], on_z: Calla
     sent.update(a.hash for a in fresh)
     data = bundle({**view, "role": role, "assets": {name: a.hash for name, a in assets.items()}}, fresh)
     callbacks = {"on_z_change": functools.partial(_event, key, "z", on_z),
-                 "on_need_change": functools.partial(_event, key, "need", _forget)}
+                 "on_need_change": functools.partial(_event, key, "need", _forget),
+                 "on_follow_change": functools.partial(_event, key, "follow", _follow)}
     if on_select is not None:
         callbacks["on_select_change"] = functools.partial(_event, key, "select", on_select)
     _component()(key=key, data=data, **callbacks)
@@ -115,6 +127,11 @@ def _event(key: str, name: str, handle: Callable[[dict], None]) -> None:
     payload = (st.session_state.get(key) or {}).get(name)
     if isinstance(payload, dict):
         handle(payload)
+
+
+def _follow(payload: dict) -> None:
+    """A part whose fragment did not rerun saw the server move z (a server slider's own fragment): the rerun this
+    event causes brings the rest of its fragment up to date. Nothing else to do."""
 
 
 def _forget(payload: dict) -> None:

@@ -103,6 +103,8 @@ class Explorer {
     this.listeners = new Set();
     this.padPoint = null; // the drawing pad's code, shown on the map
     this.parts = {}; // role -> the part last mounted
+    this.tasks = new Map(); // what the next frame draws: task -> priority
+    this.framePending = false;
     this.model = null;
     this.timing = {
       decode: new Timing(), paint: new Timing(), interval: new Timing(), hover: new Timing(), mapFrame: new Timing(),
@@ -124,6 +126,25 @@ class Explorer {
   setZ(z, source, eventAt = null) {
     this.z = Float32Array.from(z);
     this.notify((listener) => listener.onZ?.(this.z, source, eventAt));
+  }
+
+  // One requestAnimationFrame for all the parts of a page: each frame runs the tasks that asked for it in order of
+  // priority (the panel's image first, 0; then grids, 1, in what is left of the frame's budget), with the frame's
+  // start time. A task's frame(now) returns true to run again next frame.
+  requestFrame(task, priority = 0) {
+    this.tasks.set(task, Math.min(priority, this.tasks.get(task) ?? priority));
+    if (this.framePending) return;
+    this.framePending = true;
+    requestAnimationFrame((now) => this.runFrame(now));
+  }
+
+  runFrame(now) {
+    this.framePending = false;
+    const tasks = [...this.tasks].sort((a, b) => a[1] - b[1]);
+    this.tasks.clear();
+    for (const [task, priority] of tasks) {
+      if (task.frame(now) === true) this.requestFrame(task, priority);
+    }
   }
 
   setPadPoint(mu) {

@@ -3,7 +3,7 @@
 // bundle (explorer.js parseBundle): its view, and any assets this tab does not hold yet. The parts of a page share
 // its Explorer (the current z). window.__vaeExplore exposes the runtime and the timings to tests and benchmarks.
 
-const PARTS = { panel: Panel, map: MapView, pad: Pad };
+const PARTS = { panel: Panel, map: MapView, pad: Pad, grid: GridPart };
 
 export default function explore(component) {
   const { data, parentElement, setTriggerValue } = component;
@@ -17,7 +17,6 @@ export default function explore(component) {
     return;
   }
   const explorer = explorerFor(view.group);
-  explorer.fromPython(view.z, view.z_version);
   if (!root.__vx || root.__vx.role !== view.role) {
     root.replaceChildren();
     root.__vx = new PARTS[view.role](root, explorer);
@@ -25,6 +24,8 @@ export default function explore(component) {
     root.dataset.role = view.role;
   }
   const part = root.__vx;
+  part.viewVersion = view.z_version; // the z this part's own fragment drew it with
+  explorer.fromPython(view.z, view.z_version);
   explorer.parts[view.role] = part;
   const assets = {};
   for (const [name, hash] of Object.entries(view.assets)) {
@@ -34,12 +35,12 @@ export default function explore(component) {
     root.dataset.state = "waiting";
     return;
   }
-  const model = modelOf(assets.model);
-  explorer.model = model;
+  const model = assets.model ? modelOf(assets.model) : null; // the map works without one (a model kept on the server)
+  if (model) explorer.model = model;
   if (view.role === "map") part.update(view, assets.map, assets.colour, model, setTriggerValue);
   else part.update(view, model, setTriggerValue);
   root.dataset.state = "ready";
-  root.dataset.kernel = model.kernel;
+  if (model) root.dataset.kernel = model.kernel;
 }
 
 // ------------------------------------------------------------------ hooks for tests and benchmarks
@@ -66,6 +67,8 @@ window.__vaeExplore = {
     return { kernel: model.kernel, mu: rows(mu, xs.length), logvar: rows(logvar, xs.length) };
   },
   z: (group) => Array.from(explorerNamed(group).z),
+  // a z the server moved, from the relay component (relay.js)
+  fromPython(group, z, version) { explorerFor(group).fromPython(z, version); },
   timing(group = "explore") {
     const t = EXPLORERS.get(group)?.timing || {};
     return Object.fromEntries(Object.entries(t).map(([name, timing]) => [name, timing.summary()]));

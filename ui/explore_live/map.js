@@ -382,6 +382,11 @@ class MapView {
 
   onZ(z, source, eventAt) {
     if (source === "map" && eventAt !== null) this.dragEventAt = eventAt;
+    const version = this.explorer.version;
+    if (source === "python" && version !== this.viewVersion && version !== this.followed && this.setTrigger) {
+      this.followed = version; // the server moved z in another fragment: have this one follow (views, neighbours)
+      this.report("follow", { z_version: version });
+    }
     this.requestOverlay();
   }
 
@@ -437,7 +442,7 @@ class MapView {
   down(e) {
     if (!this.map || e.button !== 0) return;
     const [sx, sy] = this.local(e);
-    this.overlay.setPointerCapture(e.pointerId);
+    try { this.overlay.setPointerCapture(e.pointerId); } catch { /* a synthetic pointer (tests): no capture */ }
     this.setHover(null);
     const star = this.star, draggable = this.map.meta.draggable;
     if (draggable && star && (star.sx - sx) ** 2 + (star.sy - sy) ** 2 <= (HIT_PX + 4) ** 2) {
@@ -581,8 +586,8 @@ class MapView {
     };
     const at = imageIndex ? imageIndex[i] : -1;
     const original = at >= 0 ? picture(images, at * size, "image") : element("div", "vx-tip-missing", "image not sent");
-    const recon = picture(this.model ? this.model.decode(mu.subarray(i * d, (i + 1) * d), 1) : null, 0,
-      "reconstruction");
+    const recon = this.model ? picture(this.model.decode(mu.subarray(i * d, (i + 1) * d), 1), 0, "reconstruction")
+      : element("div", "vx-tip-missing", "reconstructed on the server only");
     const label = labels ? `label ${meta.names[labels[i]]} · ` : "";
     const text = element("div", "vx-tip-text", `${label}#${rows[i]}`);
     const pictures = element("div", "vx-tip-images");
