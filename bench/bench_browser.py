@@ -1,7 +1,7 @@
 """Browser benchmarks, in Debian's Chromium against the real app and against bare Streamlit pages this module writes
 and starts itself, side by side in one run:
 
-- slider -> image latency: a key press on a latent slider (Explore, server decoding) until the new image has loaded
+- slider -> image latency: a key press on a latent slider (Explore, server decoding) until the new image is drawn
   and the map's star has moved, vs a bare page (one slider, st.image in a fragment); idle, then while another session
   trains; a change that brings nothing within 30 s is counted as lost;
 - the live view while dragging, from its own timing (window.__vaeExplore.timing): decode + draw per frame and the
@@ -57,9 +57,10 @@ COLOUR_N = 3000  # 64x64 RGB images for the conv model
 
 # --------------------------------------------------------------------------- slider -> image latency
 
-_ARM_JS = """([caption, old, starSelector]) => {
-  // resolves with ms from the key press until the new image has loaded and (when starSelector is given) the map's
-  // star has moved; rejects when that has not happened within 30 s (a lost change)
+_ARM_JS = """([caption, old, drawnSelector, starSelector]) => {
+  // resolves with ms from the key press until the new image is on the page — a new <img> (found by its caption)
+  // has loaded, or the element drawnSelector's data-drawn count went up — and, when starSelector is given, the
+  // map's star has moved; rejects when that has not happened within 30 s (a lost change)
   const find = () => {
     const box = [...document.querySelectorAll('[data-testid="stImage"]')].find(e => e.innerText.includes(caption));
     return box ? box.querySelector('img') : null;
@@ -68,31 +69,31 @@ _ARM_JS = """([caption, old, starSelector]) => {
     window.__benchKeys = true;
     document.addEventListener('keydown', () => { window.__benchKeyAt = performance.now(); }, true);
   }
-  const starOf = () => (starSelector ? (document.querySelector(starSelector) || {}).dataset?.star : null);
-  const oldStar = starOf();
+  const attr = (selector, name) => (selector ? (document.querySelector(selector) || {}).dataset?.[name] : null);
+  const oldStar = attr(starSelector, 'star'), oldDrawn = attr(drawnSelector, 'drawn');
   window.__benchPending = new Promise((resolve, reject) => {
     let imageAt = null, starAt = starSelector ? null : 0, observer = null, watching = null;
     const done = () => {
       if (imageAt === null || starAt === null) return;
       observer.disconnect();
-      window.__benchParts = {src: window.__benchSrcAt, image: imageAt - window.__benchKeyAt,
-                             star: starAt - window.__benchKeyAt};
+      window.__benchParts = {image: imageAt - window.__benchKeyAt, star: starAt - window.__benchKeyAt};
       resolve(Math.max(imageAt, starAt) - window.__benchKeyAt);
     };
     const check = () => {
       if (window.__benchKeyAt == null) return;
-      const img = find();
+      if (imageAt === null && drawnSelector && attr(drawnSelector, 'drawn') !== oldDrawn) imageAt = performance.now();
+      const img = drawnSelector ? null : find();
       if (imageAt === null && img && img.src && img.src !== old && img.src !== watching) {
         watching = img.src;
-        window.__benchSrcAt = performance.now() - window.__benchKeyAt;
         const loaded = () => { imageAt = performance.now(); done(); };
         if (img.complete && img.naturalWidth > 0) loaded(); else img.addEventListener('load', loaded, {once: true});
       }
-      if (starAt === null && starOf() !== oldStar) { starAt = performance.now(); done(); }
+      if (starAt === null && attr(starSelector, 'star') !== oldStar) starAt = performance.now();
+      done();
     };
     observer = new MutationObserver(check);
     observer.observe(document.body, {subtree: true, childList: true, attributes: true,
-                                     attributeFilter: ['src', 'data-star']});
+                                     attributeFilter: ['src', 'data-star', 'data-drawn']});
     setTimeout(() => { observer.disconnect(); reject(new Error('nothing new within 30 s')); }, 30000);
   });
   window.__benchKeyAt = null;
@@ -106,16 +107,18 @@ _SRC_JS = """caption => {
 
 
 class SliderTarget:
-    """A page with a Streamlit slider and the image it drives (found by its caption), and the map's star if any."""
+    """A page with a Streamlit slider and the image it drives (an st.image found by its caption, or an element whose
+    data-drawn counts the images drawn), and the map's star if any."""
 
-    def __init__(self, page, slider: str, caption: str, star: str | None = None):
-        self.page, self.slider, self.caption, self.star, self.presses = page, slider, caption, star, 0
+    def __init__(self, page, slider: str, caption: str | None = None, drawn: str | None = None,
+                 star: str | None = None):
+        self.page, self.slider, self.caption, self.drawn, self.star, self.presses = page, slider, caption, drawn, star, 0
 
     def change(self) -> float | None:
         """Press End / Home on the slider (alternately, so the value always changes): ms until the new image loaded
         and the star moved (None if that did not happen within 30 s: a lost change)."""
         old = self.page.evaluate(_SRC_JS, self.caption)
-        self.page.evaluate(_ARM_JS, [self.caption, old, self.star])
+        self.page.evaluate(_ARM_JS, [self.caption, old, self.drawn, self.star])
         thumb = self.page.locator(self.slider).first
         before = thumb.input_value()
         thumb.focus()
@@ -136,11 +139,11 @@ def explore_target(page) -> SliderTarget:
     """The Explore page switched to server decoding; its most informative latent slider."""
     page.locator(key("w_explore_decoder_mode")).get_by_text("Server", exact=True).click()
     wait_idle(page)
-    return SliderTarget(page, '[class*="st-key-w_z"] input[type="range"]', "decoded on the server", live("map"))
+    return SliderTarget(page, '[class*="st-key-w_z"] input[type="range"]', drawn=live("server"), star=live("map"))
 
 
 def bare_target(page) -> SliderTarget:
-    return SliderTarget(page, f'{key("z")} input[type="range"]', "bare image")
+    return SliderTarget(page, f'{key("z")} input[type="range"]', caption="bare image")
 
 
 def interleaved(targets: dict[str, SliderTarget], n: int) -> dict[str, list[float | None]]:

@@ -4,6 +4,7 @@ again when it asks, the map carries what hover, click, drag and t-SNE placement 
 a page switch and comes back from the URL."""
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from ui.explore_live import SENT, Asset, bundle, parse_bundle
 from vae_core.data import load_digits
-from vae_core.latent import encode
+from vae_core.latent import decode, encode
 from vae_core.runs import load_run
 from vae_core.config import ModelConfig, RunConfig
 from vae_core.runs import save_run
@@ -60,11 +61,10 @@ def explore(monkeypatch, runs):
     return open_
 
 
-def decoded_image(at: AppTest) -> str:
-    """The server-decoded image's media URL (a hash of its PNG bytes)."""
-    urls = [img.proto.imgs[0].url for img in at.get("image") if img.proto.imgs[0].caption == "decoded on the server"]
-    assert len(urls) == 1
-    return urls[0]
+def decoded_image(at: AppTest) -> np.ndarray:
+    """The image decoded on the server, as the live view's "server" part gets it: (C, H, W) uint8."""
+    image = parts(at)["server"][0]["image"]
+    return np.frombuffer(base64.b64decode(image["pixels"]), np.uint8).reshape(image["shape"])
 
 
 def parts(at: AppTest) -> dict[str, tuple[dict, dict]]:
@@ -141,13 +141,19 @@ def test_moving_a_server_slider_changes_the_image_and_moves_the_star(explore):
     slider = at.slider(key=f"w_z{top}")
     slider.set_value(slider.max).run()
     assert not at.exception
-    assert decoded_image(at) != before
+    z = np.asarray(at.session_state["explore_z"], np.float32)
+    expected = np.round(decode(load_run(at.session_state["active_run"]).model, z[None])[0] * 255)
+    assert not np.array_equal(decoded_image(at), before)
+    np.testing.assert_array_equal(decoded_image(at), expected)
     assert at.session_state["explore_z"][top] == pytest.approx(slider.max)
     assert at.query_params["z"].split(",")[top] == f"{slider.max:.4g}"
     view = parts(at)["map"][0]
     assert view["z_version"] > version and view["z"][top] == pytest.approx(slider.max)  # the star goes there
-    (relay,) = [e for e in at.main if e.type == "bidi_component" and e.proto.component_name == "vae_explore_relay"]
-    assert json.loads(relay.proto.json)["z"][top] == pytest.approx(slider.max)  # how, from the sliders' own fragment
+    relays = [json.loads(e.proto.json) for e in at.main if e.type == "bidi_component"
+              and e.proto.component_name == "vae_explore_relay"]
+    assert len(relays) == 8 and all(r["z"][top] == pytest.approx(slider.max) for r in relays)
+    moved = [r for r in relays if r["image"] is not None]  # only the moved slider's fragment sends its image
+    assert len(moved) == 1 and moved[0]["image"] == parts(at)["server"][0]["image"]
 
 
 def test_conv_model_decodes_on_the_server_too(explore):
@@ -155,7 +161,7 @@ def test_conv_model_decodes_on_the_server_too(explore):
     assert len([s for s in at.slider if s.key.startswith("w_z")]) == 4
     before = decoded_image(at)
     at.slider(key="w_z0").set_value(at.slider(key="w_z0").min).run()
-    assert decoded_image(at) != before
+    assert not np.array_equal(decoded_image(at), before)
 
 
 def test_assets_travel_once_per_browser_and_again_when_it_asks(explore):
@@ -195,7 +201,7 @@ def test_a_click_moves_the_sliders_to_the_images_code(explore):
     at.session_state["explore_z_version"] = at.session_state["explore_z_version"] + 1
     at.run()
     assert [at.slider(key=f"w_z{d}").value for d in range(8)] == pytest.approx(code, abs=1e-6)
-    assert decoded_image(at) != before
+    assert not np.array_equal(decoded_image(at), before)
 
 
 def test_page_state_survives_a_page_switch(explore):

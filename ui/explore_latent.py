@@ -7,6 +7,8 @@ view's panel, decoding on every movement. "Server" keeps st.slider widgets decod
 model too big to send). Part of the Explore page's fragment: nothing here reruns the whole page."""
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 import streamlit as st
 
@@ -23,6 +25,7 @@ MODE_HELP = ("Live: the model's weights are sent to your browser once and every 
              "you drag. Server: decoded here when you release a slider.")
 GROUP = "explore"  # the browser parts of this page share one z
 LIVE_TIMING = "explore_live_timing"  # the browser's last drag: frames and ms per frame
+MOVED_DIM = "explore_moved_dim"  # the server slider just moved (its fragment sends the image)
 IMAGE_PX = 224  # the decoded image's size on screen
 STRIP_DIMS, STRIP_STEPS, STRIP_TILE_PX = 2, 9, 40  # the live traversal strip
 NEIGHBOURS = 8
@@ -136,26 +139,41 @@ def pad_ui(run: Run, asset: Asset) -> None:
               {"model": asset}, on_z=on_browser_z)
 
 
-@st.fragment
 def _server_ui(run: Run, latents: Latents) -> None:
-    """Server sliders in a fragment of their own: a change reruns only this (the sliders, one decode, the image, and
-    the relay that moves the map's star); the map then asks the page's fragment to follow (views, neighbours, URL),
-    so the image and the star never wait for the rest."""
+    """Sliders decoded on the server, each in a fragment of its own (_server_slider_ui); the image is drawn by the
+    live view's "server" part, which also takes the images the sliders' fragments send."""
     z = current_z()
     _sync_sliders(latents, z)
+    _, h, _ = run.config.model.input_shape
     image_col, slider_col = st.columns([1, 1.4])
-    with image_col:  # the image and the star first: the sliders' own redraw must not delay them
-        image = decode(run.model, z[None])[0]
-        st.image(to_uint8(image, scale_for(image.shape[-2], SERVER_IMAGE_PX)), caption="decoded on the server",
-                 output_format="PNG")
-        relay("explore_live_relay", view_state())
+    with image_col:
+        view = view_state(image=server_image(run, z), scale=scale_for(h, SERVER_IMAGE_PX))
+        mount("server", "explore_server_image", view, {}, on_z=on_browser_z)
     with slider_col, st.container(height=340 if len(z) > 6 else "content", border=False):
         for d in latents.dims.order:
-            lo, hi = slider_range(d, latents, z)
-            collapsed = bool(latents.dims.collapsed[d])
-            st.slider(f"z{d} ∅" if collapsed else f"z{d}", lo, hi, step=(hi - lo) / 200, format="%.2f",
-                      key=f"w_z{d}", on_change=_slider_moved, args=(d,), help=f"mean KL {latents.dims.kl[d]:.3f} nats"
-                      + (" (collapsed: carries almost no information)" if collapsed else ""))
+            _server_slider_ui(run, latents, int(d))
+
+
+def server_image(run: Run, z: np.ndarray) -> dict:
+    """The image decoded here at z, for the browser: (C, H, W) uint8, base64."""
+    image = decode(run.model, np.asarray(z, np.float32)[None])[0]
+    pixels = (np.clip(image, 0.0, 1.0) * 255).round().astype(np.uint8)
+    return {"shape": list(pixels.shape), "pixels": base64.b64encode(pixels.tobytes()).decode()}
+
+
+@st.fragment
+def _server_slider_ui(run: Run, latents: Latents, d: int) -> None:
+    """One server slider in a fragment of its own: a change reruns only this — the slider, one decode here, and the
+    relay that brings the image and the new z (the map's star) to the browser's parts; the map then asks the page's
+    fragment to follow (nearest images, views, URL). Nothing waits for the rest of the page."""
+    z = current_z()
+    lo, hi = slider_range(d, latents, z)
+    collapsed = bool(latents.dims.collapsed[d])
+    st.slider(f"z{d} ∅" if collapsed else f"z{d}", lo, hi, step=(hi - lo) / 200, format="%.2f", key=f"w_z{d}",
+              on_change=_slider_moved, args=(d,), help=f"mean KL {latents.dims.kl[d]:.3f} nats"
+              + (" (collapsed: carries almost no information)" if collapsed else ""))
+    moved = st.session_state.pop(MOVED_DIM, None) == d
+    relay(f"explore_relay_{d}", view_state(image=server_image(run, z) if moved else None))
 
 
 def _sync_sliders(latents: Latents, z: np.ndarray) -> None:
@@ -172,6 +190,7 @@ def _slider_moved(d: int) -> None:
     z = current_z()
     z[d] = st.session_state[f"w_z{d}"]
     set_z(z, moved_by="server")
+    st.session_state[MOVED_DIM] = d  # its fragment sends the new image
 
 
 def neighbours_ui(dataset: Dataset, latents: Latents) -> None:

@@ -144,16 +144,19 @@ def test_a_slider_drag_decodes_live_and_the_star_follows(app):
 def test_a_server_slider_moves_the_image_and_the_star(app):
     app.locator(key("w_explore_decoder_mode")).get_by_text("Server", exact=True).click()
     wait_idle(app)
-    image = lambda: app.locator('[data-testid="stImage"]', has_text="decoded on the server").locator(  # noqa: E731
-        "img").first.get_attribute("src")
-    before, star_before = image(), app.locator(live("map")).get_attribute("data-star")
+    server = app.locator(live("server"))
+    drawn, star_before = server.get_attribute("data-drawn"), app.locator(live("map")).get_attribute("data-star")
     thumb = app.locator('[class*="st-key-w_z"] input[type="range"]').first  # by KL: the most informative first
     thumb.focus()
     thumb.press("End")
-    wait_until(lambda: image() != before, timeout=30, what="a newly decoded image")
+    wait_until(lambda: server.get_attribute("data-drawn") != drawn, timeout=30, what="a newly decoded image")
     wait_until(lambda: app.locator(live("map")).get_attribute("data-star") != star_before, timeout=10,
                what="the star to move")
     wait_idle(app)
+    z = explore_api(app, "z")  # the server's z, relayed to the browser
+    assert z == pytest.approx(url_z(app), abs=1e-3)
+    shown = canvas_image(app, f'{live("server")} canvas', (8, 8))
+    np.testing.assert_allclose(shown, torch_decode(bundled().model, [z])[0, 0], atol=1.5 / 255)
 
 
 # --------------------------------------------------------------------------- the map

@@ -1,6 +1,7 @@
 """The live Explore view: one st.components.v2 component (inline HTML/CSS and the JS files of this folder joined in
 order, no build step) mounted as several parts of one instrument in the browser: "panel" (latent sliders, image,
-traversal strip), "map" (the projection), "pad" (draw to encode) and "grid" (traversals and the manifold, the views below); a second, tiny component, the relay, hands
+traversal strip), "map" (the projection), "pad" (draw to encode), "grid" (traversals and the manifold, the views below) and "server" (an image decoded on
+the server); a second, tiny component, the relay, hands
 them a z the server moved in a fragment of their own (the server sliders'). Everything that moves with z runs there; Python
 learns the final z when a gesture ends.
 
@@ -103,8 +104,9 @@ def _relay_component():
 
 
 def relay(key: str, view: dict) -> None:
-    """Hand the live parts of the page (in another fragment) the z the server moved: view has group, z, z_version."""
-    _relay_component()(key=key, data={name: view[name] for name in ("group", "z", "z_version")}, height=0)
+    """Hand the live parts of the page (in another fragment) the z the server moved, and the image it decoded there
+    if any: view has group, z, z_version, image (None or server_image's dict)."""
+    _relay_component()(key=key, data={name: view.get(name) for name in ("group", "z", "z_version", "image")}, height=0)
 
 
 def mount(role: str, key: str, view: dict, assets: dict[str, Asset], on_z: Callable[[dict], None],

@@ -3,7 +3,35 @@
 // bundle (explorer.js parseBundle): its view, and any assets this tab does not hold yet. The parts of a page share
 // its Explorer (the current z). window.__vaeExplore exposes the runtime and the timings to tests and benchmarks.
 
-const PARTS = { panel: Panel, map: MapView, pad: Pad, grid: GridPart };
+// "server": an image decoded on the server (Server decoding), from its own view or from a server slider's relay
+class ServerImage {
+  constructor(root, explorer) {
+    this.root = root;
+    this.canvas = element("canvas", "vx-canvas");
+    const box = element("div", "vx-image");
+    box.append(this.canvas, element("div", "vx-note", "decoded on the server"));
+    root.append(box);
+    this.drawn = 0;
+    explorer.listen(this);
+  }
+
+  update(view) {
+    this.scale = view.scale;
+    this.onServerImage(view.image);
+  }
+
+  onServerImage(image) {
+    if (!image) return;
+    const [, h, w] = image.shape, bin = atob(image.pixels), pixels = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) pixels[i] = bin.charCodeAt(i);
+    if (this.canvas.width !== w * this.scale) Object.assign(this.canvas, { width: w * this.scale, height: h * this.scale });
+    drawImage(this.canvas, pixels, image.shape);
+    this.drawn += 1;
+    this.root.dataset.drawn = String(this.drawn);
+  }
+}
+
+const PARTS = { panel: Panel, map: MapView, pad: Pad, grid: GridPart, server: ServerImage };
 
 export default function explore(component) {
   const { data, parentElement, setTriggerValue } = component;
@@ -67,8 +95,12 @@ window.__vaeExplore = {
     return { kernel: model.kernel, mu: rows(mu, xs.length), logvar: rows(logvar, xs.length) };
   },
   z: (group) => Array.from(explorerNamed(group).z),
-  // a z the server moved, from the relay component (relay.js)
-  fromPython(group, z, version) { explorerFor(group).fromPython(z, version); },
+  // a z the server moved and the image it decoded there, from the relay component (relay.js)
+  fromPython(group, z, version, image) {
+    const explorer = explorerFor(group);
+    explorer.fromPython(z, version);
+    if (image) explorer.notify((listener) => listener.onServerImage?.(image));
+  },
   timing(group = "explore") {
     const t = EXPLORERS.get(group)?.timing || {};
     return Object.fromEntries(Object.entries(t).map(([name, timing]) => [name, timing.summary()]));
