@@ -167,13 +167,13 @@ def _server_slider_ui(run: Run, latents: Latents, d: int) -> None:
     relay that brings the image and the new z (the map's star) to the browser's parts; the map then asks the page's
     fragment to follow (nearest images, views, URL). Nothing waits for the rest of the page."""
     z = current_z()
+    moved = st.session_state.pop(MOVED_DIM, None) == d
+    relay(f"explore_relay_{d}", view_state(image=server_image(run, z) if moved else None))  # first out: the image
     lo, hi = slider_range(d, latents, z)
     collapsed = bool(latents.dims.collapsed[d])
     st.slider(f"z{d} ∅" if collapsed else f"z{d}", lo, hi, step=(hi - lo) / 200, format="%.2f", key=f"w_z{d}",
               on_change=_slider_moved, args=(d,), help=f"mean KL {latents.dims.kl[d]:.3f} nats"
               + (" (collapsed: carries almost no information)" if collapsed else ""))
-    moved = st.session_state.pop(MOVED_DIM, None) == d
-    relay(f"explore_relay_{d}", view_state(image=server_image(run, z) if moved else None))
 
 
 def _sync_sliders(latents: Latents, z: np.ndarray) -> None:
