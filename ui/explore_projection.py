@@ -179,7 +179,7 @@ def _controls_ui(run: Run, dataset: Dataset, latents: Latents) -> tuple[str, dic
                               **kept("explore_y", top[1] if top[1] != x else y_options[0], y_options))
         params["dims"] = [int(x), int(y)]
     elif method == "tsne":
-        with cols[3].popover("t-SNE settings"):
+        with cols[3].popover("Settings", icon=":material/tune:", help="t-SNE: points, perplexity, iterations"):
             params["max_points"] = st.number_input("Points (subsample above)", 100, MAX_PLOT_POINTS, step=500,
                                                    **kept("explore_tsne_points", 2000))
             params["perplexity"] = st.slider("Perplexity", 5, 100, **kept("explore_perplexity", 30))
