@@ -15,7 +15,7 @@ from vae_core.runs import export_zip, save_run
 from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = {"app_pages/data.py": "Data", "app_pages/train.py": "Train", "app_pages/runs.py": "Runs", "app_pages/explore.py": "Explore"}
+PAGES = {"pages/data.py": "Data", "pages/train.py": "Train", "pages/runs.py": "Runs", "pages/explore.py": "Explore"}
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def test_every_page_loads(app, page):
 
 
 def test_data_page_shows_the_dataset(app):
-    at = app("app_pages/data.py")
+    at = app("pages/data.py")
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Images"] == "1,797" and metrics["Shape (C×H×W)"] == "1×8×8" and metrics["Classes"] == "10"
     assert set(at.image[0].captions) <= set("0123456789") and len(at.image[0].captions) == 32  # samples, labelled
@@ -71,7 +71,7 @@ def test_data_page_shows_the_dataset(app):
 
 
 def test_train_pause_resume_live_lr_and_beta_stop_then_runs(app):
-    at = app("app_pages/train.py")
+    at = app("pages/train.py")
     job = start_training(at, tf_epochs=2000)
     assert job.state == "running" and at.session_state["live_lr"] == TrainConfig.lr
     wait_until(lambda: job.history()["epochs"], what="the first epoch")
@@ -100,7 +100,7 @@ def test_train_pause_resume_live_lr_and_beta_stop_then_runs(app):
     assert at.session_state["active_run"] == str(job.run_dir)  # the stopped run is the active model
     assert job.run_dir.name in texts(at.sidebar.caption)
 
-    at.switch_page("app_pages/runs.py").run()
+    at.switch_page("pages/runs.py").run()
     assert not at.exception
     assert job.run_dir.name in at.dataframe[0].value["run"].tolist()
     at.session_state["active_run"] = None
@@ -110,7 +110,7 @@ def test_train_pause_resume_live_lr_and_beta_stop_then_runs(app):
 
 
 def test_kl_vanishing_warning_and_one_click_remedy(app):
-    at = app("app_pages/train.py")
+    at = app("pages/train.py")
     job = start_training(at, tf_epochs=2, tf_beta=4.0)
     assert job.join(timeout=60) and job.state == "finished"
     at.run()
@@ -122,7 +122,7 @@ def test_kl_vanishing_warning_and_one_click_remedy(app):
 
 
 def test_bad_upload_shows_the_error_and_keeps_the_dataset(app):
-    at = app("app_pages/data.py")
+    at = app("pages/data.py")
     at.segmented_control(key="data_kind").set_value("upload").run()
     at.file_uploader(key="data_upload").set_value(("broken.npy", b"\x93NUMPY garbage", "application/octet-stream"))
     at.run()
@@ -136,7 +136,7 @@ def test_good_upload_becomes_the_active_dataset(app, tmp_path):
     buf = io.BytesIO()
     images = np.random.default_rng(0).integers(0, 256, (40, 12, 12), dtype=np.uint8)
     np.savez(buf, x=images, y=np.arange(40) % 4)
-    at = app("app_pages/data.py")
+    at = app("pages/data.py")
     at.segmented_control(key="data_kind").set_value("upload").run()
     at.file_uploader(key="data_upload").set_value(("my data.npz", buf.getvalue(), "application/octet-stream")).run()
     assert not at.exception and not at.error, texts(at.error)
@@ -149,7 +149,7 @@ def test_runs_upload_rename_delete(app, tmp_path):
     model_config = ModelConfig(latent_dim=2, hidden_sizes=(8,))
     source = save_run(tmp_path / "made" / "tiny", VAE(model_config), RunConfig(model_config, TrainConfig(),
                       {"kind": "digits", "name": "digits"}), metrics={"epochs_done": 0})
-    at = app("app_pages/runs.py")
+    at = app("pages/runs.py")
     upload = at.file_uploader(key="runs_upload")
     upload.set_value(("bad.zip", b"not a zip", "application/zip")).run()
     assert "bad.zip" in texts(at.error) and not at.exception
@@ -180,7 +180,7 @@ def test_a_full_job_pool_refuses_with_a_clear_message(app):
     try:
         for i, job in enumerate(others):
             pool.start(f"another-session-{i}", job)
-        at = app("app_pages/train.py")
+        at = app("pages/train.py")
         at.button(key="train_start").click().run()
         assert not at.exception and "limit" in texts(at.error)
         assert "job" not in at.session_state  # nothing started, nothing half-registered
@@ -196,7 +196,7 @@ def test_theory_shows_each_formula_with_the_active_models_numbers(app):
 
     if not (BUNDLED_RUN / "model.safetensors").exists():
         pytest.skip("no bundled run to explain")
-    at = app("app_pages/train.py")
+    at = app("pages/train.py")
     assert at.session_state["active_run"] == str(BUNDLED_RUN)
     assert len(at.latex) == 0  # closed: nothing computed or sent
     at.session_state["theory_open"] = True  # what opening the expander does
@@ -208,3 +208,15 @@ def test_theory_shows_each_formula_with_the_active_models_numbers(app):
     numbers = theory_numbers(str(BUNDLED_RUN), mtime, '{"kind": "digits"}')
     assert numbers["iwae"] >= numbers["elbo"]  # L_k is the tighter bound
     assert abs(numbers["kl_closed"] - numbers["kl_mc"]) < 5 * numbers["kl_mc_se"]  # closed form = Monte Carlo
+
+
+def test_icons_are_material_symbols_not_emoji():
+    """Emoji show as empty boxes where no emoji font is installed; Streamlit serves its Material Symbols itself."""
+    import re
+
+    # ★ (U+2605) stays: a text symbol every common font has, drawn on the map too
+    emoji = re.compile("[\U0001F000-\U0001FAFF\u2600-\u2604\u2606-\u26FF\u2700-\u27BF\uFE0F]")
+    sources = [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py")), *sorted((ROOT / "ui").glob("*.py"))]
+    found = {p.name: emoji.findall(p.read_text()) for p in sources}
+    assert not {k: v for k, v in found.items() if v}, "emoji in the UI's sources"
+    assert re.findall(r'icon="(:material/\w+:)"', (ROOT / "app.py").read_text()), "the pages have Material icons"

@@ -198,7 +198,7 @@ def open_train_page(seed: int, epochs: int) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120)
     with RUN:
         at.run()
-        at.switch_page("app_pages/train.py").run()
+        at.switch_page("pages/train.py").run()
         at.selectbox(key="tf_hidden").set_value(32)
         at.selectbox(key="tf_batch").set_value(256)
         at.number_input(key="tf_epochs").set_value(epochs)
@@ -243,7 +243,7 @@ def session(i: int, pool, start_together: threading.Barrier, first_round_done: t
         at.run()
         train_view = {"progress": at.get("progress")[0].proto.text, "curve": validation_curve(at),
                       "exceptions": list(at.exception)}
-        at.switch_page("app_pages/explore.py").run()
+        at.switch_page("pages/explore.py").run()
         explore_view = {"caption": at.caption[0].value, "active_run": at.session_state["active_run"],
                         "exceptions": list(at.exception)}
     return {"i": i, "at": at, "job": job, "first": first, "train": train_view, "explore": explore_view}
@@ -300,7 +300,7 @@ def test_four_sessions_train_and_explore_apart_under_the_job_limit(server):
     # sessions that go away mid-training: their jobs stop and no training thread is left behind
     for r in results[:MAX_JOBS]:
         with RUN:
-            r["at"].switch_page("app_pages/train.py").run()
+            r["at"].switch_page("pages/train.py").run()
             r["at"].number_input(key="tf_epochs").set_value(10_000)
         click(r["at"], "train_start")
     assert len(pool.running()) == MAX_JOBS and len(training_threads()) == MAX_JOBS

@@ -21,7 +21,7 @@ from vae_core.runs import save_run
 from vae_core.training import build_model
 
 ROOT = Path(__file__).resolve().parent.parent
-EXPLORE = "app_pages/explore.py"
+EXPLORE = "pages/explore.py"
 
 
 def make_run(root: Path, name: str, dataset: dict, **model) -> Path:
@@ -210,7 +210,7 @@ def test_page_state_survives_a_page_switch(explore):
     at.selectbox(key="w_explore_colour").set_value("KL").run()
     at.button(key="explore_start_prior").click().run()
     z = list(at.session_state["explore_z"])
-    at.switch_page("app_pages/data.py").run()
+    at.switch_page("pages/data.py").run()
     at.switch_page(EXPLORE).run()
     assert not at.exception
     assert at.selectbox(key="w_explore_method").value == "identity"

@@ -8,8 +8,11 @@ import pandas as pd
 import streamlit as st
 
 from ui.charts import OVERLAY_METRICS, overlay_figure
+from ui.frame import require_app_frame
 from ui.state import BUNDLED_RUN, current_job, run_for, runs_root, set_active_run, upload_result
 from vae_core.runs import RunSummary, delete_run, export_zip, import_zip, list_runs, rename_run
+
+require_app_frame()  # a deep link on a fresh server: run through app.py first (see ui/frame.py)
 
 BUNDLED_SUFFIX = " (bundled)"
 

@@ -11,10 +11,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from ui.frame import require_app_frame
 from ui.images import to_uint8
 from ui.state import active_dataset, dataset_for, set_active_dataset, upload_result, uploads_root
 from vae_core.data import Dataset
 from vae_core.runs import sanitize_name
+
+require_app_frame()  # a deep link on a fresh server: run through app.py first (see ui/frame.py)
 
 KINDS = {"digits": "Bundled digits", "shapes": "Generated shapes", "upload": "Upload files"}
 N_SAMPLES = 32

@@ -8,8 +8,11 @@ from ui.explore_latent import latent_panel_ui, neighbours_ui
 from ui.explore_projection import projection_ui
 from ui.explore_state import init_view, sync_query_params
 from ui.explore_views import views_ui
+from ui.frame import require_app_frame
 from ui.state import active_run
 from ui.theory import theory_ui
+
+require_app_frame()  # a deep link on a fresh server: run through app.py first (see ui/frame.py)
 
 
 @st.fragment

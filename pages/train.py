@@ -1,10 +1,13 @@
 """Train: settings, a background training job you can pause, steer and stop, and its live curves and images."""
 import streamlit as st
 
+from ui.frame import require_app_frame
 from ui.state import active_dataset, active_run, current_job, run_dataset
 from ui.theory import theory_ui
 from ui.training_ui import controls_ui, init_form_state, live_ui, settings_form_ui, start_job
 from vae_core.jobs import PoolFull
+
+require_app_frame()  # a deep link on a fresh server: run through app.py first (see ui/frame.py)
 
 init_form_state()
 st.title("Train")
