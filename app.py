@@ -3,6 +3,7 @@ import streamlit as st
 
 from ui.sidebar import sidebar_ui
 from ui.state import init_state
+from ui.warmup import warm_imports
 
 st.set_page_config(page_title="VAE latent-space explorer", page_icon=":material/explore:", layout="wide")
 init_state()
@@ -14,3 +15,4 @@ page = st.navigation([
 ])
 sidebar_ui()
 page.run()
+warm_imports()  # after the page: what other pages import, in a background thread

@@ -8,7 +8,8 @@ and starts itself, side by side in one run:
   event-to-paint latency (input event to the frame that shows it) on MLP digits, MLP shapes, a conv model on 32x32
   shapes and a conv model on 64x64 RGB images (a zip this module writes); hover -> image latency; the interval
   between frames while the map's star is dragged;
-- cold start: from `streamlit run` to an interactive first page, the app vs a bare page that imports torch;
+- cold start: from `streamlit run` to an interactive first page, the app vs a bare page that imports torch; and a
+  second session on a warm server: from opening the URL to the live panel ready and Streamlit done, vs the bare page;
 - the server's peak RSS after training on 10k generated shapes (and exploring them).
 
     python -m bench.bench_browser            # prints the raw figures as JSON (python -m bench prints the table)
@@ -23,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.e2e.harness import (NEXT_FRAME_JS, browser_problem, explore_api, goto, key, launch_chromium, live, new_page,
-                               start_server, wait_idle)
+from tests.e2e.harness import (NEXT_FRAME_JS, VIEWPORT, browser_problem, explore_api, goto, key, launch_chromium, live,
+                               new_page, start_server, wait_idle)
 from tests.helpers import wait_until
 
 BARE_SLIDER_PAGE = '''"""The floor: one slider and st.image in a fragment, nothing else."""
@@ -274,6 +275,30 @@ def cold_start_s(playwright_browser, script: str | Path, log: Path, env: dict, r
         server.stop()
 
 
+def warm_session_s(playwright_browser, url: str, ready: str) -> float:
+    """Seconds from opening url in a fresh browser session (the server already warm) until `ready` is visible and
+    Streamlit has finished running (50 ms quiet: no extra settling time is counted)."""
+    context = playwright_browser.new_context(viewport=VIEWPORT)
+    try:
+        page = context.new_page()
+        start = time.perf_counter()
+        page.goto(url)
+        page.locator(ready).first.wait_for(timeout=60_000)
+        wait_idle(page, quiet_ms=50)
+        return time.perf_counter() - start - 0.05
+    finally:
+        context.close()
+
+
+def _warm_sessions(browser, app_url: str, bare_url: str, repeats: int) -> dict[str, list[float]]:
+    """Alternating second sessions on the warm app (Explore, the live panel) and the warm bare torch page."""
+    times: dict[str, list[float]] = {"app": [], "bare_torch": []}
+    for _ in range(repeats):
+        times["app"].append(warm_session_s(browser, app_url, live("panel")))
+        times["bare_torch"].append(warm_session_s(browser, bare_url, f'{key("z")} input[type="range"]'))
+    return times
+
+
 # --------------------------------------------------------------------------- conv models for the live view
 
 def colour_shapes_zip(path: Path, n: int = COLOUR_N, size: int = 64, seed: int = 0) -> Path:
@@ -352,8 +377,12 @@ def measure(work: Path | None = None, n_changes: int = N_CHANGES, cold_repeats: 
         result["cold_start_s"] = _cold_starts(browser, work, cold_repeats)
         app = start_server("app.py", work / "app.log", env=env)
         bare = start_server(work / "bare_slider.py", work / "bare.log", cwd=work)
+        bare_torch = start_server(work / "bare_torch.py", work / "bare-torch.log", cwd=work)
         try:
             explore_page, bare_page = new_page(browser, app.url), new_page(browser, bare.url)
+            new_page(browser, bare_torch.url).context.close()  # its first session: the server is warm after it
+            result["warm_session_s"] = _warm_sessions(browser, app.url, bare_torch.url, max(cold_repeats, 3))
+            bare_torch.stop()
             targets = {"explore": explore_target(explore_page), "bare": bare_target(bare_page)}
             result["latency_idle_ms"] = interleaved(targets, n_changes)
             trainer = new_page(browser, app.url)
@@ -371,6 +400,7 @@ def measure(work: Path | None = None, n_changes: int = N_CHANGES, cold_repeats: 
         finally:
             app.stop()
             bare.stop()
+            bare_torch.stop()
         browser.close()
     result["shapes_run"] = str(next(p for p in sorted(runs.iterdir()) if p.name.startswith("shapes-mlp")))
     return result

@@ -20,6 +20,7 @@ class Figure:
     target: float | None = None  # on the ratio when there is an anchor, else on the value
     better: str = "lower"  # "lower": met when <= target; "higher": met when >= target
     note: str = ""
+    target_on_value: bool = False  # the target is on the value even though an anchor is shown (for scale)
     extra: dict = field(default_factory=dict)  # raw samples and details, for the JSON
 
     @property
@@ -32,7 +33,7 @@ class Figure:
     def met(self) -> bool | None:
         if self.target is None or self.value is None:
             return None
-        x = self.ratio if self.anchor_name else self.value
+        x = self.ratio if self.anchor_name and not self.target_on_value else self.value
         if x is None:
             return None
         return x <= self.target if self.better == "lower" else x >= self.target
@@ -42,7 +43,7 @@ class Figure:
         if self.target is None:
             return "—"
         op = "≤" if self.better == "lower" else "≥"
-        if self.anchor_name:
+        if self.anchor_name and not self.target_on_value:
             return f"{op} {self.target:g}× {self.anchor_name}"
         return f"{op} {self.target:g} {self.unit}"
 

@@ -220,3 +220,24 @@ def test_icons_are_material_symbols_not_emoji():
     found = {p.name: emoji.findall(p.read_text()) for p in sources}
     assert not {k: v for k, v in found.items() if v}, "emoji in the UI's sources"
     assert re.findall(r'icon="(:material/\w+:)"', (ROOT / "app.py").read_text()), "the pages have Material icons"
+
+
+def test_the_first_page_imports_no_pandas_plotly_or_sklearn_and_the_warmup_does():
+    """Cold start: Explore (the first page) runs without importing pandas, plotly's figures or scikit-learn (~2 s of
+    imports on this machine; plotly itself loads lazily); the warm-up started after the first page imports them."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+import streamlit, torch
+from ui import explore_data, explore_latent, explore_projection, explore_views, sidebar, state, theory
+print(sorted(m for m in ("pandas", "sklearn", "scipy") if m in sys.modules))
+from ui.warmup import warm_imports
+warm_imports().join(120)
+print(sorted(m for m in ("pandas", "sklearn.manifold", "ui.charts") if m in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True, timeout=300)
+    before, after = out.stdout.strip().splitlines()[-2:]
+    assert before == "[]", f"the first page imported {before}"
+    assert after == "['pandas', 'sklearn.manifold', 'ui.charts']"

@@ -54,6 +54,21 @@ def test_digits_are_8x8_in_unit_range_with_ten_classes():
     assert data.load_source(ds.source).n == ds.n
 
 
+def test_digits_are_scikit_learns_digits_read_without_importing_it():
+    """The file is read directly (a cold-start saving); the images and labels must be exactly scikit-learn's."""
+    import subprocess
+    import sys
+
+    code = "import sys; from vae_core.data import load_digits; load_digits(); print('sklearn' in sys.modules)"
+    imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert imported.strip() == "False"
+    from sklearn.datasets import load_digits as reference
+
+    ds, bunch = data.load_digits(), reference()
+    assert np.array_equal(ds.images[:, 0], (bunch.images / 16.0).astype(np.float32))
+    assert np.array_equal(ds.labels, bunch.target)
+
+
 def test_shapes_same_seed_same_images_other_seed_differs():
     a, b, c = data.make_shapes(300, 32, seed=1), data.make_shapes(300, 32, seed=1), data.make_shapes(300, 32, seed=2)
     assert np.array_equal(a.images, b.images) and np.array_equal(a.factors, b.factors)

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-KL_COLLAPSE_NATS = 0.05  # a latent dimension with less KL than this carries (almost) no information
+from vae_core.metrics import KL_COLLAPSE_NATS
+
 MAX_POINTS = 1500  # per trace; longer curves are strided after smoothing so the browser stays fast
 TERMS = {  # key in a step row -> (label, colour, dash); β·KL is dashed so it stays visible on top of KL when β = 1
     "recon": ("reconstruction", "#4B6BFB", "solid"),

@@ -5,7 +5,6 @@ and follow z as it moves; a model kept on the server is decoded here instead."""
 from __future__ import annotations
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 
 from ui.explore_data import Latents, model_asset
@@ -161,7 +160,9 @@ def interpolation_ui(run: Run, dataset: Dataset, latents: Latents) -> None:
                "(White 2016).")
 
 
-def density_figure(curves: dict[str, np.ndarray]) -> go.Figure:
+def density_figure(curves: dict[str, np.ndarray]) -> "go.Figure":
+    import plotly.graph_objects as go  # here: the Explore page's first view needs no plotly
+
     fig = go.Figure([go.Scatter(x=np.arange(len(v)), y=v, mode="lines+markers", name=k) for k, v in curves.items()])
     fig.update_layout(height=240, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="frame",
                       yaxis_title="log p(z) (nats)", legend=dict(orientation="h", y=1.1))

@@ -6,14 +6,12 @@ import json
 import math
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 import torch
 
-from ui.charts import KL_COLLAPSE_NATS
 from ui.state import dataset_for, run_for
 from vae_core.data import Dataset, split_indices
-from vae_core.metrics import evaluate
+from vae_core.metrics import KL_COLLAPSE_NATS, evaluate
 from vae_core.objective import LOG_2PI, kl_per_dim
 from vae_core.runs import Run
 
@@ -139,6 +137,8 @@ def _reparam_ui(numbers: dict | None) -> None:
         d = min(SHOW_DIMS, len(numbers["mu"]))
         right.caption(f"The first validation image's first {d} latent dimensions, with one draw of ε:")
         columns = {"mu": "μ", "sigma": "σ", "eps": "ε", "z": "μ + σε"}
+        import pandas as pd  # here, not at the top: the Explore page's cold start does without pandas
+
         table = pd.DataFrame({label: numbers[k][:d] for k, label in columns.items()}, index=[f"z{j}" for j in range(d)])
         right.dataframe(table.style.format("{:+.3f}"))
 

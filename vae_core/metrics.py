@@ -9,6 +9,7 @@ import torch
 from .model import VAE
 from .objective import iwae_bound, kl_per_dim, log_likelihood
 
+KL_COLLAPSE_NATS = 0.05  # a latent dimension with less KL than this carries (almost) no information
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015: unit u is active if Cov_x(E_q[z_u]) > 0.01
 
 
