@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from vae_core.kl_history import KLOverTime
+
 KL_COLLAPSE_NATS = 0.05  # a latent dimension with less KL than this carries (almost) no information
 MAX_POINTS = 1500  # per trace; longer curves are strided after smoothing so the browser stays fast
 TERMS = {  # key in a step row -> (label, colour, dash); β·KL is dashed so it stays visible on top of KL when β = 1
@@ -115,6 +117,20 @@ def kl_bars_figure(kl_per_dim: Sequence[float], threshold: float = KL_COLLAPSE_N
     fig.update_layout(**_layout(False), xaxis_title="latent dimension (sorted)", yaxis_title="KL (nats)",
                       showlegend=False)
     fig.update_xaxes(type="category")
+    return fig
+
+
+def kl_heatmap_figure(kl: KLOverTime) -> go.Figure:
+    """KL of each latent dimension (rows, z0 at the top) over time (columns), in nats: units switching on light up,
+    collapsing ones go dark."""
+    dims = [f"z{i}" for i in range(kl.kl.shape[0])]
+    unit = "step" if kl.axis == "step" else "epoch"
+    fig = go.Figure(go.Heatmap(z=kl.kl, x=kl.x, y=dims, colorscale="Viridis", zmin=0, name="KL per dimension",
+                               colorbar=dict(title=dict(text="nats", side="right"), thickness=12),
+                               hovertemplate=f"%{{y}} · {unit} %{{x}}: %{{z:.3f}} nats<extra></extra>"))
+    fig.update_layout(**_layout(False), xaxis_title=unit, yaxis_title="latent dimension", showlegend=False)
+    fig.update_layout(hovermode="closest")
+    fig.update_yaxes(type="category", autorange="reversed")
     return fig
 
 
