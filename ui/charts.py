@@ -171,7 +171,7 @@ def history_frame(history: dict) -> pd.DataFrame:
     steps = pd.DataFrame([{k: v for k, v in r.items() if k != "kl_per_dim"} |
                           {f"kl_z{i}": v for i, v in enumerate(r.get("kl_per_dim", []))}
                           for r in history.get("steps", [])])
-    epochs = pd.DataFrame([{k: v for k, v in r.items() if k not in ("val_kl_per_dim", "epoch")}
+    epochs = pd.DataFrame([{k: v for k, v in r.items() if k != "epoch" and not isinstance(v, list)}
                            for r in history.get("epochs", [])])
     if steps.empty or epochs.empty:
         return steps
