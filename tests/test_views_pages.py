@@ -1,12 +1,25 @@
-"""The views beyond the basics, as a user drives them through AppTest: KL per dimension over time on Train."""
+"""The views beyond the basics, as a user drives them through AppTest: KL per dimension over time on Train; the
+downloads of Explore (traversals, interpolation, samples) and Train (reconstructions per epoch) decoded back and
+compared with torch."""
 from __future__ import annotations
 
 import base64
 import json
 
+import io
+
 import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageSequence
+from streamlit.runtime.media_file_manager import MediaFileManager
 
 from tests.test_app_pages import app, start_training  # noqa: F401  (the AppTest factory fixture)
+from tests.test_explore_page import explore, parts, runs  # noqa: F401  (fixtures: Explore on seeded runs)
+from vae_core.data import load_digits
+from vae_core.latent import encode, lerp, prior_samples, slerp
+from vae_core.media import STRIP_PX, epoch_reconstructions
+from vae_core.runs import load_run
 from vae_core.kl_history import kl_over_time
 
 
@@ -42,3 +55,107 @@ def test_train_shows_kl_per_dimension_over_steps_and_epochs(app):  # noqa: F811
     by_epoch = heatmap(at)
     np.testing.assert_array_equal(by_epoch["x"], [1, 2])
     np.testing.assert_allclose(by_epoch["z"], np.array([e["val_kl_per_dim"] for e in history["epochs"]]).T)
+
+
+@pytest.fixture
+def downloads(monkeypatch) -> dict:
+    """The deferred download callables the page registered, by widget key (what a click on the button runs)."""
+    found = {}
+    original = MediaFileManager.add_deferred
+
+    def record(self, data_callable, mimetype, coordinates, file_name=None, *, element_id=""):
+        found[element_id.rsplit("-", 1)[-1]] = (data_callable, file_name, mimetype)
+        return original(self, data_callable, mimetype, coordinates, file_name=file_name, element_id=element_id)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", record)
+    return found
+
+
+def frames(data: bytes) -> list[np.ndarray]:
+    """A PNG's pixels or every frame of a GIF, as (H, W, 3) uint8."""
+    return [np.array(f.convert("RGB")) for f in ImageSequence.Iterator(Image.open(io.BytesIO(data)))]
+
+
+def torch_tiles(model, z: np.ndarray) -> np.ndarray:
+    """The reference: torch's decoder mean at each z, 8-bit, upscaled x7 as the 56-pixel tiles: (N, 56, 56)."""
+    with torch.no_grad():
+        images = model.decode_mean(torch.as_tensor(np.asarray(z, np.float32))).numpy()[:, 0]
+    pixels = (np.clip(images, 0, 1) * 255).round().astype(np.uint8)
+    return pixels.repeat(7, 1).repeat(7, 2)
+
+
+def tile(picture: np.ndarray, row: int, col: int, size: int = 56, pad: int = 2) -> np.ndarray:
+    return picture[row * (size + pad): row * (size + pad) + size, col * (size + pad): col * (size + pad) + size, 0]
+
+
+def test_explore_downloads_hold_the_decoders_images(explore, runs, downloads):  # noqa: F811
+    """Traversals at the page's z as PNG (rows = dimensions) and GIF (2S-2 frames), the interpolation paths, and
+    the prior samples: each file decoded back equals torch's decoder at the z the page shows."""
+    at = explore("8d")
+    model = load_run(runs["8d"]).model
+    view = parts(at)["grid"][0]
+    z, spec = np.array(view["z"], np.float32), view["grid"]
+    steps, dims = spec["steps"], spec["dims"]
+    paths = np.repeat(z[None, None], len(dims), 0).repeat(steps, 1)
+    for row, axis in enumerate(dims):
+        paths[row, :, axis["index"]] = np.linspace(axis["lo"], axis["hi"], steps)
+
+    make, name, mime = downloads["explore_dl_traverse_png"]
+    assert mime == "image/png" and name.endswith(".png")
+    (png,) = frames(make())
+    assert png.shape[:2] == (len(dims) * 58 - 2, steps * 58 - 2)
+    for row in range(len(dims)):
+        expected = torch_tiles(model, paths[row])
+        for col in range(steps):
+            np.testing.assert_array_equal(tile(png, row, col), expected[col])
+
+    gif = frames(downloads["explore_dl_traverse_gif"][0]())
+    assert len(gif) == 2 * steps - 2 and gif[0].shape[:2] == (56 + STRIP_PX, len(dims) * 58 - 2)
+    for frame, t in zip(gif, list(range(steps)) + list(range(steps - 2, 0, -1))):
+        expected = torch_tiles(model, paths[:, t])
+        for row in range(len(dims)):
+            np.testing.assert_array_equal(tile(frame, 0, row), expected[row])
+
+    at.session_state["w_explore_tab"] = "Interpolation"
+    at.run()
+    assert not at.exception
+    a, b, n = at.session_state["explore_interp_a"], at.session_state["explore_interp_b"], 8
+    mu = encode(model, load_digits().batch(np.array([a, b])))[1]
+    both = np.stack([lerp(mu[0], mu[1], n), slerp(mu[0], mu[1], n)])
+    (png,) = frames(downloads["explore_dl_interp_png"][0]())
+    gif = frames(downloads["explore_dl_interp_gif"][0]())
+    assert png.shape[:2] == (2 * 58 - 2, n * 58 - 2) and len(gif) == 2 * n - 2
+    for row in range(2):
+        expected = torch_tiles(model, both[row])
+        for col in range(n):
+            np.testing.assert_array_equal(tile(png, row, col), expected[col], err_msg=f"path {row}, frame {col}")
+        np.testing.assert_array_equal(tile(gif[3], 0, row), expected[3])
+
+    at.session_state["w_explore_tab"] = "Sampling"
+    at.run()
+    assert not at.exception
+    (png,) = frames(downloads["explore_dl_prior_png"][0]())
+    expected = torch_tiles(model, prior_samples(36, 8, 1.0, seed=0))
+    side = 6 * 58 - 2
+    assert png.shape[:2] == (side, side) and "explore_dl_posterior_png" in downloads
+    np.testing.assert_array_equal(tile(png, 5, 5), expected[35])
+
+
+def test_train_downloads_the_runs_reconstructions_per_epoch(app, downloads):  # noqa: F811
+    at = app("pages/train.py")
+    job = start_training(at, tf_epochs=3, tf_latent=3)
+    assert job.join(timeout=60) and job.state == "finished"
+    at.run()
+    assert not at.exception
+    make, name, mime = downloads["train_dl_recon_gif"]
+    assert mime == "image/gif" and name.endswith("-reconstructions.gif")
+    gif = frames(make())
+    kept, images = epoch_reconstructions(job.history()["epochs"], (1, 8, 8))
+    assert kept == [1, 2, 3] and len(gif) == 3
+    originals = job.dataset.batch(job.val_idx[:8])
+    for frame, epoch in zip(gif, images):
+        for col in range(8):
+            recon = (epoch[col, 0] * 255).round().astype(np.uint8).repeat(7, 0).repeat(7, 1)
+            np.testing.assert_array_equal(tile(frame, 1, col), recon)
+            original = (originals[col, 0] * 255).round().astype(np.uint8).repeat(7, 0).repeat(7, 1)
+            np.testing.assert_array_equal(tile(frame, 0, col), original)

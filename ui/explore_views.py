@@ -12,6 +12,7 @@ from ui.explore_data import Latents, model_asset
 from ui.explore_latent import dim_label, on_browser_z, view_state
 from ui.explore_live import mount
 from ui.explore_state import SELECTION, current_z, kept, put
+from ui.exports import interpolation_downloads_ui, samples_download_ui, traversal_downloads_ui
 from ui.images import grid, scale_for
 from vae_core.data import Dataset
 from vae_core.latent import (aggregate_posterior_samples, decode, lerp, manifold_grid, prior_log_density,
@@ -58,6 +59,7 @@ def traversals_ui(run: Run, dataset: Dataset, latents: Latents) -> None:
     if not dims:
         st.info("Pick at least one dimension.")
         return
+    traversal_downloads_ui(run.model, run.name, current_z(), dims, latents.ranges, int(steps))
     spec = {"kind": "traverse", "steps": int(steps), "dims": [_axis(d, latents) for d in dims]}
     if _grid_ui(run, spec, "explore_live_traversals", TILE_PX):
         return
@@ -155,6 +157,7 @@ def interpolation_ui(run: Run, dataset: Dataset, latents: Latents) -> None:
     for col, (name, path) in zip(st.columns(2), paths.items()):
         col.markdown(f"**{name}** · #{a} → #{b}")
         col.image(grid(decode(run.model, path), steps, scale=scale), output_format="PNG")
+    interpolation_downloads_ui(run.model, run.name, paths, a, b)
     st.plotly_chart(density_figure({k: prior_log_density(v) for k, v in paths.items()}), key="explore_interp_density")
     st.caption("log p(z) under the prior N(0, I) along each path: the straight line cuts through the low-norm middle "
                "of z-space where codes are rare in high dimensions; slerp keeps the norm between the endpoints' "
@@ -185,6 +188,12 @@ def sampling_ui(run: Run, dataset: Dataset, latents: Latents) -> None:
     left.image(grid(prior, ncols, scale=scale), output_format="PNG")
     right.markdown("**Aggregate posterior** q(z) = mean of q(z|x) over the data")
     right.image(grid(posterior, ncols, scale=scale), output_format="PNG")
+    with left:
+        samples_download_ui(prior, ncols, f"{run.name}-prior-T{temperature:g}-seed{seed}.png", "Prior samples (PNG)",
+                            "explore_dl_prior_png")
+    with right:
+        samples_download_ui(posterior, ncols, f"{run.name}-aggregate-posterior-seed{seed}.png",
+                            "Aggregate-posterior samples (PNG)", "explore_dl_posterior_png")
     st.caption("Where the prior puts mass the encoder never sends codes (the 'prior hole'), prior samples decode to "
                "blurry or in-between images, while aggregate-posterior samples look like the data.")
 

@@ -10,6 +10,7 @@ import torch
 
 from ui.charts import (KL_COLLAPSE_NATS, collapsed_dims, history_frame, kl_bars_figure, kl_heatmap_figure, kl_vanishing,
                        loss_figure)
+from ui.exports import epoch_reconstructions_download_ui
 from ui.images import grid
 from ui.state import adopt_finished_job, job_pool, run_dataset, runs_root, session_id
 from vae_core.config import ARCHS, LIKELIHOODS, ModelConfig, TrainConfig
@@ -179,6 +180,7 @@ def _live_body(job: TrainingJob | None, run: Run | None, was_active: bool) -> No
         _kl_ui(steps, epochs, n_train)
     with right:
         _images_ui(model_key, model_fn, fixed)
+        epoch_reconstructions_download_ui(epochs, fixed, name)
 
 
 def _job_history(job: TrainingJob) -> tuple[list[dict], list[dict], object, int]:

@@ -94,9 +94,10 @@ def sweep_frames(images: np.ndarray, scale: int | None = None, ncols: int | None
     return [grid(images[:, t], ncols or rows, scale=scale) for t in ping_pong(steps)]
 
 
-def sequence_frames(images: np.ndarray, scale: int | None = None) -> list[np.ndarray]:
-    """Frames in order, no return: images (T, N, C, H, W) -> T frames, frame t the row of images[t]."""
-    return [grid(images[t], images.shape[1], scale=scale) for t in range(len(images))]
+def sequence_frames(images: np.ndarray, scale: int | None = None, ncols: int | None = None) -> list[np.ndarray]:
+    """Frames in order, no return: images (T, N, C, H, W) -> T frames, frame t the grid of images[t] (one row
+    unless ncols is given)."""
+    return [grid(images[t], ncols or images.shape[1], scale=scale) for t in range(len(images))]
 
 
 def recon_frame_images(input_shape: tuple[int, int, int], n_val: int) -> int:

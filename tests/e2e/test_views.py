@@ -1,17 +1,25 @@
 """The views beyond the basics, in a real browser: Train's KL-per-dimension heatmap read from the drawn plotly graph
-against the saved run's history."""
+against the saved run's history; Explore's traversal GIF downloaded after a click on the map, its frames against
+torch's decoder at the clicked image's code."""
 from __future__ import annotations
 
+import io
 import json
 import re
 
 import numpy as np
 import pytest
 
-from tests.e2e.harness import goto, key, wait_idle
+from PIL import Image, ImageSequence
+
+from tests.e2e.harness import explore_api, goto, key, live, wait_idle
+from tests.e2e.test_explore import bundled, torch_decode, url_z
 from tests.e2e.test_train import progress_text, start_training
 from tests.helpers import wait_until
+from vae_core.data import load_digits
 from vae_core.kl_history import kl_over_time
+from vae_core.latent import aggregate_posterior_samples, encode, slider_ranges, traversal_grid
+from vae_core.media import STRIP_PX
 
 pytestmark = pytest.mark.e2e
 
@@ -48,3 +56,33 @@ def test_train_draws_kl_per_dimension_over_time(app, runs_dir, new_runs_removed)
     drawn = drawn_heatmap(app, last_x=3)
     np.testing.assert_array_equal(drawn["x"], [1, 2, 3])
     np.testing.assert_allclose(drawn["z"], np.array([e["val_kl_per_dim"] for e in history["epochs"]]).T, rtol=1e-6)
+
+
+def test_a_clicked_codes_traversals_download_as_a_gif_of_the_decoders_images(app):
+    app.locator(live("map")).wait_for()
+    app.locator(live("map")).scroll_into_view_if_needed()
+    point = explore_api(app, "pointOnScreen", 412)
+    app.mouse.move(point["x"], point["y"])
+    row = int(app.locator(live("map")).get_attribute("data-hover-row"))
+    app.mouse.click(point["x"], point["y"])
+    run, digits = bundled(), load_digits()
+    _, mu, logvar = encode(run.model, digits)
+    wait_until(lambda: url_z(app) and np.allclose(url_z(app), mu[row], atol=1e-3), timeout=30, what="the server's z")
+    wait_idle(app)
+
+    dims = [int(t.removeprefix("z")) for t in app.locator(f'{live("grid")} .vx-strip-label').all_inner_texts()]
+    with app.expect_download(timeout=30_000) as info:
+        app.locator(f"{key('explore_dl_traverse_gif')} button").click()
+    download = info.value
+    assert download.suggested_filename.endswith(".gif")
+    frames = [np.array(f.convert("L")) for f in ImageSequence.Iterator(Image.open(io.BytesIO(
+        open(download.path(), "rb").read())))]
+    assert len(frames) == 2 * 9 - 2 and frames[0].shape == (56 + STRIP_PX, len(dims) * 58 - 2)
+
+    ranges = slider_ranges(aggregate_posterior_samples(mu, logvar, 5000, seed=0))  # as the page's latents
+    paths = traversal_grid(mu[row], dims, ranges, 9)  # (R, 9, D)
+    for frame, t in ((frames[0], 0), (frames[4], 4), (frames[12], 4)):  # 0..8 then 7..1: frame 12 is step 4 again
+        expected = np.round(np.clip(torch_decode(run.model, paths[:, t])[:, 0], 0, 1) * 255)
+        for r in range(len(dims)):
+            tile = frame[:56:7, r * 58: r * 58 + 56: 7].astype(float)  # one pixel per 7x7 block
+            np.testing.assert_allclose(tile, expected[r], atol=1, err_msg=f"frame of step {t}, z{dims[r]}")
