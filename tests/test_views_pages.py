@@ -1,6 +1,6 @@
 """The views beyond the basics, as a user drives them through AppTest: KL per dimension over time on Train; the
 downloads of Explore (traversals, interpolation, samples) and Train (reconstructions per epoch) decoded back and
-compared with torch."""
+compared with torch; posterior uncertainty (the Posterior tab's samples and table, the map's ellipses)."""
 from __future__ import annotations
 
 import base64
@@ -17,7 +17,7 @@ from streamlit.runtime.media_file_manager import MediaFileManager
 from tests.test_app_pages import app, start_training  # noqa: F401  (the AppTest factory fixture)
 from tests.test_explore_page import explore, parts, runs  # noqa: F401  (fixtures: Explore on seeded runs)
 from vae_core.data import load_digits
-from vae_core.latent import encode, lerp, prior_samples, slerp
+from vae_core.latent import Projection, encode, lerp, prior_samples, slerp
 from vae_core.media import STRIP_PX, epoch_reconstructions
 from vae_core.runs import load_run
 from vae_core.kl_history import kl_over_time
@@ -159,3 +159,47 @@ def test_train_downloads_the_runs_reconstructions_per_epoch(app, downloads):  # 
             np.testing.assert_array_equal(tile(frame, 1, col), recon)
             original = (originals[col, 0] * 255).round().astype(np.uint8).repeat(7, 0).repeat(7, 1)
             np.testing.assert_array_equal(tile(frame, 0, col), original)
+
+
+def posterior_table(at):
+    """The Posterior tab's table of this image's mu, sigma and KL per dimension."""
+    return next(d.value for d in at.dataframe if "σ" in d.value.columns)
+
+
+def test_a_selected_images_posterior_samples_and_its_ellipse_on_the_map(explore, runs, downloads):  # noqa: F811
+    at = explore("8d")
+    model, digits = load_run(runs["8d"]).model, load_digits()
+    at.session_state["explore_selection"] = [5, 40]
+    at.session_state["w_explore_tab"] = "Posterior"
+    at.run()
+    assert not at.exception
+
+    _, mu, logvar = encode(model, digits)
+    a = Projection("pca").fit(mu).components_.astype(np.float64)  # the page's default map: PCA of every code
+    ellipses = parts(at)["map"][0]["ellipses"]
+    assert [e["row"] for e in ellipses] == [5, 40]
+    for e in ellipses:
+        ring = np.array(e["points"]).reshape(-1, 2)
+        cov = a @ np.diag(np.exp(logvar[e["row"]])) @ a.T
+        offsets = ring - ring.mean(0)
+        np.testing.assert_allclose(np.einsum("pi,ij,pj->p", offsets, np.linalg.inv(cov), offsets), 4.0, rtol=1e-3)
+        np.testing.assert_allclose(ring.mean(0), a @ (mu[e["row"]] - mu.mean(0)), atol=1e-4)  # around A (mu - mean)
+
+    table = posterior_table(at)
+    sigma = np.exp(0.5 * logvar[5])
+    dims = [int(d.removeprefix("z")) for d in table["dimension"]]
+    np.testing.assert_allclose(table["μ"], mu[5, dims], atol=1e-5)
+    np.testing.assert_allclose(table["σ"], sigma[dims], rtol=1e-5)
+    gen = torch.Generator().manual_seed(0)
+    z = torch.from_numpy(mu[5]) + torch.from_numpy(sigma) * torch.randn((16, 8), generator=gen)
+    (png,) = frames(downloads["explore_dl_posterior_samples_png"][0]())
+    expected = torch_tiles(model, z.numpy())
+    assert png.shape[:2] == (2 * 58 - 2, 8 * 58 - 2)
+    for i in (0, 7, 15):
+        np.testing.assert_array_equal(tile(png, i // 8, i % 8), expected[i])
+
+    at.session_state["explore_selection"] = []
+    at.run()
+    at.number_input(key="w_explore_post_row").set_value(40).run()
+    assert not at.exception and parts(at)["map"][0]["ellipses"] == []
+    np.testing.assert_allclose(posterior_table(at)["μ"], mu[40, dims], atol=1e-5)

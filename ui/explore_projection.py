@@ -13,6 +13,7 @@ import streamlit as st
 from ui.explore_data import Latents, model_asset, projection_for, run_mtime
 from ui.explore_latent import on_browser_z, view_state
 from ui.explore_live import Asset, mount
+from ui.explore_posterior import map_ellipses
 from ui.explore_state import SELECTION, kept, set_z, z_from_browser
 from ui.images import grid
 from vae_core.data import Dataset
@@ -141,7 +142,8 @@ def projection_ui(run: Run, dataset: Dataset, latents: Latents) -> str:
     key = projection_key(str(run.path), run_mtime(run), dataset.source, method, params)
     map_ = map_asset(run, dataset, latents, projection, key)
     colour = colour_asset(map_, colouring(st.session_state.explore_colour, dataset, latents))
-    view = view_state(height=MAP_HEIGHT, selection=st.session_state.get(SELECTION, []))
+    selection = st.session_state.get(SELECTION, [])
+    view = view_state(height=MAP_HEIGHT, selection=selection, ellipses=map_ellipses(projection, latents, selection))
     assets = {"map": map_, "colour": colour} | ({"model": model} if model is not None else {})
     mount("map", "explore_live_map", view, assets, on_z=on_browser_z, on_select=_on_select)
     st.caption(_notes(projection, dataset, params, map_.meta))

@@ -11,6 +11,7 @@ import streamlit as st
 from ui.explore_data import Latents, model_asset
 from ui.explore_latent import dim_label, on_browser_z, view_state
 from ui.explore_live import mount
+from ui.explore_posterior import posterior_ui
 from ui.explore_state import SELECTION, current_z, kept, put
 from ui.exports import interpolation_downloads_ui, samples_download_ui, traversal_downloads_ui
 from ui.images import grid, scale_for
@@ -19,14 +20,14 @@ from vae_core.latent import (aggregate_posterior_samples, decode, lerp, manifold
                              prior_samples, slerp, traversal_grid)
 from vae_core.runs import Run
 
-TABS = ["Traversals", "Manifold", "Interpolation", "Sampling"]
+TABS = ["Traversals", "Manifold", "Interpolation", "Sampling", "Posterior"]
 TILE_PX = 56  # one decoded image in a traversal or interpolation row
 MANIFOLD_TILE_PX = 32
 
 
 def views_ui(run: Run, dataset: Dataset, latents: Latents) -> None:
     tabs = st.tabs(TABS, on_change="rerun", **_tab_state())
-    for tab, draw in zip(tabs, (traversals_ui, manifold_ui, interpolation_ui, sampling_ui)):
+    for tab, draw in zip(tabs, (traversals_ui, manifold_ui, interpolation_ui, sampling_ui, posterior_ui)):
         if tab.open:
             with tab:
                 draw(run, dataset, latents)

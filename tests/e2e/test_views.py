@@ -1,6 +1,7 @@
 """The views beyond the basics, in a real browser: Train's KL-per-dimension heatmap read from the drawn plotly graph
 against the saved run's history; Explore's traversal GIF downloaded after a click on the map, its frames against
-torch's decoder at the clicked image's code."""
+torch's decoder at the clicked image's code; a clicked image's mu +- 2 sigma ellipse on the PCA map, its points read
+from the map against A diag(sigma^2) A^T, and its Posterior tab."""
 from __future__ import annotations
 
 import io
@@ -18,7 +19,7 @@ from tests.e2e.test_train import progress_text, start_training
 from tests.helpers import wait_until
 from vae_core.data import load_digits
 from vae_core.kl_history import kl_over_time
-from vae_core.latent import aggregate_posterior_samples, encode, slider_ranges, traversal_grid
+from vae_core.latent import Projection, aggregate_posterior_samples, encode, slider_ranges, traversal_grid
 from vae_core.media import STRIP_PX
 
 pytestmark = pytest.mark.e2e
@@ -86,3 +87,25 @@ def test_a_clicked_codes_traversals_download_as_a_gif_of_the_decoders_images(app
         for r in range(len(dims)):
             tile = frame[:56:7, r * 58: r * 58 + 56: 7].astype(float)  # one pixel per 7x7 block
             np.testing.assert_allclose(tile, expected[r], atol=1, err_msg=f"frame of step {t}, z{dims[r]}")
+
+
+def test_a_clicked_images_posterior_ellipse_on_the_pca_map(app):
+    app.locator(live("map")).wait_for()
+    app.locator(live("map")).scroll_into_view_if_needed()
+    point = explore_api(app, "pointOnScreen", 412)
+    app.mouse.move(point["x"], point["y"])
+    row = int(app.locator(live("map")).get_attribute("data-hover-row"))
+    app.mouse.click(point["x"], point["y"])
+    ellipses = wait_until(lambda: explore_api(app, "ellipses"), "the clicked image's ellipse", timeout=30)
+    assert [e["row"] for e in ellipses] == [row]
+
+    _, mu, logvar = encode(bundled().model, load_digits())
+    a = Projection("pca").fit(mu).components_.astype(np.float64)
+    ring = np.array(ellipses[0]["points"]).reshape(-1, 2)
+    centre, cov = a @ (mu[row] - mu.mean(0)), a @ np.diag(np.exp(logvar[row])) @ a.T
+    np.testing.assert_allclose(ring.mean(0), centre, atol=1e-4)
+    offsets = ring - centre
+    np.testing.assert_allclose(np.einsum("pi,ij,pj->p", offsets, np.linalg.inv(cov), offsets), 4.0, rtol=1e-3)
+
+    app.locator('[data-testid="stTab"]', has_text="Posterior").click()
+    app.get_by_text(f"Image #{row}", exact=False).first.wait_for(timeout=30_000)

@@ -117,5 +117,6 @@ window.__vaeExplore = {
     return pad && pad.pixels ? { pixels: Array.from(pad.pixels), mu: pad.mu ? Array.from(pad.mu) : null } : null;
   },
   pointOnScreen: (row, group) => explorerNamed(group).parts.map?.rowOnScreen(row) ?? null,
+  ellipses: (group) => explorerNamed(group).parts.map?.ellipses ?? null, // as the map draws them
   dataToScreen(x, y, group) { return explorerNamed(group).parts.map.clientOf(x, y); },
 };
