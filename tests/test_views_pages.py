@@ -1,6 +1,7 @@
 """The views beyond the basics, as a user drives them through AppTest: KL per dimension over time on Train; the
 downloads of Explore (traversals, interpolation, samples) and Train (reconstructions per epoch) decoded back and
-compared with torch; posterior uncertainty (the Posterior tab's samples and table, the map's ellipses)."""
+compared with torch; posterior uncertainty (the Posterior tab's samples and table, the map's ellipses); attribute
+vectors (the slider's direction, factor alignment and MIG)."""
 from __future__ import annotations
 
 import base64
@@ -16,7 +17,9 @@ from streamlit.runtime.media_file_manager import MediaFileManager
 
 from tests.test_app_pages import app, start_training  # noqa: F401  (the AppTest factory fixture)
 from tests.test_explore_page import explore, parts, runs  # noqa: F401  (fixtures: Explore on seeded runs)
-from vae_core.data import load_digits
+from vae_core.attributes import attribute_vector, factor_alignment
+from vae_core.data import load_digits, load_source
+from vae_core.metrics import mig
 from vae_core.latent import Projection, encode, lerp, prior_samples, slerp
 from vae_core.media import STRIP_PX, epoch_reconstructions
 from vae_core.runs import load_run
@@ -203,3 +206,46 @@ def test_a_selected_images_posterior_samples_and_its_ellipse_on_the_map(explore,
     at.number_input(key="w_explore_post_row").set_value(40).run()
     assert not at.exception and parts(at)["map"][0]["ellipses"] == []
     np.testing.assert_allclose(posterior_table(at)["μ"], mu[40, dims], atol=1e-5)
+
+
+def test_attributes_send_the_browser_the_mean_code_difference(explore, runs):  # noqa: F811
+    at = explore("8d")
+    at.session_state["w_explore_tab"] = "Attributes"
+    at.run()
+    at.selectbox(key="w_explore_attr_a").set_value("3").run()
+    at.selectbox(key="w_explore_attr_b").set_value("8").run()
+    assert not at.exception
+    view = parts(at)["attribute"][0]
+    digits = load_digits()
+    mu = encode(load_run(runs["8d"]).model, digits)[1]
+    reference = attribute_vector(mu, digits.labels == 3, digits.labels == 8).direction
+    np.testing.assert_allclose(view["attribute"]["direction"], reference, rtol=1e-5, atol=1e-6)
+    assert (view["attribute"]["from"], view["attribute"]["to"]) == ("3", "8")
+
+
+def test_shapes_factors_against_the_latent_axes_beside_mig(explore, runs):  # noqa: F811
+    at = explore("conv")
+    at.session_state["w_explore_tab"] = "Attributes"
+    at.run()
+    at.selectbox(key="w_explore_attr").set_value("factor: scale").run()
+    assert not at.exception
+    assert at.selectbox(key="w_explore_attr_a").options[0].startswith("low third")
+    run = load_run(runs["conv"])
+    shapes = load_source(run.config.data_source)
+    mu = encode(run.model, shapes)[1]
+    labels, cos = factor_alignment(mu, shapes.factors, list(shapes.factor_names), {0: list(shapes.class_names)})
+    chart = next(json.loads(c.proto.spec)["data"][0] for c in at.get("plotly_chart")
+                 if json.loads(c.proto.spec)["data"][0].get("type") == "heatmap")
+    assert chart["y"] == labels and labels[:4] == ["shape: square", "shape: ellipse", "shape: triangle", "shape: heart"]
+    np.testing.assert_allclose(array(chart["z"]), cos, atol=1e-6)
+    assert next(m.value for m in at.metric if m.label == "MIG") == f"{mig(mu, shapes.factors):.3f}"
+
+
+def test_a_model_kept_on_the_server_moves_along_the_vector_there(explore, monkeypatch):  # noqa: F811
+    monkeypatch.setattr("ui.explore_attributes.model_asset", lambda run: (None, "kept on the server"))
+    at = explore("8d")
+    at.session_state["w_explore_tab"] = "Attributes"
+    at.run()
+    at.slider(key="w_explore_attr_alpha").set_value(1.0).run()
+    assert not at.exception and "attribute" not in parts(at)
+    assert any("z + 1.00·v" in c for image in at.image for c in image.captions)

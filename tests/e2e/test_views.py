@@ -1,7 +1,8 @@
 """The views beyond the basics, in a real browser: Train's KL-per-dimension heatmap read from the drawn plotly graph
 against the saved run's history; Explore's traversal GIF downloaded after a click on the map, its frames against
 torch's decoder at the clicked image's code; a clicked image's mu +- 2 sigma ellipse on the PCA map, its points read
-from the map against A diag(sigma^2) A^T, and its Posterior tab."""
+from the map against A diag(sigma^2) A^T, and its Posterior tab; the attribute slider moving z along the mean-code
+difference of two digits, its image read against torch, the server following on release."""
 from __future__ import annotations
 
 import io
@@ -14,9 +15,10 @@ import pytest
 from PIL import Image, ImageSequence
 
 from tests.e2e.harness import explore_api, goto, key, live, wait_idle
-from tests.e2e.test_explore import bundled, torch_decode, url_z
+from tests.e2e.test_explore import bundled, canvas_image, torch_decode, url_z
 from tests.e2e.test_train import progress_text, start_training
 from tests.helpers import wait_until
+from vae_core.attributes import attribute_vector
 from vae_core.data import load_digits
 from vae_core.kl_history import kl_over_time
 from vae_core.latent import Projection, aggregate_posterior_samples, encode, slider_ranges, traversal_grid
@@ -109,3 +111,33 @@ def test_a_clicked_images_posterior_ellipse_on_the_pca_map(app):
 
     app.locator('[data-testid="stTab"]', has_text="Posterior").click()
     app.get_by_text(f"Image #{row}", exact=False).first.wait_for(timeout=30_000)
+
+
+SET_ALPHA_JS = """([selector, alpha, release]) => {
+  const input = document.querySelector(selector);
+  input.value = String(alpha);
+  input.dispatchEvent(new Event('input', {bubbles: true}));
+  if (release) input.dispatchEvent(new Event('change', {bubbles: true}));
+}"""
+
+
+def test_the_attribute_slider_moves_z_along_the_vector_and_decodes_live(app):
+    app.locator('[data-testid="stTab"]', has_text="Attributes").click()
+    part = live("attribute")
+    app.locator(part).wait_for(timeout=30_000)
+    wait_idle(app)
+    digits = load_digits()
+    run = bundled()
+    mu = encode(run.model, digits)[1]
+    v = attribute_vector(mu, digits.labels == 0, digits.labels == 9).direction  # the defaults: from 0 to 9
+    z0 = np.asarray(explore_api(app, "z"))
+    slider = f"{part} input.vx-attribute"
+    for alpha in (0.25, 0.8):  # while dragging: z moves, the image is redrawn, nothing is sent yet
+        drawn = int(app.locator(part).get_attribute("data-drawn") or 0)
+        app.evaluate(SET_ALPHA_JS, [slider, alpha, False])
+        np.testing.assert_allclose(explore_api(app, "z"), z0 + alpha * v, atol=1e-5)
+        wait_until(lambda: int(app.locator(part).get_attribute("data-drawn") or 0) > drawn, "the image redrawn", 10)
+        expected = torch_decode(run.model, (z0 + alpha * v)[None].astype(np.float32))[0, 0]
+        np.testing.assert_allclose(canvas_image(app, f"{part} canvas.vx-canvas", (8, 8)), expected, atol=1.5 / 255)
+    app.evaluate(SET_ALPHA_JS, [slider, 0.8, True])
+    wait_until(lambda: np.allclose(url_z(app), z0 + 0.8 * v, atol=1e-3), timeout=30, what="the server to take z")

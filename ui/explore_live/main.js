@@ -31,7 +31,7 @@ class ServerImage {
   }
 }
 
-const PARTS = { panel: Panel, map: MapView, pad: Pad, grid: GridPart, server: ServerImage };
+const PARTS = { panel: Panel, map: MapView, pad: Pad, grid: GridPart, server: ServerImage, attribute: AttributePart };
 
 export default function explore(component) {
   const { data, parentElement, setTriggerValue } = component;
