@@ -1,7 +1,7 @@
 """The views beyond the basics, as a user drives them through AppTest: KL per dimension over time on Train; the
 downloads of Explore (traversals, interpolation, samples) and Train (reconstructions per epoch) decoded back and
 compared with torch; posterior uncertainty (the Posterior tab's samples and table, the map's ellipses); attribute
-vectors (the slider's direction, factor alignment and MIG)."""
+vectors (the slider's direction, factor alignment and MIG); two models compared at one z."""
 from __future__ import annotations
 
 import base64
@@ -16,11 +16,11 @@ from PIL import Image, ImageSequence
 from streamlit.runtime.media_file_manager import MediaFileManager
 
 from tests.test_app_pages import app, start_training  # noqa: F401  (the AppTest factory fixture)
-from tests.test_explore_page import explore, parts, runs  # noqa: F401  (fixtures: Explore on seeded runs)
+from tests.test_explore_page import ROOT, explore, parts, runs  # noqa: F401  (fixtures: Explore on seeded runs)
 from vae_core.attributes import attribute_vector, factor_alignment
 from vae_core.data import load_digits, load_source
 from vae_core.metrics import mig
-from vae_core.latent import Projection, encode, lerp, prior_samples, slerp
+from vae_core.latent import Projection, dims_by_kl, encode, lerp, prior_samples, slerp
 from vae_core.media import STRIP_PX, epoch_reconstructions
 from vae_core.runs import load_run
 from vae_core.kl_history import kl_over_time
@@ -249,3 +249,26 @@ def test_a_model_kept_on_the_server_moves_along_the_vector_there(explore, monkey
     at.slider(key="w_explore_attr_alpha").set_value(1.0).run()
     assert not at.exception and "attribute" not in parts(at)
     assert any("z + 1.00·v" in c for image in at.image for c in image.captions)
+
+
+def test_compare_puts_a_second_model_of_the_same_latent_size_beside_the_first(explore, runs):  # noqa: F811
+    at = explore("8d")
+    at.session_state["w_explore_tab"] = "Compare"
+    at.run()
+    assert not at.exception
+    other = at.selectbox(key="w_explore_compare_run")
+    assert other.options == ["digits-default"]  # the bundled 8-D digits model; the 2-D and 32-D runs do not fit
+    view, assets = parts(at)["compare"]
+    assert view["names"] == ["digits-8d (β = 1)", "digits-default (β = 1)"]
+    assert {a.kind for a in assets.values()} >= {"model"} and view["assets"]["other"] != view["assets"]["model"]
+    digits = load_digits()
+    bars = next(json.loads(c.proto.spec)["data"] for c in at.get("plotly_chart")
+                if json.loads(c.proto.spec)["data"][0].get("type") == "bar")
+    for trace, path in zip(bars, (runs["8d"], ROOT / "assets" / "runs" / "digits-default")):
+        _, mu, logvar = encode(load_run(path).model, digits)
+        np.testing.assert_allclose(array(trace["y"]), dims_by_kl(mu, logvar).kl, rtol=1e-5)
+
+    at = explore("32d")
+    at.session_state["w_explore_tab"] = "Compare"
+    at.run()
+    assert not at.exception and "No other run has a 32-D latent space" in " ".join(i.value for i in at.info)

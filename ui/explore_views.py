@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ui.explore_attributes import attributes_ui
+from ui.explore_compare import compare_ui
 from ui.explore_data import Latents, model_asset
 from ui.explore_latent import dim_label, on_browser_z, view_state
 from ui.explore_live import mount
@@ -21,14 +22,14 @@ from vae_core.latent import (aggregate_posterior_samples, decode, lerp, manifold
                              prior_samples, slerp, traversal_grid)
 from vae_core.runs import Run
 
-TABS = ["Traversals", "Manifold", "Interpolation", "Sampling", "Posterior", "Attributes"]
+TABS = ["Traversals", "Manifold", "Interpolation", "Sampling", "Posterior", "Attributes", "Compare"]
 TILE_PX = 56  # one decoded image in a traversal or interpolation row
 MANIFOLD_TILE_PX = 32
 
 
 def views_ui(run: Run, dataset: Dataset, latents: Latents) -> None:
     tabs = st.tabs(TABS, on_change="rerun", **_tab_state())
-    views = (traversals_ui, manifold_ui, interpolation_ui, sampling_ui, posterior_ui, attributes_ui)
+    views = (traversals_ui, manifold_ui, interpolation_ui, sampling_ui, posterior_ui, attributes_ui, compare_ui)
     for tab, draw in zip(tabs, views):
         if tab.open:
             with tab:

@@ -2,7 +2,8 @@
 against the saved run's history; Explore's traversal GIF downloaded after a click on the map, its frames against
 torch's decoder at the clicked image's code; a clicked image's mu +- 2 sigma ellipse on the PCA map, its points read
 from the map against A diag(sigma^2) A^T, and its Posterior tab; the attribute slider moving z along the mean-code
-difference of two digits, its image read against torch, the server following on release."""
+difference of two digits, its image read against torch, the server following on release; a second model decoding
+the clicked code beside the first, both read against torch."""
 from __future__ import annotations
 
 import io
@@ -14,15 +15,18 @@ import pytest
 
 from PIL import Image, ImageSequence
 
-from tests.e2e.harness import explore_api, goto, key, live, wait_idle
+from tests.e2e.harness import ROOT, explore_api, goto, key, live, wait_idle
 from tests.e2e.test_explore import bundled, canvas_image, torch_decode, url_z
 from tests.e2e.test_train import progress_text, start_training
 from tests.helpers import wait_until
 from vae_core.attributes import attribute_vector
+from vae_core.config import RunConfig
 from vae_core.data import load_digits
 from vae_core.kl_history import kl_over_time
 from vae_core.latent import Projection, aggregate_posterior_samples, encode, slider_ranges, traversal_grid
 from vae_core.media import STRIP_PX
+from vae_core.runs import save_run
+from vae_core.training import build_model
 
 pytestmark = pytest.mark.e2e
 
@@ -141,3 +145,33 @@ def test_the_attribute_slider_moves_z_along_the_vector_and_decodes_live(app):
         np.testing.assert_allclose(canvas_image(app, f"{part} canvas.vx-canvas", (8, 8)), expected, atol=1.5 / 255)
     app.evaluate(SET_ALPHA_JS, [slider, 0.8, True])
     wait_until(lambda: np.allclose(url_z(app), z0 + 0.8 * v, atol=1e-3), timeout=30, what="the server to take z")
+
+
+def test_a_second_model_decodes_the_same_z_beside_the_first(app, runs_dir, new_runs_removed):
+    base = bundled()
+    second = build_model(base.config.model, seed=7)  # same 8-D latent space and images, other weights
+    save_run(runs_dir / "digits-other-beta4", second, RunConfig(model=base.config.model, dataset={"kind": "digits"}))
+    app.reload()
+    app.locator(live("map")).wait_for(timeout=60_000)
+    wait_idle(app)
+    app.locator('[data-testid="stTab"]', has_text="Compare").click()
+    part = live("compare")
+    app.locator(part).wait_for(timeout=30_000)
+    names = [n.split(" ")[0] for n in app.locator(f"{part} .vx-note").all_inner_texts()]
+    assert sorted(names) == ["digits-default", "digits-other-beta4"]  # the active model (the newest run) first
+    models = [{"digits-default": base.model, "digits-other-beta4": second}[n] for n in names]
+
+    app.locator(live("map")).scroll_into_view_if_needed()
+    point = explore_api(app, "pointOnScreen", 412)
+    app.mouse.move(point["x"], point["y"])
+    row = int(app.locator(live("map")).get_attribute("data-hover-row"))
+    drawn = int(app.locator(part).get_attribute("data-drawn") or 0)
+    app.mouse.click(point["x"], point["y"])
+    wait_until(lambda: int(app.locator(part).get_attribute("data-drawn") or 0) > drawn, "both images redrawn", 10)
+    z = encode(models[0], load_digits())[1][row][None]  # a click goes to the active model's code of the image
+    np.testing.assert_allclose(explore_api(app, "z"), z[0], atol=1e-5)
+    canvases = [f"{part} .vx-image:nth-child({i}) canvas" for i in (1, 2)]
+    for selector, model in zip(canvases, models):
+        expected = torch_decode(model, z)[0, 0]
+        np.testing.assert_allclose(canvas_image(app, selector, (8, 8)), expected, atol=1.5 / 255)
+    wait_idle(app)
