@@ -44,8 +44,9 @@ def interpolation_downloads_ui(model: VAE, name: str, paths: dict[str, np.ndarra
     stem = f"{name}-interpolation-{a}-{b}"
     png, gif = st.columns(2)
     with png:
-        _button("Interpolation (PNG)", lambda: png_bytes(grid(decode(model, stacked).reshape(
-            -1, *model.config.input_shape), stacked.shape[1], scale=scale)), f"{stem}.png", PNG, "explore_dl_interp_png")
+        flat = lambda: decode(model, stacked).reshape(-1, *model.config.input_shape)  # noqa: E731  (P*S, C, H, W)
+        _button("Interpolation (PNG)", lambda: png_bytes(grid(flat(), stacked.shape[1], scale=scale)), f"{stem}.png",
+                PNG, "explore_dl_interp_png")
     with gif:
         _button("Interpolation (GIF)", lambda: gif_bytes(sweep_frames(decode(model, stacked), scale=scale)),
                 f"{stem}.gif", GIF, "explore_dl_interp_gif")

@@ -53,7 +53,8 @@ def projected_covariance(a: np.ndarray, logvar: np.ndarray) -> np.ndarray:
 
 
 def ellipse(centre: np.ndarray, cov: np.ndarray, k: float = 2.0, points: int = 48) -> np.ndarray:
-    """points on the boundary {y : (y - c)^T cov^-1 (y - c) = k^2}, counter-clockwise from the major axis: (points, 2)."""
+    """points on the boundary {y : (y - c)^T cov^-1 (y - c) = k^2}, counter-clockwise from the major axis:
+    (points, 2)."""
     values, vectors = np.linalg.eigh(np.asarray(cov, np.float64))  # ascending: the major axis last
     radii = k * np.sqrt(np.clip(values, 0.0, None))
     t = np.linspace(0.0, 2 * np.pi, points, endpoint=False)
