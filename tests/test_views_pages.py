@@ -34,6 +34,17 @@ def array(value) -> np.ndarray:
     return np.asarray(value)
 
 
+@pytest.mark.parametrize("run", ["2d", "8d", "32d", "conv"])
+def test_the_new_tabs_render_for_every_kind_of_model(explore, run):  # noqa: F811
+    at = explore(run)
+    at.session_state["explore_selection"] = [3]
+    for tab in ("Posterior", "Attributes", "Compare"):
+        at.session_state["w_explore_tab"] = tab
+        at.run()
+        assert not at.exception, (run, tab, at.exception)
+    assert len(parts(at)["map"][0]["ellipses"]) == 1  # the default map (latent axes for 2-D, PCA otherwise)
+
+
 def heatmap(at) -> dict:
     """The KL-per-dimension heatmap trace as the browser receives it (x and z as arrays)."""
     traces = [t for chart in at.get("plotly_chart") for t in json.loads(chart.proto.spec)["data"]]

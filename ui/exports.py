@@ -65,7 +65,8 @@ def epoch_reconstructions_download_ui(epochs: list[dict], originals: np.ndarray 
         return
     kept, images = epoch_reconstructions(epochs, shape)
     if not kept:
-        st.caption("Reconstructions per epoch (GIF) appear once an epoch has ended.")
+        st.caption("This run kept no reconstructions per epoch (it was trained before runs kept them)." if epochs
+                   else "Reconstructions per epoch (GIF) appear once an epoch has ended.")
         return
     n = images.shape[1]
 

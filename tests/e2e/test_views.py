@@ -15,7 +15,7 @@ import pytest
 
 from PIL import Image, ImageSequence
 
-from tests.e2e.harness import ROOT, explore_api, goto, key, live, wait_idle
+from tests.e2e.harness import ARTIFACTS, ROOT, explore_api, goto, key, live, screenshot, wait_idle
 from tests.e2e.test_explore import bundled, canvas_image, torch_decode, url_z
 from tests.e2e.test_train import progress_text, start_training
 from tests.helpers import wait_until
@@ -29,6 +29,17 @@ from vae_core.runs import save_run
 from vae_core.training import build_model
 
 pytestmark = pytest.mark.e2e
+
+SHOTS = ARTIFACTS / "screenshots"
+TABS = '[data-testid="stTabs"]'
+
+
+def shot(page, selector: str, name: str) -> None:
+    """A screenshot of one part of the page (for the README: tests/e2e/screenshots.py)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    wait_idle(page)
+    page.locator(selector).first.screenshot(path=str(SHOTS / name), animations="disabled")
+
 
 _HEATMAP_JS = """selector => {
   const gd = document.querySelector(selector + ' .js-plotly-plot');
@@ -58,6 +69,7 @@ def test_train_draws_kl_per_dimension_over_time(app, runs_dir, new_runs_removed)
     assert drawn["y"] == ["z0", "z1", "z2"]
     np.testing.assert_array_equal(drawn["x"], by_step.x)
     np.testing.assert_allclose(drawn["z"], by_step.kl, rtol=1e-6)
+    screenshot(app, SHOTS / "train-kl-heatmap.png")
 
     app.locator(f"{key('chart_x')} button", has_text="epoch").click()
     drawn = drawn_heatmap(app, last_x=3)
@@ -115,6 +127,8 @@ def test_a_clicked_images_posterior_ellipse_on_the_pca_map(app):
 
     app.locator('[data-testid="stTab"]', has_text="Posterior").click()
     app.get_by_text(f"Image #{row}", exact=False).first.wait_for(timeout=30_000)
+    shot(app, live("map"), "explore-ellipse.png")
+    shot(app, TABS, "explore-posterior.png")
 
 
 SET_ALPHA_JS = """([selector, alpha, release]) => {
@@ -145,12 +159,13 @@ def test_the_attribute_slider_moves_z_along_the_vector_and_decodes_live(app):
         np.testing.assert_allclose(canvas_image(app, f"{part} canvas.vx-canvas", (8, 8)), expected, atol=1.5 / 255)
     app.evaluate(SET_ALPHA_JS, [slider, 0.8, True])
     wait_until(lambda: np.allclose(url_z(app), z0 + 0.8 * v, atol=1e-3), timeout=30, what="the server to take z")
+    shot(app, TABS, "explore-attributes.png")
 
 
 def test_a_second_model_decodes_the_same_z_beside_the_first(app, runs_dir, new_runs_removed):
     base = bundled()
     second = build_model(base.config.model, seed=7)  # same 8-D latent space and images, other weights
-    save_run(runs_dir / "digits-other-beta4", second, RunConfig(model=base.config.model, dataset={"kind": "digits"}))
+    save_run(runs_dir / "digits-untrained", second, RunConfig(model=base.config.model, dataset={"kind": "digits"}))
     app.reload()
     app.locator(live("map")).wait_for(timeout=60_000)
     wait_idle(app)
@@ -158,8 +173,8 @@ def test_a_second_model_decodes_the_same_z_beside_the_first(app, runs_dir, new_r
     part = live("compare")
     app.locator(part).wait_for(timeout=30_000)
     names = [n.split(" ")[0] for n in app.locator(f"{part} .vx-note").all_inner_texts()]
-    assert sorted(names) == ["digits-default", "digits-other-beta4"]  # the active model (the newest run) first
-    models = [{"digits-default": base.model, "digits-other-beta4": second}[n] for n in names]
+    assert sorted(names) == ["digits-default", "digits-untrained"]  # the active model (the newest run) first
+    models = [{"digits-default": base.model, "digits-untrained": second}[n] for n in names]
 
     app.locator(live("map")).scroll_into_view_if_needed()
     point = explore_api(app, "pointOnScreen", 412)
@@ -174,4 +189,4 @@ def test_a_second_model_decodes_the_same_z_beside_the_first(app, runs_dir, new_r
     for selector, model in zip(canvases, models):
         expected = torch_decode(model, z)[0, 0]
         np.testing.assert_allclose(canvas_image(app, selector, (8, 8)), expected, atol=1.5 / 255)
-    wait_idle(app)
+    shot(app, TABS, "explore-compare.png")
