@@ -3,7 +3,8 @@ against the saved run's history; Explore's traversal GIF downloaded after a clic
 torch's decoder at the clicked image's code; a clicked image's mu +- 2 sigma ellipse on the PCA map, its points read
 from the map against A diag(sigma^2) A^T, and its Posterior tab; the attribute slider moving z along the mean-code
 difference of two digits, its image read against torch, the server following on release; a second model decoding
-the clicked code beside the first, both read against torch."""
+the clicked code beside the first, both read against torch; a UMAP map (slow: numba compiles in the server) where a
+clicked point's star lands on the point."""
 from __future__ import annotations
 
 import io
@@ -190,3 +191,25 @@ def test_a_second_model_decodes_the_same_z_beside_the_first(app, runs_dir, new_r
         expected = torch_decode(model, z)[0, 0]
         np.testing.assert_allclose(canvas_image(app, selector, (8, 8)), expected, atol=1.5 / 255)
     shot(app, TABS, "explore-compare.png")
+
+
+@pytest.mark.slow
+def test_a_umap_map_places_the_star_on_a_clicked_point(app):
+    pytest.importorskip("umap")
+    app.locator(live("map")).wait_for()
+    app.locator(key("w_explore_method")).click()
+    app.locator('[role="option"]', has_text="UMAP").click()
+    wait_until(lambda: app.locator(live("map")).get_attribute("data-method") == "umap", "the UMAP map", timeout=300)
+    wait_idle(app, 120)
+    captions = app.locator('[data-testid="stCaptionContainer"]').all_inner_texts()
+    assert any("UMAP has no map for new points" in t for t in captions)
+    app.locator(live("map")).scroll_into_view_if_needed()
+    point = explore_api(app, "pointOnScreen", 412)
+    app.mouse.move(point["x"], point["y"])
+    row = int(app.locator(live("map")).get_attribute("data-hover-row"))
+    app.mouse.click(point["x"], point["y"])
+    mu = encode(bundled().model, load_digits())[1][row]
+    np.testing.assert_allclose(explore_api(app, "z"), mu, atol=1e-5)
+    on_screen = explore_api(app, "pointOnScreen", row)
+    star = explore_api(app, "star")  # a fitted code's nearest code is itself (weight 1e6): the star is on its point
+    assert abs(star["x"] - on_screen["x"]) < 1.5 and abs(star["y"] - on_screen["y"]) < 1.5
