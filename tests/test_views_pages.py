@@ -130,6 +130,22 @@ def test_explore_downloads_hold_the_decoders_images(explore, runs, downloads):  
         for row in range(len(dims)):
             np.testing.assert_array_equal(tile(frame, 0, row), expected[row])
 
+    at.session_state["w_explore_tab"] = "Manifold"
+    at.run()
+    assert not at.exception
+    spec = parts(at)["grid"][0]["grid"]
+    assert spec["kind"] == "manifold"
+    (png,) = frames(downloads["explore_dl_manifold_png"][0]())
+    s, x, y = spec["steps"], spec["x"], spec["y"]
+    assert png.shape[:2] == (s * 33 - 1, s * 33 - 1)  # 8x8 images x4: 32-pixel tiles, 1 apart
+    corner = z.copy()
+    corner[x["index"]], corner[y["index"]] = x["hi"], y["lo"]  # the bottom-right tile: high x, low y
+    with torch.no_grad():
+        image = model.decode_mean(torch.as_tensor(corner[None])).numpy()[0, 0]
+    start = (s - 1) * 33
+    np.testing.assert_array_equal(png[start:start + 32:4, start:start + 32:4, 0],
+                                  (np.clip(image, 0, 1) * 255).round().astype(np.uint8))
+
     at.session_state["w_explore_tab"] = "Interpolation"
     at.run()
     assert not at.exception

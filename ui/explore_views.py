@@ -15,7 +15,8 @@ from ui.explore_latent import dim_label, on_browser_z, view_state
 from ui.explore_live import mount
 from ui.explore_posterior import posterior_ui
 from ui.explore_state import SELECTION, current_z, kept, put
-from ui.exports import interpolation_downloads_ui, samples_download_ui, traversal_downloads_ui
+from ui.exports import (interpolation_downloads_ui, manifold_download_ui, samples_download_ui,
+                        traversal_downloads_ui)
 from ui.images import grid, scale_for
 from vae_core.data import Dataset
 from vae_core.latent import (aggregate_posterior_samples, decode, lerp, manifold_grid, prior_log_density,
@@ -93,6 +94,7 @@ def manifold_ui(run: Run, dataset: Dataset, latents: Latents) -> None:
     st.caption(f"Decodes on a {steps}×{steps} grid: z{x} from {latents.ranges[x][0]:.1f} (left) to "
                f"{latents.ranges[x][1]:.1f} (right), z{y} from {latents.ranges[y][1]:.1f} (top) to "
                f"{latents.ranges[y][0]:.1f} (bottom), {whole} (Kingma & Welling 2014, fig. 4).")
+    manifold_download_ui(run.model, run.name, current_z(), (x, y), latents.ranges, int(steps))
     spec = {"kind": "manifold", "steps": int(steps), "x": _axis(x, latents), "y": _axis(y, latents)}
     if _grid_ui(run, spec, "explore_live_manifold", MANIFOLD_TILE_PX):
         return

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from vae_core.latent import decode, traversal_grid
+from vae_core.latent import decode, manifold_grid, traversal_grid
 from vae_core.media import epoch_reconstructions, gif_bytes, grid, png_bytes, scale_for, sequence_frames, sweep_frames
 from vae_core.model import VAE
 
@@ -35,6 +35,17 @@ def traversal_downloads_ui(model: VAE, name: str, z: np.ndarray, dims: list[int]
     with gif:
         _button("Traversals (GIF)", lambda: gif_bytes(sweep_frames(images(), scale=scale, ncols=min(len(dims), 8))),
                 f"{stem}.gif", GIF, "explore_dl_traverse_gif")
+
+
+def manifold_download_ui(model: VAE, name: str, z: np.ndarray, dims: tuple[int, int], ranges: np.ndarray,
+                         steps: int) -> None:
+    """The steps x steps manifold grid at z as one PNG (rows from high to low values of the second dimension)."""
+    z, ranges = np.array(z, np.float32), np.array(ranges, np.float32)
+    scale = scale_for(model.config.input_shape[1], TILE_PX // 2)
+    images = lambda: decode(model, manifold_grid(z, dims, ranges, steps)).reshape(  # noqa: E731
+        -1, *model.config.input_shape)
+    _button("Manifold (PNG)", lambda: png_bytes(grid(images(), steps, scale=scale, pad=1)),
+            f"{name}-manifold-z{dims[0]}-z{dims[1]}.png", PNG, "explore_dl_manifold_png")
 
 
 def interpolation_downloads_ui(model: VAE, name: str, paths: dict[str, np.ndarray], a: int, b: int) -> None:

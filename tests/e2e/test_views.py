@@ -16,7 +16,7 @@ import pytest
 
 from PIL import Image, ImageSequence
 
-from tests.e2e.harness import ARTIFACTS, ROOT, explore_api, goto, key, live, screenshot, wait_idle
+from tests.e2e.harness import ARTIFACTS, explore_api, goto, key, live, screenshot, wait_idle
 from tests.e2e.test_explore import bundled, canvas_image, torch_decode, url_z
 from tests.e2e.test_train import progress_text, start_training
 from tests.helpers import wait_until
