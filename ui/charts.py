@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:  # only a type here: the heatmap's input
+    from vae_core.kl_history import KLOverTime
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-
-from vae_core.kl_history import KLOverTime
 
 KL_COLLAPSE_NATS = 0.05  # a latent dimension with less KL than this carries (almost) no information
 MAX_POINTS = 1500  # per trace; longer curves are strided after smoothing so the browser stays fast

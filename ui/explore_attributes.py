@@ -5,7 +5,6 @@ against the latent axes (cosine heatmap) beside MIG."""
 from __future__ import annotations
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 
 from ui.explore_data import Latents, model_asset
@@ -80,6 +79,8 @@ def attributes_ui(run: Run, dataset: Dataset, latents: Latents) -> None:
 
 def alignment_ui(dataset: Dataset, latents: Latents) -> None:
     """Each factor's direction against the latent axes (cosine), and MIG for the whole code."""
+    import plotly.graph_objects as go  # here: Explore's first view imports no plotly figures (cold start)
+
     value_names = {0: list(dataset.class_names)} if dataset.class_names else None
     labels, cos = factor_alignment(latents.mu, dataset.factors, list(dataset.factor_names), value_names)
     left, right = st.columns([4, 1])

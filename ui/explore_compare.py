@@ -6,10 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 
-from ui.charts import PALETTE
 from ui.explore_data import Latents, latents_for, model_asset
 from ui.explore_latent import on_browser_z, view_state
 from ui.explore_live import mount
@@ -73,8 +71,12 @@ def _label(run: Run) -> str:
     return f"{run.name} (β = {run.config.train.beta:g})"
 
 
-def kl_bars(labels: list[str], kls: list[np.ndarray]) -> go.Figure:
+def kl_bars(labels: list[str], kls: list[np.ndarray]) -> "go.Figure":
     """Each model's mean KL per latent dimension, grouped by dimension."""
+    import plotly.graph_objects as go  # here, and ui.charts (pandas): Explore's first view imports neither
+
+    from ui.charts import PALETTE
+
     fig = go.Figure([go.Bar(x=[f"z{i}" for i in range(len(kl))], y=np.asarray(kl, np.float64), name=label,
                             marker_color=PALETTE[i], hovertemplate="%{x}: %{y:.3f} nats<extra>" + label + "</extra>")
                      for i, (label, kl) in enumerate(zip(labels, kls))])

@@ -4,7 +4,6 @@ and PCA: the posterior pushed through the projection's linear map, vae_core.post
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 import torch
 
@@ -66,8 +65,10 @@ def posterior_ui(run: Run, dataset: Dataset, latents: Latents) -> None:
                f"around selected points are μ ± {ELLIPSE_K:g}σ projected (latent axes and PCA).")
 
 
-def _dims_table(mu: np.ndarray, sigma: np.ndarray, latents: Latents) -> pd.DataFrame:
+def _dims_table(mu: np.ndarray, sigma: np.ndarray, latents: Latents) -> "pd.DataFrame":
     """Per dimension, most informative first: this image's mu, sigma and KL(N(mu, sigma^2) || N(0, 1))."""
+    import pandas as pd  # here: Explore's first view imports no pandas (cold start)
+
     order = [int(d) for d in latents.dims.order]
     kl = 0.5 * (mu ** 2 + sigma ** 2 - 1.0) - np.log(sigma)
     return pd.DataFrame({"dimension": [f"z{d}" for d in order], "μ": mu[order], "σ": sigma[order],
