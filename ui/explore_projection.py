@@ -194,8 +194,8 @@ def _controls_ui(run: Run, dataset: Dataset, latents: Latents) -> tuple[str, dic
                                                    **kept("explore_umap_points", 2000))
             params["umap_neighbours"] = st.slider("Neighbours", 2, 100, **kept("explore_umap_neighbours", 15),
                                                   help="more: more global structure")
-            params["min_dist"] = st.slider("Minimum distance", 0.0, 0.99, step=0.01, **kept("explore_umap_min_dist",
-                                                                                              0.1))
+            params["min_dist"] = st.slider("Minimum distance", 0.0, 0.99, step=0.01,
+                                           **kept("explore_umap_min_dist", 0.1), help="less: tighter clusters")
     return method, params
 
 
