@@ -13,7 +13,6 @@ import re
 
 import numpy as np
 import pytest
-
 from PIL import Image, ImageSequence
 
 from tests.e2e.harness import ARTIFACTS, explore_api, goto, key, live, screenshot, wait_idle
