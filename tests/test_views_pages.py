@@ -299,3 +299,9 @@ def test_compare_puts_a_second_model_of_the_same_latent_size_beside_the_first(ex
     at.session_state["w_explore_tab"] = "Compare"
     at.run()
     assert not at.exception and "No other run has a 32-D latent space" in " ".join(i.value for i in at.info)
+
+
+def test_a_run_without_kept_reconstructions_says_why(app):  # noqa: F811
+    at = app("pages/train.py")  # the bundled run: trained before runs kept reconstructions per epoch
+    assert not at.exception and "train_dl_recon_gif" not in [b.key for b in at.get("download_button")]
+    assert "this run was trained before runs kept them" in " ".join(c.value for c in at.caption)

@@ -9,7 +9,8 @@ import numpy as np
 import streamlit as st
 
 from vae_core.latent import decode, manifold_grid, traversal_grid
-from vae_core.media import epoch_reconstructions, gif_bytes, grid, png_bytes, scale_for, sequence_frames, sweep_frames
+from vae_core.media import (epoch_reconstructions, gif_bytes, grid, png_bytes, recon_frame_images, scale_for,
+                            sequence_frames, sweep_frames)
 from vae_core.model import VAE
 
 TILE_PX = 56  # one image in a downloaded grid or animation
@@ -76,8 +77,13 @@ def epoch_reconstructions_download_ui(epochs: list[dict], originals: np.ndarray 
         return
     kept, images = epoch_reconstructions(epochs, shape)
     if not kept:
-        st.caption("This run kept no reconstructions per epoch (it was trained before runs kept them)." if epochs
-                   else "Reconstructions per epoch (GIF) appear once an epoch has ended.")
+        if recon_frame_images(shape, len(originals)) == 0:
+            why = f"images of {int(np.prod(shape)):,} values are too large to keep for every epoch"
+        elif epochs:
+            why = "this run was trained before runs kept them"
+        else:
+            why = "they appear once an epoch has ended"
+        st.caption(f"Reconstructions per epoch (GIF): {why}.")
         return
     n = images.shape[1]
 
