@@ -73,7 +73,7 @@ def test_tsne_subsamples_above_max_points_and_places_fitted_codes_on_themselves(
 
 def test_projection_rejects_unknown_methods_and_too_few_codes():
     with pytest.raises(ValueError, match="method"):
-        Projection("umap").fit(codes())
+        Projection("isomap").fit(codes())
     with pytest.raises(ValueError):
         Projection("pca").fit(codes(n=1))
 

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:  # only a type here: the heatmap's input
+    from vae_core.kl_history import KLOverTime
 
 import numpy as np
 import pandas as pd
@@ -119,6 +122,20 @@ def kl_bars_figure(kl_per_dim: Sequence[float], threshold: float = KL_COLLAPSE_N
     return fig
 
 
+def kl_heatmap_figure(kl: KLOverTime) -> go.Figure:
+    """KL of each latent dimension (rows, z0 at the top) over time (columns), in nats: units switching on light up,
+    collapsing ones go dark."""
+    dims = [f"z{i}" for i in range(kl.kl.shape[0])]
+    unit = "step" if kl.axis == "step" else "epoch"
+    fig = go.Figure(go.Heatmap(z=kl.kl, x=kl.x, y=dims, colorscale="Viridis", zmin=0, name="KL per dimension",
+                               colorbar=dict(title=dict(text="nats", side="right"), thickness=12),
+                               hovertemplate=f"%{{y}} · {unit} %{{x}}: %{{z:.3f}} nats<extra></extra>"))
+    fig.update_layout(**_layout(False), xaxis_title=unit, yaxis_title="latent dimension", showlegend=False)
+    fig.update_layout(hovermode="closest")
+    fig.update_yaxes(type="category", autorange="reversed")
+    return fig
+
+
 def collapsed_dims(kl_per_dim: Sequence[float], threshold: float = KL_COLLAPSE_NATS) -> int:
     """How many latent dimensions carry less KL than threshold."""
     return int((np.asarray(kl_per_dim, dtype=np.float64) < threshold).sum())
@@ -156,7 +173,7 @@ def history_frame(history: dict) -> pd.DataFrame:
     steps = pd.DataFrame([{k: v for k, v in r.items() if k != "kl_per_dim"} |
                           {f"kl_z{i}": v for i, v in enumerate(r.get("kl_per_dim", []))}
                           for r in history.get("steps", [])])
-    epochs = pd.DataFrame([{k: v for k, v in r.items() if k not in ("val_kl_per_dim", "epoch")}
+    epochs = pd.DataFrame([{k: v for k, v in r.items() if k != "epoch" and not isinstance(v, list)}
                            for r in history.get("epochs", [])])
     if steps.empty or epochs.empty:
         return steps

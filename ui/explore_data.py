@@ -91,6 +91,11 @@ def codes_for(latents: Latents, sample: bool) -> np.ndarray:
 def projection_for(run: Run, dataset: Dataset, method: str, params: dict) -> Projection:
     """A fitted projection, cached per (model file, data, method, parameters); t-SNE shows a timed spinner."""
     key = projection_key(str(run.path), run_mtime(run), dataset.source, method, params)
+    if method == "umap":
+        n = min(dataset.n, int(params["max_points"]))
+        with st.spinner(f"Running UMAP on {n:,} codes (the first time in a server process also compiles UMAP's "
+                        "numba kernels: tens of seconds; cached afterwards)…", show_time=True):
+            return _projection(key)
     if method != "tsne":
         return _projection(key)
     n = min(dataset.n, int(params["max_points"]))

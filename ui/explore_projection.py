@@ -13,13 +13,14 @@ import streamlit as st
 from ui.explore_data import Latents, model_asset, projection_for, run_mtime
 from ui.explore_latent import on_browser_z, view_state
 from ui.explore_live import Asset, mount
+from ui.explore_posterior import map_ellipses
 from ui.explore_state import SELECTION, kept, set_z, z_from_browser
 from ui.images import grid
 from vae_core.data import Dataset
-from vae_core.latent import Projection, decode, projection_key
+from vae_core.latent import Projection, decode, projection_key, umap_available
 from vae_core.runs import Run
 
-METHOD_NAMES = {"identity": "Latent axes", "pca": "PCA", "tsne": "t-SNE"}
+METHOD_NAMES = {"identity": "Latent axes", "pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 MAX_PLOT_POINTS = 10_000  # identity/PCA are fitted on every code but at most this many are drawn; t-SNE fits this many
 IMAGE_BUDGET = 12 * 2**20  # bytes of images sent for hover; beyond it a seeded subset of the points has its image
 MAP_HEIGHT = 540
@@ -76,7 +77,8 @@ def axis_titles(projection: Projection) -> tuple[str, str]:
     if projection.method == "pca":
         r = projection.explained_variance_ratio_
         return f"PC1 ({r[0]:.0%} of variance)", f"PC2 ({r[1]:.0%})"
-    return "t-SNE 1", "t-SNE 2"
+    name = METHOD_NAMES[projection.method]
+    return f"{name} 1", f"{name} 2"
 
 
 def map_asset(run: Run, dataset: Dataset, latents: Latents, projection: Projection, key: str) -> Asset:
@@ -93,13 +95,13 @@ def _map_asset(key: str, _run: Run, _dataset: Dataset, _latents: Latents, _proje
     x_title, y_title = axis_titles(projection)
     meta = {"method": projection.method, "dims": [int(v) for v in projection.dims], "latent_dim": d,
             "exact": projection.exact, "draggable": projection.method in ("identity", "pca") and d >= 2,
-            "equal_aspect": projection.method != "tsne", "x_title": x_title, "y_title": y_title,
+            "equal_aspect": projection.exact, "x_title": x_title, "y_title": y_title,
             "shape": list(dataset.shape), "tooltip_px": TOOLTIP_PX, "neighbours": TSNE_NEIGHBOURS, "names": None}
     arrays = {"rows": rows.astype(np.int32), "xy": projection.embedding_[pos].astype(np.float32),
               "mu": latents.mu[rows].astype(np.float32)}
     if projection.method == "pca":
         arrays |= {"mean": projection.mean_.astype(np.float32), "components": projection.components_.astype(np.float32)}
-    if projection.method == "tsne":  # placement of new z among the fitted codes, as Projection._place
+    if not projection.exact:  # t-SNE, UMAP: placement of new z among the fitted codes, as Projection._place
         arrays["codes"] = projection.codes_[pos].astype(np.float32)
     if dataset.labels is not None:
         meta["names"] = [str(v) for v in dataset.class_names or range(int(dataset.labels.max()) + 1)]
@@ -141,7 +143,8 @@ def projection_ui(run: Run, dataset: Dataset, latents: Latents) -> str:
     key = projection_key(str(run.path), run_mtime(run), dataset.source, method, params)
     map_ = map_asset(run, dataset, latents, projection, key)
     colour = colour_asset(map_, colouring(st.session_state.explore_colour, dataset, latents))
-    view = view_state(height=MAP_HEIGHT, selection=st.session_state.get(SELECTION, []))
+    selection = st.session_state.get(SELECTION, [])
+    view = view_state(height=MAP_HEIGHT, selection=selection, ellipses=map_ellipses(projection, latents, selection))
     assets = {"map": map_, "colour": colour} | ({"model": model} if model is not None else {})
     mount("map", "explore_live_map", view, assets, on_z=on_browser_z, on_select=_on_select)
     st.caption(_notes(projection, dataset, params, map_.meta))
@@ -160,7 +163,7 @@ def _on_select(payload: dict) -> None:
 
 def _controls_ui(run: Run, dataset: Dataset, latents: Latents) -> tuple[str, dict]:
     d = run.config.model.latent_dim
-    methods = ["identity", "pca", "tsne"] if d >= 2 else ["pca", "tsne"]
+    methods = (["identity", "pca", "tsne"] if d >= 2 else ["pca", "tsne"]) + (["umap"] if umap_available() else [])
     default = "identity" if d == 2 else "pca"
     url_method = st.query_params.get("method")
     cols = st.columns([1.2, 1.4, 1.3, 0.8], vertical_alignment="bottom")  # room for "Sample z" + its help
@@ -185,6 +188,14 @@ def _controls_ui(run: Run, dataset: Dataset, latents: Latents) -> tuple[str, dic
             params["perplexity"] = st.slider("Perplexity", 5, 100, **kept("explore_perplexity", 30))
             params["iterations"] = st.select_slider("Iterations", [250, 500, 1000], help="more: a more settled map, "
                                                     "slower", **kept("explore_tsne_iterations", 500, [250, 500, 1000]))
+    elif method == "umap":
+        with cols[3].popover("Settings", icon=":material/tune:", help="UMAP: points, neighbours, minimum distance"):
+            params["max_points"] = st.number_input("Points (subsample above)", 100, MAX_PLOT_POINTS, step=500,
+                                                   **kept("explore_umap_points", 2000))
+            params["umap_neighbours"] = st.slider("Neighbours", 2, 100, **kept("explore_umap_neighbours", 15),
+                                                  help="more: more global structure")
+            params["min_dist"] = st.slider("Minimum distance", 0.0, 0.99, step=0.01,
+                                           **kept("explore_umap_min_dist", 0.1), help="less: tighter clusters")
     return method, params
 
 
@@ -200,12 +211,13 @@ def _notes(projection: Projection, dataset: Dataset, params: dict, meta: dict) -
     if meta["draggable"]:
         plane = "the two latent axes" if projection.method == "identity" else "the principal plane (the rest of z kept)"
         notes.append(f"Drag the ★ to move z in {plane}.")
-    if projection.method == "tsne" and len(projection.rows_) < dataset.n:
-        notes.append(f"t-SNE ran on a random subsample of {len(projection.rows_):,} codes.")
+    name = METHOD_NAMES[projection.method]
+    if not projection.exact and len(projection.rows_) < dataset.n:
+        notes.append(f"{name} ran on a random subsample of {len(projection.rows_):,} codes.")
     if not projection.exact:
-        notes.append("t-SNE has no map for new points: the ★ is placed at the distance-weighted mean of the positions "
-                     f"of z's {TSNE_NEIGHBOURS} nearest codes (in your browser, as on the server), so treat it as "
-                     "approximate; it cannot be dragged.")
+        notes.append(f"{name} has no map for new points: the ★ is placed at the distance-weighted mean of the "
+                     f"positions of z's {TSNE_NEIGHBOURS} nearest codes (in your browser, as on the server), so treat "
+                     "it as approximate; it cannot be dragged.")
     elif projection.method == "pca":
         total = projection.explained_variance_ratio_.sum()
         notes.append(f"The two principal axes explain {total:.0%} of the codes' variance; ★ is z projected exactly.")

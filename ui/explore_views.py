@@ -7,24 +7,30 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from ui.explore_attributes import attributes_ui
+from ui.explore_compare import compare_ui
 from ui.explore_data import Latents, model_asset
 from ui.explore_latent import dim_label, on_browser_z, view_state
 from ui.explore_live import mount
+from ui.explore_posterior import posterior_ui
 from ui.explore_state import SELECTION, current_z, kept, put
+from ui.exports import (interpolation_downloads_ui, manifold_download_ui, samples_download_ui,
+                        traversal_downloads_ui)
 from ui.images import grid, scale_for
 from vae_core.data import Dataset
 from vae_core.latent import (aggregate_posterior_samples, decode, lerp, manifold_grid, prior_log_density,
                              prior_samples, slerp, traversal_grid)
 from vae_core.runs import Run
 
-TABS = ["Traversals", "Manifold", "Interpolation", "Sampling"]
+TABS = ["Traversals", "Manifold", "Interpolation", "Sampling", "Posterior", "Attributes", "Compare"]
 TILE_PX = 56  # one decoded image in a traversal or interpolation row
 MANIFOLD_TILE_PX = 32
 
 
 def views_ui(run: Run, dataset: Dataset, latents: Latents) -> None:
     tabs = st.tabs(TABS, on_change="rerun", **_tab_state())
-    for tab, draw in zip(tabs, (traversals_ui, manifold_ui, interpolation_ui, sampling_ui)):
+    views = (traversals_ui, manifold_ui, interpolation_ui, sampling_ui, posterior_ui, attributes_ui, compare_ui)
+    for tab, draw in zip(tabs, views):
         if tab.open:
             with tab:
                 draw(run, dataset, latents)
@@ -57,6 +63,7 @@ def traversals_ui(run: Run, dataset: Dataset, latents: Latents) -> None:
     if not dims:
         st.info("Pick at least one dimension.")
         return
+    traversal_downloads_ui(run.model, run.name, current_z(), dims, latents.ranges, int(steps))
     spec = {"kind": "traverse", "steps": int(steps), "dims": [_axis(d, latents) for d in dims]}
     if _grid_ui(run, spec, "explore_live_traversals", TILE_PX):
         return
@@ -86,6 +93,7 @@ def manifold_ui(run: Run, dataset: Dataset, latents: Latents) -> None:
     st.caption(f"Decodes on a {steps}×{steps} grid: z{x} from {latents.ranges[x][0]:.1f} (left) to "
                f"{latents.ranges[x][1]:.1f} (right), z{y} from {latents.ranges[y][1]:.1f} (top) to "
                f"{latents.ranges[y][0]:.1f} (bottom), {whole} (Kingma & Welling 2014, fig. 4).")
+    manifold_download_ui(run.model, run.name, current_z(), (x, y), latents.ranges, int(steps))
     spec = {"kind": "manifold", "steps": int(steps), "x": _axis(x, latents), "y": _axis(y, latents)}
     if _grid_ui(run, spec, "explore_live_manifold", MANIFOLD_TILE_PX):
         return
@@ -154,6 +162,7 @@ def interpolation_ui(run: Run, dataset: Dataset, latents: Latents) -> None:
     for col, (name, path) in zip(st.columns(2), paths.items()):
         col.markdown(f"**{name}** · #{a} → #{b}")
         col.image(grid(decode(run.model, path), steps, scale=scale), output_format="PNG")
+    interpolation_downloads_ui(run.model, run.name, paths, a, b)
     st.plotly_chart(density_figure({k: prior_log_density(v) for k, v in paths.items()}), key="explore_interp_density")
     st.caption("log p(z) under the prior N(0, I) along each path: the straight line cuts through the low-norm middle "
                "of z-space where codes are rare in high dimensions; slerp keeps the norm between the endpoints' "
@@ -186,6 +195,12 @@ def sampling_ui(run: Run, dataset: Dataset, latents: Latents) -> None:
     left.image(grid(prior, ncols, scale=scale), output_format="PNG")
     right.markdown("**Aggregate posterior** q(z) = mean of q(z|x) over the data")
     right.image(grid(posterior, ncols, scale=scale), output_format="PNG")
+    with left:
+        samples_download_ui(prior, ncols, f"{run.name}-prior-T{temperature:g}-seed{seed}.png", "Prior samples (PNG)",
+                            "explore_dl_prior_png")
+    with right:
+        samples_download_ui(posterior, ncols, f"{run.name}-aggregate-posterior-seed{seed}.png",
+                            "Aggregate-posterior samples (PNG)", "explore_dl_posterior_png")
     st.caption("Where the prior puts mass the encoder never sends codes (the 'prior hole'), prior samples decode to "
                "blurry or in-between images, while aggregate-posterior samples look like the data.")
 

@@ -8,11 +8,14 @@ import numpy as np
 import streamlit as st
 import torch
 
-from ui.charts import KL_COLLAPSE_NATS, collapsed_dims, history_frame, kl_bars_figure, kl_vanishing, loss_figure
+from ui.charts import (KL_COLLAPSE_NATS, collapsed_dims, history_frame, kl_bars_figure, kl_heatmap_figure, kl_vanishing,
+                       loss_figure)
+from ui.exports import epoch_reconstructions_download_ui
 from ui.images import grid
 from ui.state import adopt_finished_job, job_pool, run_dataset, runs_root, session_id
 from vae_core.config import ARCHS, LIKELIHOODS, ModelConfig, TrainConfig
 from vae_core.data import Dataset, split_indices
+from vae_core.kl_history import kl_over_time
 from vae_core.model import VAE
 from vae_core.runs import Run, unique_run_name
 from vae_core.training import TrainingJob
@@ -177,6 +180,7 @@ def _live_body(job: TrainingJob | None, run: Run | None, was_active: bool) -> No
         _kl_ui(steps, epochs, n_train)
     with right:
         _images_ui(model_key, model_fn, fixed)
+        epoch_reconstructions_download_ui(epochs, fixed, name)
 
 
 def _job_history(job: TrainingJob) -> tuple[list[dict], list[dict], object, int]:
@@ -212,10 +216,23 @@ def _curves_ui(steps: list[dict], epochs: list[dict], name: str) -> None:
     c4.download_button("History (CSV)", lambda: history_frame({"steps": steps, "epochs": epochs}).to_csv(index=False),
                        file_name=f"{name}-history.csv", mime="text/csv", key="history_csv", on_click="ignore",
                        icon=":material/download:", width="stretch", disabled=not steps)
-    if steps:
-        st.plotly_chart(loss_figure(steps, epochs, smoothing, log_y, x_axis or "step"), key="loss_chart")
-    else:
+    if not steps:
         st.info("Waiting for the first training steps…", icon=":material/hourglass_top:")
+        return
+    curves, heatmap = st.columns([3, 2])
+    curves.plotly_chart(loss_figure(steps, epochs, smoothing, log_y, x_axis or "step"), key="loss_chart")
+    with heatmap:
+        _kl_heatmap_ui(steps, epochs, x_axis or "step")
+
+
+def _kl_heatmap_ui(steps: list[dict], epochs: list[dict], x_axis: str) -> None:
+    """KL per latent dimension over time (the x axis chosen for the curves): units switching on or collapsing."""
+    kl = kl_over_time(steps, epochs, x_axis)
+    if kl is None:  # by epoch, before the first epoch ends
+        st.caption("KL per dimension by epoch appears when the first epoch ends.")
+        return
+    st.plotly_chart(kl_heatmap_figure(kl), key="kl_heatmap")
+    st.caption(f"KL per latent dimension over time, nats ({kl.source}).")
 
 
 def _kl_ui(steps: list[dict], epochs: list[dict], n_train: int) -> None:

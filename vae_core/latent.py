@@ -3,6 +3,7 @@ networks to the browser)."""
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,7 +14,7 @@ from .model import VAE
 from .objective import kl_per_dim, log_likelihood
 
 COLLAPSED_KL = 0.05  # nats: a dimension with less mean KL carries (almost) no information (as ui.charts)
-METHODS = ("identity", "pca", "tsne")
+METHODS = ("identity", "pca", "tsne", "umap")  # umap: only with the optional umap-learn (requirements-umap.txt)
 LOG_2PI = float(np.log(2 * np.pi))
 
 
@@ -183,6 +184,13 @@ def reconstruction_error(model: VAE, images, mu: np.ndarray, batch_size: int = 1
 # --------------------------------------------------------------------------- projection to 2-D
 
 
+def umap_available() -> bool:
+    """Whether the optional umap-learn package is installed (it is not imported here: its import compiles)."""
+    import importlib.util
+
+    return importlib.util.find_spec("umap") is not None
+
+
 def projection_key(run_path: str, run_mtime: float, source, method: str, params: dict) -> str:
     """A canonical string naming one projection: same model file, data, method and parameters -> same key."""
     return json.dumps({"run": str(run_path), "mtime": float(run_mtime), "data": source, "method": method,
@@ -190,21 +198,25 @@ def projection_key(run_path: str, run_mtime: float, source, method: str, params:
 
 
 class Projection:
-    """2-D view of latent codes, estimator-style: identity (two chosen axes), PCA, or t-SNE on a subsample.
+    """2-D view of latent codes, estimator-style: identity (two chosen axes), PCA, or t-SNE / UMAP on a subsample.
 
     fit(codes) sets embedding_ (M, 2) for rows_ (M indices into codes; all rows unless t-SNE subsampled),
     and for PCA mean_, components_ (2, D), explained_variance_ratio_ (2,). t-SNE is scikit-learn's Barnes-Hut
-    (van der Maaten 2014) on at most max_points codes, with PCA initialisation and the automatic learning rate."""
+    (van der Maaten 2014) on at most max_points codes, with PCA initialisation and the automatic learning rate; UMAP
+    (McInnes et al. 2018, umap-learn) likewise on at most max_points codes. Neither has an exact map for new codes:
+    transform places them by their nearest fitted codes, as the browser does."""
 
     def __init__(self, method: str = "pca", dims: tuple[int, int] = (0, 1), perplexity: float = 30.0,
-                 max_points: int = 3000, iterations: int = 500, n_neighbours: int = 10, seed: int = 0):
+                 max_points: int = 3000, iterations: int = 500, n_neighbours: int = 10, seed: int = 0,
+                 umap_neighbours: int = 15, min_dist: float = 0.1):
         self.method, self.dims, self.perplexity, self.iterations = method, tuple(dims), perplexity, iterations
         self.max_points, self.n_neighbours, self.seed = max_points, n_neighbours, seed
+        self.umap_neighbours, self.min_dist = umap_neighbours, min_dist
 
     @property
     def exact(self) -> bool:
         """Whether transform(z) is the projection itself (identity, PCA) rather than a neighbour-based placement."""
-        return self.method != "tsne"
+        return self.method not in ("tsne", "umap")
 
     def fit(self, codes: np.ndarray) -> Projection:
         codes = np.asarray(codes, np.float32)
@@ -219,8 +231,10 @@ class Projection:
         elif self.method == "pca":
             self._fit_pca(codes)
             self.embedding_ = self.transform(codes)
-        else:
+        elif self.method == "tsne":
             self._fit_tsne(codes)
+        else:
+            self._fit_umap(codes)
         return self
 
     def _check_dims(self, d: int) -> None:
@@ -240,21 +254,38 @@ class Projection:
         ratio[:min(2, len(s))] = variance[:2] / max(variance.sum(), 1e-12)
         self.components_, self.explained_variance_ratio_ = components.astype(np.float32), ratio
 
-    def _fit_tsne(self, codes: np.ndarray) -> None:
-        from sklearn.manifold import TSNE
-
+    def _subsample(self, codes: np.ndarray) -> None:
+        """rows_ and codes_: every code, or a seeded subsample of max_points."""
         if len(codes) > self.max_points:
             rng = np.random.default_rng(self.seed)
             self.rows_ = np.sort(rng.choice(len(codes), self.max_points, replace=False))
         self.codes_ = codes[self.rows_]
+
+    def _fit_umap(self, codes: np.ndarray) -> None:
+        if not umap_available():
+            raise ValueError("UMAP needs the optional umap-learn package: pip install -r requirements-umap.txt")
+        import umap
+
+        self._subsample(codes)
+        neighbours = int(min(self.umap_neighbours, len(self.rows_) - 1))
+        reducer = umap.UMAP(n_components=2, n_neighbors=max(2, neighbours), min_dist=self.min_dist,
+                            random_state=self.seed)  # seeded: one thread, the same map every time
+        with warnings.catch_warnings():  # "n_jobs overridden by setting random_state": the seed is the point
+            warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+            self.embedding_ = reducer.fit_transform(self.codes_).astype(np.float32)
+
+    def _fit_tsne(self, codes: np.ndarray) -> None:
+        from sklearn.manifold import TSNE
+
+        self._subsample(codes)
         perplexity = float(min(self.perplexity, max(1.0, (len(self.rows_) - 1) / 3)))
         tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto",
                     max_iter=max(250, self.iterations), random_state=self.seed)  # 500: settled, at half the cost
         self.embedding_ = tsne.fit_transform(self.codes_).astype(np.float32)
 
     def transform(self, z: np.ndarray) -> np.ndarray:
-        """2-D positions of new codes: exact for identity/PCA; for t-SNE, the distance-weighted mean of the
-        embedded positions of the k nearest fitted codes (t-SNE has no map for new points). (K, 2)."""
+        """2-D positions of new codes: exact for identity/PCA; for t-SNE and UMAP, the distance-weighted mean of the
+        embedded positions of the k nearest fitted codes (the same placement for both, and in the browser). (K, 2)."""
         z = np.atleast_2d(np.asarray(z, np.float32))
         if self.method == "identity":
             return z[:, list(self.dims)]

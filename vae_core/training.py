@@ -16,6 +16,7 @@ import torch.distributed as dist
 
 from .config import ModelConfig, RunConfig, TrainConfig
 from .data import Dataset, split_indices
+from .media import RECON_FRAMES, recon_frame_images
 from .metrics import evaluate
 from .model import VAE
 from .objective import kl_weight, loss_terms
@@ -386,11 +387,35 @@ class TrainingJob:
         self.model.train()
         row = {"epoch": epoch + 1, "step": self._step, "val_neg_elbo": -ev.elbo, "val_recon": ev.reconstruction,
                "val_kl": ev.kl, "active_units": ev.active_units, "val_kl_per_dim": ev.kl_per_dim, "time": time.time()}
+        frame = self._recon_frame()
+        if frame is not None:
+            row["val_recon_frame"] = frame
         with self._lock:
             self._epochs.append(row)
             self._epoch = epoch + 1
+            self._thin_recon_frames()
         self._publish()
         self._save(finished=False)
+
+    @torch.no_grad()
+    def _recon_frame(self) -> list[int] | None:
+        """The first validation images' reconstructions (decoder mean at the posterior mean), as 8-bit values in one
+        flat list, for the run's reconstructions-per-epoch animation (vae_core.media.epoch_reconstructions)."""
+        n = recon_frame_images(self.model_config.input_shape, len(self.val_idx))
+        if n == 0:
+            return None
+        self.model.eval()
+        x = torch.from_numpy(self.dataset.batch(self.val_idx[:n])).to(self.device)
+        images = self.model.decode_mean(self.model.encode(x)[0])
+        self.model.train()
+        return (images.clamp(0, 1) * 255).round().to(torch.uint8).flatten().cpu().tolist()
+
+    def _thin_recon_frames(self) -> None:
+        """Keep at most RECON_FRAMES epochs' reconstructions: past that, drop every other one (first and last kept)."""
+        kept = [i for i, r in enumerate(self._epochs) if "val_recon_frame" in r]
+        if len(kept) > RECON_FRAMES:
+            for i in kept[1:-1:2]:
+                self._epochs[i] = {k: v for k, v in self._epochs[i].items() if k != "val_recon_frame"}
 
     def _publish(self) -> None:
         """Make the current weights the ones the UI sees and saves, unless they are not finite."""

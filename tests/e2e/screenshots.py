@@ -20,6 +20,11 @@ CURATED = {  # screenshot taken by the e2e tests -> name in docs/screenshots
     "train-finished.png": "train.png",
     "data-idx-upload.png": "data.png",
     "runs.png": "runs.png",
+    "train-kl-heatmap.png": "train-kl-heatmap.png",  # tests/e2e/test_views.py
+    "explore-ellipse.png": "explore-ellipse.png",
+    "explore-posterior.png": "explore-posterior.png",
+    "explore-attributes.png": "explore-attributes.png",
+    "explore-compare.png": "explore-compare.png",
 }
 MAX_BYTES = 300_000
 

@@ -31,7 +31,8 @@ class ServerImage {
   }
 }
 
-const PARTS = { panel: Panel, map: MapView, pad: Pad, grid: GridPart, server: ServerImage };
+const PARTS = { panel: Panel, map: MapView, pad: Pad, grid: GridPart, server: ServerImage, attribute: AttributePart,
+  compare: ComparePart };
 
 export default function explore(component) {
   const { data, parentElement, setTriggerValue } = component;
@@ -66,7 +67,7 @@ export default function explore(component) {
   const model = assets.model ? modelOf(assets.model) : null; // the map works without one (a model kept on the server)
   if (model) explorer.model = model;
   if (view.role === "map") part.update(view, assets.map, assets.colour, model, setTriggerValue);
-  else part.update(view, model, setTriggerValue);
+  else part.update(view, model, setTriggerValue, assets);
   root.dataset.state = "ready";
   if (model) root.dataset.kernel = model.kernel;
 }
@@ -117,5 +118,6 @@ window.__vaeExplore = {
     return pad && pad.pixels ? { pixels: Array.from(pad.pixels), mu: pad.mu ? Array.from(pad.mu) : null } : null;
   },
   pointOnScreen: (row, group) => explorerNamed(group).parts.map?.rowOnScreen(row) ?? null,
+  ellipses: (group) => explorerNamed(group).parts.map?.ellipses ?? null, // as the map draws them
   dataToScreen(x, y, group) { return explorerNamed(group).parts.map.clientOf(x, y); },
 };

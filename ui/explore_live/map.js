@@ -114,6 +114,8 @@ class MapView {
     this.selected = new Set((view.selection || []).map((r) => this.indexOf.get(r)).filter((i) => i !== undefined));
     this.clearButton.hidden = this.selected.size === 0;
     this.root.dataset.selected = String(this.selected.size);
+    this.ellipses = view.ellipses || []; // mu +- 2 sigma of the selected images' posteriors (explore_posterior.py)
+    this.root.dataset.ellipses = String(this.ellipses.length);
     this.root.dataset.state = "ready";
     this.resize(true);
   }
@@ -296,7 +298,24 @@ class MapView {
       const [sx, sy] = this.toScreen(xy[2 * i], xy[2 * i + 1]);
       ctx.drawImage(this.ring, sx - ringHalf, sy - ringHalf);
     }
+    this.drawEllipses(ctx);
     ctx.restore();
+  }
+
+  // each selected image's posterior as its mu +- 2 sigma ellipse, a closed polygon in data coordinates
+  drawEllipses(ctx) {
+    if (!this.ellipses || !this.ellipses.length) return;
+    ctx.strokeStyle = "rgba(20, 20, 40, 0.75)";
+    ctx.lineWidth = 1.25;
+    for (const { points } of this.ellipses) {
+      ctx.beginPath();
+      for (let p = 0; p < points.length; p += 2) {
+        const [sx, sy] = this.toScreen(points[p], points[p + 1]);
+        if (p === 0) ctx.moveTo(sx, sy); else ctx.lineTo(sx, sy);
+      }
+      ctx.closePath();
+      ctx.stroke();
+    }
   }
 
   drawAxes(ctx, meta) {
