@@ -13,6 +13,7 @@ import streamlit as st
 
 from ui.frame import require_app_frame
 from ui.images import to_uint8
+from ui.sharing import note_upload
 from ui.state import active_dataset, dataset_for, set_active_dataset, upload_result, uploads_root
 from vae_core.data import Dataset
 from vae_core.runs import sanitize_name
@@ -31,6 +32,7 @@ def save_uploads(files: list) -> dict:
         digest.update(f.name.encode() + b"\0" + f.getvalue())
     folder = uploads_root() / digest.hexdigest()[:16]
     folder.mkdir(parents=True, exist_ok=True)
+    note_upload(folder)  # private to the sessions that uploaded it (ui/sharing.py)
     paths = [_write_once(folder / sanitize_name(f.name), f.getvalue()) for f in files]
     return upload_source(paths)
 

@@ -77,14 +77,18 @@ def session_is_alive(sid: str) -> bool:
 
 
 def init_state() -> None:
-    """Defaults for a new session: bundled digits, and the newest run (or the bundled one) as the active model."""
+    """Defaults for a new session: bundled digits, and the newest run not created by another connected session (or
+    the bundled one) as the active model."""
+    from ui.sharing import created_elsewhere, note_active  # (ui.sharing imports this module)
+
     if "dataset_source" not in st.session_state:
         st.session_state.dataset_source = "digits"
     if "active_run" not in st.session_state:
-        runs = list_runs(runs_root())
+        runs = [r for r in list_runs(runs_root()) if not created_elsewhere(r.path)]
         default = runs[0].path if runs else BUNDLED_RUN
         st.session_state.active_run = str(default) if (Path(default) / "model.safetensors").exists() else None
     adopt_finished_job()
+    note_active(st.session_state.active_run)  # other sessions may not delete it while it is in use here
 
 
 def active_dataset() -> Dataset:
@@ -132,7 +136,12 @@ def adopt_finished_job() -> None:
 
 
 def run_dataset(run: Run) -> Dataset:
-    """The dataset a run was trained on (falls back to the active dataset when its file is gone)."""
+    """The dataset a run was trained on (falls back to the active dataset when its file is gone, or when it is
+    another session's upload: uploads are private to the sessions that made them)."""
+    from ui.sharing import upload_visible
+
+    if not upload_visible(run.config.data_source):
+        return active_dataset()
     try:
         return dataset_for(run.config.data_source)
     except ValueError:

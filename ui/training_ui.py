@@ -10,6 +10,7 @@ import torch
 
 from ui.charts import KL_COLLAPSE_NATS, collapsed_dims, history_frame, kl_bars_figure, kl_vanishing, loss_figure
 from ui.images import grid
+from ui.sharing import note_created
 from ui.state import adopt_finished_job, job_pool, run_dataset, runs_root, session_id
 from vae_core.config import ARCHS, LIKELIHOODS, ModelConfig, TrainConfig
 from vae_core.data import Dataset, split_indices
@@ -85,6 +86,7 @@ def start_job(dataset: Dataset, model_config: ModelConfig, train_config: TrainCo
     stamp = time.strftime("%Y%m%d-%H%M%S")
     name = unique_run_name(runs_root(), f"{dataset.name}-{model_config.arch}-z{model_config.latent_dim}-{stamp}")
     job = TrainingJob(dataset, model_config, train_config, run_dir=runs_root() / name)
+    note_created(job.run_dir)  # this session may rename and delete it (ui/sharing.py)
     job_pool().start(session_id(), job)
     st.session_state.job = job
     st.session_state.live_lr, st.session_state.live_beta = train_config.lr, train_config.beta
