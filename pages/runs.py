@@ -9,8 +9,9 @@ import streamlit as st
 
 from ui.charts import OVERLAY_METRICS, overlay_figure
 from ui.frame import require_app_frame
-from ui.sharing import note_created, note_deleted, note_renamed, why_not_change
+from ui.sharing import note_created, note_deleted, note_renamed, run_in_use, why_not_change
 from ui.state import BUNDLED_RUN, run_for, runs_root, set_active_run, upload_result
+from ui.storage import forget_imported, note_imported, prune_imported
 from vae_core.runs import RunSummary, delete_run, export_zip, import_zip, list_runs, rename_run
 
 require_app_frame()  # a deep link on a fresh server: run through app.py first (see ui/frame.py)
@@ -53,6 +54,7 @@ def rename_cb(label: str, path: Path) -> None:
         say("error", str(exc))
         return
     note_renamed(path, new)
+    forget_imported(runs_root(), path.name)  # a renamed import is kept like any other run
     if same(st.session_state.get("active_run"), path):
         st.session_state.active_run = str(new)
     st.session_state.runs_pick, st.session_state.runs_new_name = new.name, ""
@@ -136,8 +138,10 @@ def overlay_ui(runs: dict[str, RunSummary]) -> None:
 
 def imported(upload) -> str:
     """Import an uploaded run zip; this session created it (it may rename and delete it). Its new name."""
+    prune_imported(runs_root(), run_in_use, incoming=len(upload.getvalue()))  # old imports nobody uses make room
     path = import_zip(upload.getvalue(), runs_root(), zip_name=upload.name)
     note_created(path)
+    note_imported(runs_root(), path.name)
     return path.name
 
 

@@ -111,6 +111,29 @@ def why_not_change(path: str | Path, sid: str | None = None) -> str | None:
     return None
 
 
+def run_in_use(path: str | Path) -> bool:
+    """Whether a job trains into this run, a connected session has it active, or its creator is still connected."""
+    key, reg = _key(path), registry()
+    if any(job.run_dir is not None and _key(job.run_dir) == key for job in job_pool().running().values()):
+        return True
+    with reg.lock:
+        sessions = [s for s, p in reg.active.items() if p == key] + [reg.creators.get(key)] * (key in reg.creators)
+    return any(session_is_alive(s) for s in sessions)
+
+
+def upload_in_use(folder: str | Path) -> bool:
+    """Whether a connected session uploaded this folder's files or a training job reads them."""
+    key, reg = _key(folder), registry()
+    for job in job_pool().running().values():
+        source = job.dataset.source
+        if isinstance(source, dict) and any(_key(Path(source[k]).parent) == key
+                                            for k in ("path", "labels_path") if source.get(k)):
+            return True
+    with reg.lock:
+        sessions = list(reg.uploaders.get(key, ()))
+    return any(session_is_alive(s) for s in sessions)
+
+
 def upload_visible(source: str | dict, sid: str | None = None) -> bool:
     """Whether this session may read a data source: anything but another session's upload."""
     if not isinstance(source, dict) or "path" not in source:

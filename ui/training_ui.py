@@ -62,6 +62,9 @@ def settings_form_ui(dataset: Dataset) -> tuple[ModelConfig, TrainConfig] | None
         st.number_input("Seed", 0, 2**31 - 1, step=1, key="tf_seed", **keep)
         submitted = st.form_submit_button("Start training", key="train_start", type="primary",
                                           icon=":material/play_arrow:", width="stretch")
+    limit = job_pool().max_job_s
+    st.caption(f"One job per session, {job_pool().max_jobs} at once on this server"
+               + (f"; each stops after {limit / 60:g} min (saved)." if limit else "."))
     if not submitted:
         return None
     try:
@@ -157,6 +160,9 @@ def _live_body(job: TrainingJob | None, run: Run | None, was_active: bool) -> No
         if was_active and progress.state not in ACTIVE:
             st.rerun()  # the job ended: redraw the page (buttons, sidebar's active model)
         _progress_ui(progress)
+        why = job_pool().why_stopped(session_id(), job)
+        if why:
+            st.warning(why, icon=":material/timer_off:")
         name, model_key = job.run_dir.name if job.run_dir else "training", (id(job), version)
         fixed, n_train = job.dataset.batch(job.val_idx[:N_FIXED]), len(job.train_idx)
         model_fn = job.model_snapshot
