@@ -162,3 +162,47 @@ def test_imported_runs_are_cleaned_by_size_renamed_ones_kept(app, tmp_path, monk
     kept = [n for n in names if (runs / n).exists()]
     assert names[-1] in kept and len(kept) < len(names) and names[0] not in kept  # oldest first
     assert prune_imported(runs, lambda p: False, incoming=0) == []  # within budget now
+
+
+def test_the_byte_budget_cache_keeps_the_newest_within_budget_and_loads_each_key_once():
+    import threading
+
+    from ui.byte_cache import ByteBudgetCache
+
+    loads: list[str] = []
+
+    def loader(key: str, size: int):
+        def load():
+            loads.append(key)
+            time.sleep(0.05)  # two sessions asking at once must not both load
+            return np.zeros(size, np.uint8)
+        return load
+
+    cache = ByteBudgetCache(budget=1000, size_of=lambda a: a.nbytes)
+    threads = [threading.Thread(target=cache.get, args=("a", loader("a", 400))) for _ in range(4)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert loads == ["a"]
+    cache.get("b", loader("b", 400))
+    cache.get("a", loader("a", 400))  # a is now the most recently used
+    cache.get("c", loader("c", 400))  # over budget: b (least recently used) goes
+    assert "a" in cache and "c" in cache and "b" not in cache and cache.nbytes == 800
+    cache.get("huge", loader("huge", 5000))  # the newest is kept however big, alone
+    assert len(cache) == 1 and "huge" in cache
+    with pytest.raises(ValueError):
+        cache.get("bad", lambda: (_ for _ in ()).throw(ValueError("bad file")))
+    assert "bad" not in cache
+
+
+def test_the_servers_datasets_stay_within_their_byte_budget(monkeypatch):
+    from ui import state
+
+    monkeypatch.setenv("VAE_DATASET_CACHE_BYTES", str(3 * 4 * 1000 * 16 * 16))  # three 1000-image 16x16 float32 sets
+    state._datasets.clear()
+    try:
+        for seed in range(6):
+            state.dataset_for({"kind": "shapes", "n": 1000, "size": 16, "seed": seed})
+            assert state._datasets().nbytes <= 3 * 4 * 1000 * 16 * 16 + 1000 * (8 + 4 * 8)  # labels and factors
+        assert len(state._datasets()) < 6
+    finally:
+        state._datasets.clear()

@@ -6,8 +6,10 @@ import os
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import streamlit as st
 
+from ui.byte_cache import ByteBudgetCache
 from vae_core.data import Dataset, load_source
 from vae_core.jobs import JobPool
 from vae_core.runs import Run, default_runs_root, list_runs, load_run
@@ -31,25 +33,46 @@ def uploads_root() -> Path:
     return path
 
 
-@st.cache_resource(max_entries=8, show_spinner="Loading dataset…")
-def _dataset(source_json: str) -> Dataset:
-    return load_source(json.loads(source_json))
+def dataset_bytes(dataset: Dataset) -> int:
+    """The memory a dataset holds (a memory-mapped file's pages belong to the page cache, not to us)."""
+    arrays = (dataset.images, dataset.labels, dataset.factors)
+    return sum(a.nbytes for a in arrays if a is not None and not isinstance(a, np.memmap))
+
+
+def run_bytes(run: Run) -> int:
+    tensors = [*run.model.state_dict().values(), *(run.optimizer_tensors or {}).values()]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+@st.cache_resource
+def _datasets() -> ByteBudgetCache[Dataset]:
+    """The server's loaded datasets, at most VAE_DATASET_CACHE_BYTES (default 4 GiB) together."""
+    return ByteBudgetCache(int(float(os.environ.get("VAE_DATASET_CACHE_BYTES") or 4 * 2**30)), dataset_bytes)
+
+
+@st.cache_resource
+def _runs() -> ByteBudgetCache[Run]:
+    """The server's loaded runs, at most VAE_RUN_CACHE_BYTES (default 1 GiB) of weights together."""
+    return ByteBudgetCache(int(float(os.environ.get("VAE_RUN_CACHE_BYTES") or 2**30)), run_bytes)
 
 
 def dataset_for(source: str | dict) -> Dataset:
     """A dataset, loaded once per source for all sessions (read-only: never modify its arrays)."""
-    return _dataset(json.dumps(source, sort_keys=True))
-
-
-@st.cache_resource(max_entries=16, show_spinner="Loading model…")
-def _run(path: str, mtime: float) -> Run:
-    return load_run(path)
+    key, cache = json.dumps(source, sort_keys=True), _datasets()
+    if key in cache:
+        return cache.get(key, lambda: load_source(json.loads(key)))
+    with st.spinner("Loading dataset…"):
+        return cache.get(key, lambda: load_source(json.loads(key)))
 
 
 def run_for(path: str | Path) -> Run:
     """A run, loaded once per (path, modification time); reloaded when the run is saved again."""
     path = Path(path)
-    return _run(str(path), (path / "model.safetensors").stat().st_mtime)
+    key, cache = (str(path), (path / "model.safetensors").stat().st_mtime), _runs()
+    if key in cache:
+        return cache.get(key, lambda: load_run(path))
+    with st.spinner("Loading model…"):
+        return cache.get(key, lambda: load_run(path))
 
 
 @st.cache_resource
