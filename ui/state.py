@@ -10,6 +10,7 @@ import numpy as np
 import streamlit as st
 
 from ui.byte_cache import ByteBudgetCache
+from ui.fit_queue import FitQueue
 from vae_core.data import Dataset, load_source
 from vae_core.jobs import JobPool
 from vae_core.runs import Run, default_runs_root, list_runs, load_run
@@ -81,6 +82,12 @@ def job_pool() -> JobPool:
     pool = JobPool()
     pool.start_watchdog(session_is_alive, grace_s=float(os.environ.get("VAE_DISCONNECT_GRACE_S", 120)))
     return pool
+
+
+@st.cache_resource
+def fit_queue() -> FitQueue:
+    """The one queue of slow projection fits (t-SNE) of this server."""
+    return FitQueue(session_is_alive)
 
 
 def session_id() -> str:
