@@ -57,23 +57,25 @@ def _runs() -> ByteBudgetCache[Run]:
     return ByteBudgetCache(int(float(os.environ.get("VAE_RUN_CACHE_BYTES") or 2**30)), run_bytes)
 
 
+def _cached(cache: ByteBudgetCache, key, load: Callable, loading: str):
+    """cache.get(key, load), with a spinner saying `loading` only when it has to load."""
+    if key in cache:
+        return cache.get(key, load)
+    with st.spinner(loading):
+        return cache.get(key, load)
+
+
 def dataset_for(source: str | dict) -> Dataset:
     """A dataset, loaded once per source for all sessions (read-only: never modify its arrays)."""
-    key, cache = json.dumps(source, sort_keys=True), _datasets()
-    if key in cache:
-        return cache.get(key, lambda: load_source(json.loads(key)))
-    with st.spinner("Loading dataset…"):
-        return cache.get(key, lambda: load_source(json.loads(key)))
+    key = json.dumps(source, sort_keys=True)
+    return _cached(_datasets(), key, lambda: load_source(json.loads(key)), "Loading dataset…")
 
 
 def run_for(path: str | Path) -> Run:
     """A run, loaded once per (path, modification time); reloaded when the run is saved again."""
     path = Path(path)
-    key, cache = (str(path), (path / "model.safetensors").stat().st_mtime), _runs()
-    if key in cache:
-        return cache.get(key, lambda: load_run(path))
-    with st.spinner("Loading model…"):
-        return cache.get(key, lambda: load_run(path))
+    key = (str(path), (path / "model.safetensors").stat().st_mtime)
+    return _cached(_runs(), key, lambda: load_run(path), "Loading model…")
 
 
 @st.cache_resource

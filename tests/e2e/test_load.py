@@ -1,8 +1,7 @@
-"""Load, bounded and on loopback only: 8 browser sessions explore (server-decoded slider changes, round robin; two of
-them also ask for the same t-SNE map) while 2 sessions train, for VAE_LOAD_SECONDS (default 60; setting up the
-ten sessions takes about 3 more minutes on 2 cores). No page shows an
-exception, no change is lost, both training runs and a run that was there before load afterwards (the earlier one
-byte-identical); the server's RSS and the slider's p50/p95 are printed for the README."""
+"""Load, bounded and on loopback only: 8 browser sessions explore (server-decoded slider changes, round robin) while
+2 sessions train, for VAE_LOAD_SECONDS (default 60; setting up the ten sessions takes about 3 more minutes on 2
+cores). No page shows an exception, no change is lost, both training runs and a run that was there before load
+afterwards (the earlier one byte-identical); the server's RSS and the slider's p50/p95 are printed for the README."""
 from __future__ import annotations
 
 import os
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 
 from bench.bench_browser import explore_target
-from tests.e2e.harness import ARTIFACTS, exception_texts, goto, key, new_page, start_server, wait_idle
+from tests.e2e.harness import ARTIFACTS, exception_texts, goto, key, new_page, start_server
 from tests.e2e.test_train import progress_text, start_training
 from tests.helpers import wait_until
 from vae_core.config import ModelConfig, RunConfig, TrainConfig
@@ -30,14 +29,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def ask_for_tsne(page) -> None:
-    """Switch the map to t-SNE, default settings (the server's queue fits it once for both sessions that ask)."""
-    page.locator(key("w_explore_method")).click()
-    page.locator('[role="option"]', has_text="t-SNE").first.click()
-    wait_idle(page, 120)
-    page.get_by_text("t-SNE has no map for new points").first.wait_for()
 
 
 def test_eight_sessions_explore_while_two_train(browser, tmp_path, _opened):
@@ -60,8 +51,6 @@ def test_eight_sessions_explore_while_two_train(browser, tmp_path, _opened):
             goto(page, "Explore")
             targets.append(explore_target(page))
         rss_start = rss_mb(server.process.pid)
-        for page in explorers[:2]:
-            ask_for_tsne(page)
 
         latencies: list[float | None] = []
         deadline = time.monotonic() + SECONDS
