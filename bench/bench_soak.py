@@ -1,5 +1,6 @@
-"""Soak: the app on loopback with sessions exploring (server-decoded slider changes, round robin) while others train,
-for a while; the server's RSS sampled along the way (is memory flat?) and the slider's latency.
+"""Soak: the app on loopback with sessions exploring (server-decoded slider changes, round robin) while others train
+(jobs of JOB_EPOCHS epochs, started again as each finishes), for a while; the server's RSS sampled along the way (is
+memory flat?) and the slider's latency.
 
     python -m bench.bench_soak --minutes 10         # prints the figures as JSON
 
@@ -20,6 +21,8 @@ from tests.e2e.harness import browser_problem, goto, key, launch_chromium, new_p
 from tests.e2e.test_train import progress_text, start_training
 from tests.helpers import wait_until
 
+JOB_EPOCHS = 60  # digits: tens of seconds per job on one thread; a job's history stays small
+
 
 def rss_mb(pid: int) -> float:
     """A process's resident memory now (VmRSS), in MB."""
@@ -35,12 +38,13 @@ class Load:
     rss: list[tuple[float, float]] = field(default_factory=list)  # (seconds since start, MB)
     trainers: list = field(default_factory=list)
     explorers: list = field(default_factory=list)
+    jobs: int = 0  # training jobs started
 
     def summary(self) -> dict:
         done = np.array([v for v in self.latencies if v is not None] or [np.nan])
         t, mb = np.array(self.rss).T
         slope = float(np.polyfit(t / 60, mb, 1)[0]) if len(t) > 2 else float("nan")
-        return {"changes": len(self.latencies), "lost": sum(v is None for v in self.latencies),
+        return {"jobs": self.jobs, "changes": len(self.latencies), "lost": sum(v is None for v in self.latencies),
                 "p50_ms": float(np.percentile(done, 50)), "p95_ms": float(np.percentile(done, 95)),
                 "rss_start_mb": float(mb[0]), "rss_end_mb": float(mb[-1]), "rss_max_mb": float(mb.max()),
                 "rss_slope_mb_per_min": slope, "rss_samples": [[round(a, 1), round(b, 1)] for a, b in self.rss]}
@@ -57,7 +61,8 @@ def run_load(browser, server, explorers: int, trainers: int, seconds: float, sam
         load.trainers.append(page)
         opened.append(page)
         goto(page, "Train")
-        start_training(page, epochs=10_000)
+        start_training(page, epochs=JOB_EPOCHS)
+        load.jobs += 1
     targets = []
     for _ in range(explorers):
         page = new_page(browser, server.url)
@@ -70,6 +75,11 @@ def run_load(browser, server, explorers: int, trainers: int, seconds: float, sam
     while time.monotonic() - start < seconds:
         for target in targets:
             load.latencies.append(target.change())
+            for page in load.trainers:
+                if progress_text(page).startswith("finished"):  # the next job (a new run)
+                    page.locator(f"{key('train_start')} button").click()
+                    wait_until(lambda: progress_text(page).startswith("running"), "the next job", timeout=60)
+                    load.jobs += 1
             now = time.monotonic() - start
             if now - load.rss[-1][0] >= sample_s:
                 load.rss.append((now, rss_mb(server.process.pid)))
@@ -79,8 +89,9 @@ def run_load(browser, server, explorers: int, trainers: int, seconds: float, sam
 
 def stop_trainers(load: Load) -> None:
     for page in load.trainers:
-        page.locator(f"{key('train_stop')} button").click()
-        wait_until(lambda: progress_text(page).startswith("stopped"), "a trainer to stop", timeout=120)
+        # force: a job that has just finished disabled the button, and a click on a disabled button does nothing
+        page.locator(f"{key('train_stop')} button").click(force=True)
+        wait_until(lambda: progress_text(page).startswith(("stopped", "finished")), "a trainer to end", timeout=120)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -100,12 +111,13 @@ def main(argv: list[str] | None = None) -> dict:
         with sync_playwright() as playwright:
             browser = launch_chromium(playwright)
             load = run_load(browser, server, args.explorers, args.trainers, args.minutes * 60, sample_s=30.0)
+            result = {"minutes": args.minutes, "explorers": args.explorers, "trainers": args.trainers,
+                      **load.summary()}
+            print(json.dumps(result, indent=2), flush=True)
             stop_trainers(load)
             browser.close()
     finally:
         server.stop()
-    result = {"minutes": args.minutes, "explorers": args.explorers, "trainers": args.trainers, **load.summary()}
-    print(json.dumps(result, indent=2))
     return result
 
 

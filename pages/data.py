@@ -36,6 +36,7 @@ def save_uploads(files: list) -> dict:
     folder = uploads_root() / digest.hexdigest()[:16]
     prune_uploads(uploads_root(), upload_in_use, incoming=0 if folder.is_dir() else size)
     folder.mkdir(parents=True, exist_ok=True)
+    os.utime(folder)  # used now: the cleaner removes the least recently used first
     note_upload(folder)  # private to the sessions that uploaded it (ui/sharing.py)
     paths = [_write_once(folder / sanitize_name(f.name), f.getvalue()) for f in files]
     return upload_source(paths)

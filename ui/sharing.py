@@ -22,6 +22,9 @@ from ui.access import serves_beyond_loopback
 from ui.state import BUNDLED_RUN, job_pool, session_id, session_is_alive, uploads_root
 
 
+MAX_REMEMBERED = 256  # active runs remembered before those of ended sessions are forgotten
+
+
 def _key(path: str | Path) -> str:
     return str(Path(path).resolve())
 
@@ -54,6 +57,8 @@ def note_active(path: str | Path | None, sid: str | None = None) -> None:
             reg.active[sid or session_id()] = _key(path)
         else:
             reg.active.pop(sid or session_id(), None)
+        if len(reg.active) > MAX_REMEMBERED:  # forget sessions that have ended
+            reg.active = {s: p for s, p in reg.active.items() if session_is_alive(s)}
 
 
 def note_renamed(old: str | Path, new: str | Path) -> None:
