@@ -189,6 +189,10 @@ def test_the_byte_budget_cache_keeps_the_newest_within_budget_and_loads_each_key
     assert "a" in cache and "c" in cache and "b" not in cache and cache.nbytes == 800
     cache.get("huge", loader("huge", 5000))  # the newest is kept however big, alone
     assert len(cache) == 1 and "huge" in cache
+    few = ByteBudgetCache(budget=10**9, size_of=lambda a: a.nbytes, max_entries=2)
+    for key in "xyz":
+        few.get(key, loader(key, 1))
+    assert len(few) == 2 and "x" not in few  # and never more entries than max_entries
     with pytest.raises(ValueError):
         cache.get("bad", lambda: (_ for _ in ()).throw(ValueError("bad file")))
     assert "bad" not in cache

@@ -1,5 +1,5 @@
-"""A server-wide cache bounded in bytes, not entries: Streamlit's caches count entries only, and eight datasets of up
-to 2 GiB each, or sixteen big models, do not fit in one server's memory."""
+"""A server-wide cache bounded in bytes as well as entries: Streamlit's caches count entries only, and eight datasets
+of up to 2 GiB each, or sixteen big models, do not fit in one server's memory."""
 from __future__ import annotations
 
 import threading
@@ -10,11 +10,12 @@ V = TypeVar("V")
 
 
 class ByteBudgetCache(Generic[V]):
-    """Least recently used values whose sizes add up to at most `budget` bytes (the newest one is kept however big);
-    thread-safe, and one load per key at a time (a second session asking for a key being loaded waits for it)."""
+    """At most `max_entries` least recently used values whose sizes add up to at most `budget` bytes (the newest one is
+    kept however big); thread-safe, and one load per key at a time (a second session asking for a key being loaded
+    waits for it)."""
 
-    def __init__(self, budget: int, size_of: Callable[[V], int]):
-        self.budget, self.size_of = budget, size_of
+    def __init__(self, budget: int, size_of: Callable[[V], int], max_entries: int = 16):
+        self.budget, self.size_of, self.max_entries = budget, size_of, max_entries
         self._lock = threading.Lock()
         self._items: OrderedDict[Hashable, tuple[V, int]] = OrderedDict()
         self._loading: dict[Hashable, threading.Lock] = {}
@@ -55,6 +56,6 @@ class ByteBudgetCache(Generic[V]):
 
     def _evict(self) -> None:
         total = sum(size for _, size in self._items.values())
-        while total > self.budget and len(self._items) > 1:
+        while (total > self.budget or len(self._items) > self.max_entries) and len(self._items) > 1:
             _, (_, size) = self._items.popitem(last=False)
             total -= size

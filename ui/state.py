@@ -41,20 +41,23 @@ def dataset_bytes(dataset: Dataset) -> int:
 
 
 def run_bytes(run: Run) -> int:
+    """A loaded run's memory: its tensors, and its history and metrics (parsed JSON takes several times its text)."""
     tensors = [*run.model.state_dict().values(), *(run.optimizer_tensors or {}).values()]
-    return sum(t.numel() * t.element_size() for t in tensors)
+    json_text = sum((run.path / name).stat().st_size for name in ("history.json", "metrics.json")
+                    if (run.path / name).is_file())
+    return sum(t.numel() * t.element_size() for t in tensors) + 4 * json_text
 
 
 @st.cache_resource
 def _datasets() -> ByteBudgetCache[Dataset]:
-    """The server's loaded datasets, at most VAE_DATASET_CACHE_BYTES (default 4 GiB) together."""
-    return ByteBudgetCache(int(float(os.environ.get("VAE_DATASET_CACHE_BYTES") or 4 * 2**30)), dataset_bytes)
+    """The server's loaded datasets: at most 8, and VAE_DATASET_CACHE_BYTES (default 4 GiB) together."""
+    return ByteBudgetCache(int(float(os.environ.get("VAE_DATASET_CACHE_BYTES") or 4 * 2**30)), dataset_bytes, 8)
 
 
 @st.cache_resource
 def _runs() -> ByteBudgetCache[Run]:
-    """The server's loaded runs, at most VAE_RUN_CACHE_BYTES (default 1 GiB) of weights together."""
-    return ByteBudgetCache(int(float(os.environ.get("VAE_RUN_CACHE_BYTES") or 2**30)), run_bytes)
+    """The server's loaded runs: at most 16, and VAE_RUN_CACHE_BYTES (default 1 GiB) together."""
+    return ByteBudgetCache(int(float(os.environ.get("VAE_RUN_CACHE_BYTES") or 2**30)), run_bytes, 16)
 
 
 def _cached(cache: ByteBudgetCache, key, load: Callable, loading: str):
