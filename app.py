@@ -1,11 +1,13 @@
 """The app's frame: page config, navigation over pages/, and the sidebar with the active dataset and model."""
 import streamlit as st
 
+from ui.access import require_access
 from ui.sidebar import sidebar_ui
 from ui.state import init_state
 from ui.warmup import warm_imports
 
 st.set_page_config(page_title="VAE latent-space explorer", page_icon=":material/explore:", layout="wide")
+require_access()  # the shared password, when VAE_PASSWORD is set (ui/access.py)
 init_state()
 page = st.navigation([
     st.Page("pages/data.py", title="Data", icon=":material/dataset:"),

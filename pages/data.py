@@ -13,7 +13,9 @@ import streamlit as st
 
 from ui.frame import require_app_frame
 from ui.images import to_uint8
+from ui.sharing import note_upload, upload_in_use
 from ui.state import active_dataset, dataset_for, set_active_dataset, upload_result, uploads_root
+from ui.storage import check_upload, prune_uploads
 from vae_core.data import Dataset
 from vae_core.runs import sanitize_name
 
@@ -25,12 +27,17 @@ LABELS_HINTS = ("label", "idx1")  # how an IDX labels file is told from its imag
 
 
 def save_uploads(files: list) -> dict:
-    """Write uploaded files to uploads_root()/<sha256 prefix>/<sanitized name> and describe them as a data source."""
+    """Write uploaded files to uploads_root()/<sha256 prefix>/<sanitized name> and describe them as a data source;
+    their count and size are checked first, and old uploads nobody uses make room (ui/storage.py)."""
+    size = check_upload(files)
     digest = hashlib.sha256()
     for f in sorted(files, key=lambda f: f.name):
         digest.update(f.name.encode() + b"\0" + f.getvalue())
     folder = uploads_root() / digest.hexdigest()[:16]
+    prune_uploads(uploads_root(), upload_in_use, incoming=0 if folder.is_dir() else size)
     folder.mkdir(parents=True, exist_ok=True)
+    os.utime(folder)  # used now: the cleaner removes the least recently used first
+    note_upload(folder)  # private to the sessions that uploaded it (ui/sharing.py)
     paths = [_write_once(folder / sanitize_name(f.name), f.getvalue()) for f in files]
     return upload_source(paths)
 

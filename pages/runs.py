@@ -9,7 +9,9 @@ import streamlit as st
 
 from ui.charts import OVERLAY_METRICS, overlay_figure
 from ui.frame import require_app_frame
-from ui.state import BUNDLED_RUN, current_job, run_for, runs_root, set_active_run, upload_result
+from ui.sharing import note_created, note_deleted, note_renamed, run_in_use, why_not_change
+from ui.state import BUNDLED_RUN, run_for, runs_root, set_active_run, upload_result
+from ui.storage import forget_imported, note_imported, prune_imported
 from vae_core.runs import RunSummary, delete_run, export_zip, import_zip, list_runs, rename_run
 
 require_app_frame()  # a deep link on a fresh server: run through app.py first (see ui/frame.py)
@@ -28,12 +30,6 @@ def same(a: str | Path | None, b: str | Path | None) -> bool:
     return a is not None and b is not None and Path(a).resolve() == Path(b).resolve()
 
 
-def training_into(path: Path) -> bool:
-    """Whether this session's running job is writing this run."""
-    job = current_job()
-    return job is not None and job.is_active and job.run_dir is not None and same(job.run_dir, path)
-
-
 def say(level: str, message: str) -> None:
     st.session_state.runs_message = (level, message)
 
@@ -48,11 +44,17 @@ def activate_cb(label: str, path: Path) -> None:
 
 def rename_cb(label: str, path: Path) -> None:
     """Rename (the name is sanitized; nothing can leave the runs folder) and keep it selected and active."""
+    refused = why_not_change(path)  # checked again here: the page may be older than another session's action
+    if refused:
+        say("error", f"{label} was not renamed. {refused}")
+        return
     try:
         new = rename_run(runs_root(), path.name, st.session_state.get("runs_new_name", ""))
     except (ValueError, OSError) as exc:
         say("error", str(exc))
         return
+    note_renamed(path, new)
+    forget_imported(runs_root(), path.name)  # a renamed import is kept like any other run
     if same(st.session_state.get("active_run"), path):
         st.session_state.active_run = str(new)
     st.session_state.runs_pick, st.session_state.runs_new_name = new.name, ""
@@ -60,11 +62,16 @@ def rename_cb(label: str, path: Path) -> None:
 
 
 def delete_cb(label: str, path: Path) -> None:
+    refused = why_not_change(path)
+    if refused:
+        say("error", f"{label} was not deleted. {refused}")
+        return
     try:
         delete_run(runs_root(), path.name)
     except (ValueError, OSError) as exc:
         say("error", str(exc))
         return
+    note_deleted(path)
     if same(st.session_state.get("active_run"), path):
         bundled = (BUNDLED_RUN / "model.safetensors").exists()
         st.session_state.active_run = str(BUNDLED_RUN) if bundled else None
@@ -85,19 +92,20 @@ def table_ui(runs: dict[str, RunSummary]) -> None:
 
 
 def actions_ui(label: str, run: RunSummary) -> None:
-    """Make active, download; rename and delete (runs folder only: not the bundled run, not while it trains)."""
+    """Make active, download; rename and delete where this session may (ui/sharing.py), else why not."""
     c1, c2 = st.columns(2)
     c1.button("Make active model", key="runs_activate", type="primary", icon=":material/check:",
               on_click=activate_cb, args=(label, run.path), width="stretch")
     c2.download_button("Download zip (safetensors + JSON)", lambda: export_zip(run.path), file_name=f"{run.name}.zip",
                        mime="application/zip", key="runs_download", on_click="ignore", icon=":material/download:",
                        width="stretch")
+    refused = why_not_change(run.path)
     if label.endswith(BUNDLED_SUFFIX):
-        st.caption("The bundled run ships with the app: it cannot be renamed or deleted.")
+        st.caption(refused)
         return
-    busy = training_into(run.path)
+    busy = refused is not None
     if busy:
-        st.caption("This run is being trained: stop the job to rename or delete it.")
+        st.caption(f":material/lock: {refused}")
     r1, r2 = st.columns([3, 1], vertical_alignment="bottom")
     r1.text_input("New name", key="runs_new_name", placeholder=run.name, disabled=busy,
                   help="Letters, digits, '-', '_' and '.'; anything else becomes '-'")
@@ -128,11 +136,19 @@ def overlay_ui(runs: dict[str, RunSummary]) -> None:
         st.plotly_chart(overlay_figure(histories, metric, x_axis or "epoch"), key="runs_overlay_chart")
 
 
+def imported(upload) -> str:
+    """Import an uploaded run zip; this session created it (it may rename and delete it). Its new name."""
+    prune_imported(runs_root(), run_in_use, incoming=len(upload.getvalue()))  # old imports nobody uses make room
+    path = import_zip(upload.getvalue(), runs_root(), zip_name=upload.name)
+    note_created(path)
+    note_imported(runs_root(), path.name)
+    return path.name
+
+
 def upload_ui() -> None:
     upload = st.file_uploader("A run zip exported by this app", type=["zip"], key="runs_upload",
                               help="Only safetensors + JSON are accepted; pickled checkpoints are refused")
-    result = upload_result("runs_upload_result", [upload] if upload else [], lambda: "Imported as " + import_zip(
-        upload.getvalue(), runs_root(), zip_name=upload.name).name)
+    result = upload_result("runs_upload_result", [upload] if upload else [], lambda: "Imported as " + imported(upload))
     if result is not None:
         (st.success if result[0] == "success" else st.error)(result[1])
 

@@ -13,6 +13,7 @@ import tomllib
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -604,3 +605,31 @@ def test_fuzzed_zips_give_a_clean_import_or_a_clear_error(tmp_path_factory):
 @pytest.mark.slow
 def test_fuzzed_zips_long(tmp_path_factory):
     fuzz_zips(tmp_path_factory, 3000)
+
+
+def object_arrays(marker: Path) -> dict[str, bytes]:
+    """An .npy and an .npz whose array is pickled objects (the Payload): what np.load runs with allow_pickle=True."""
+    npy, npz = io.BytesIO(), io.BytesIO()
+    np.save(npy, np.array([Payload(marker)], dtype=object), allow_pickle=True)
+    np.savez(npz, x=np.array([Payload(marker)], dtype=object))
+    return {"evil.npy": npy.getvalue(), "evil.npz": npz.getvalue()}
+
+
+@pytest.mark.parametrize("name", ["evil.npy", "evil.npz"])
+def test_a_pickled_array_uploaded_on_the_data_page_never_runs(tmp_path, monkeypatch, name):
+    from streamlit.testing.v1 import AppTest
+
+    marker = tmp_path / "pwned"
+    data = object_arrays(marker)[name]
+    loaded = np.load(io.BytesIO(data), allow_pickle=True)  # control: the payload is live when unpickled
+    (loaded["x"] if name.endswith(".npz") else loaded)[0]  # noqa: B018 (npz members load lazily)
+    assert marker.exists()
+    marker.unlink()
+
+    monkeypatch.setenv("VAE_RUNS_DIR", str(tmp_path / "runs"))
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=60).run()
+    at.switch_page("pages/data.py").run()
+    at.segmented_control(key="data_kind").set_value("upload").run()
+    at.file_uploader(key="data_upload").set_value((name, data, "application/octet-stream")).run()
+    assert not at.exception and name in " ".join(e.value for e in at.error)
+    assert at.session_state["dataset_source"] == "digits" and not marker.exists()

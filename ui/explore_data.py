@@ -10,7 +10,8 @@ import numpy as np
 import streamlit as st
 
 from ui.explore_live import Asset
-from ui.state import active_dataset, dataset_for, run_for, run_dataset
+from ui.fit_queue import QueueFull
+from ui.state import active_dataset, dataset_for, fit_queue, run_dataset, run_for, session_id
 from vae_core.data import Dataset
 from vae_core.export import export_model
 from vae_core.latent import (DimOrder, Projection, aggregate_posterior_samples, dims_by_kl, encode, kl_per_image,
@@ -88,8 +89,10 @@ def codes_for(latents: Latents, sample: bool) -> np.ndarray:
     return posterior_samples(latents.mu, latents.logvar, seed=0) if sample else latents.mu
 
 
-def projection_for(run: Run, dataset: Dataset, method: str, params: dict) -> Projection:
-    """A fitted projection, cached per (model file, data, method, parameters); t-SNE shows a timed spinner."""
+def projection_for(run: Run, dataset: Dataset, method: str, params: dict) -> Projection | None:
+    """A fitted projection, cached per (model file, data, method, parameters). t-SNE goes through the server's queue
+    (ui/fit_queue.py) with a timed spinner and the number of fits before it; None, with a warning shown, when the
+    queue is full or the fit was cancelled."""
     key = projection_key(str(run.path), run_mtime(run), dataset.source, method, params)
     if method == "umap":
         n = min(dataset.n, int(params["max_points"]))
@@ -98,10 +101,29 @@ def projection_for(run: Run, dataset: Dataset, method: str, params: dict) -> Pro
             return _projection(key)
     if method != "tsne":
         return _projection(key)
+    queue = fit_queue()
+    try:
+        ticket = queue.submit(key, session_id(), lambda: _projection(key))
+    except QueueFull as exc:
+        st.warning(str(exc), icon=":material/hourglass_disabled:")
+        return None
     n = min(dataset.n, int(params["max_points"]))
+    note = st.empty()
     with st.spinner(f"Running t-SNE on {n:,} codes (about {max(1, round(n / 1000 * TSNE_SECONDS_PER_1K))} s on "
                     "2 cores; cached afterwards)…", show_time=True):
-        return _projection(key)
+        while not ticket.done.wait(0.25):  # each redraw lets Streamlit end this run if the user asks for another
+            ahead = queue.ahead_of(ticket)
+            if ahead:
+                note.caption(f":material/hourglass_top: {ahead} t-SNE fit{'s' if ahead > 1 else ''} before this one "
+                             "(one at a time on this server)")
+            else:
+                note.empty()
+    note.empty()
+    try:
+        return ticket.value()
+    except ValueError as exc:  # cancelled, or the fit refused its input
+        st.warning(str(exc), icon=":material/hourglass_disabled:")
+        return None
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

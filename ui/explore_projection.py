@@ -139,6 +139,8 @@ def projection_ui(run: Run, dataset: Dataset, latents: Latents) -> str:
     """Controls, the map and its notes, the selection; returns the method for the URL."""
     method, params = _controls_ui(run, dataset, latents)
     projection = projection_for(run, dataset, method, params)
+    if projection is None:  # the server's t-SNE queue is full (the page says so)
+        return method
     model, _ = model_asset(run)  # for reconstructions on hover; the panel says why when there is none
     key = projection_key(str(run.path), run_mtime(run), dataset.source, method, params)
     map_ = map_asset(run, dataset, latents, projection, key)

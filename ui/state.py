@@ -6,8 +6,11 @@ import os
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import streamlit as st
 
+from ui.byte_cache import ByteBudgetCache
+from ui.fit_queue import FitQueue
 from vae_core.data import Dataset, load_source
 from vae_core.jobs import JobPool
 from vae_core.runs import Run, default_runs_root, list_runs, load_run
@@ -31,25 +34,51 @@ def uploads_root() -> Path:
     return path
 
 
-@st.cache_resource(max_entries=8, show_spinner="Loading dataset…")
-def _dataset(source_json: str) -> Dataset:
-    return load_source(json.loads(source_json))
+def dataset_bytes(dataset: Dataset) -> int:
+    """The memory a dataset holds (a memory-mapped file's pages belong to the page cache, not to us)."""
+    arrays = (dataset.images, dataset.labels, dataset.factors)
+    return sum(a.nbytes for a in arrays if a is not None and not isinstance(a, np.memmap))
+
+
+def run_bytes(run: Run) -> int:
+    """A loaded run's memory: its tensors, and its history and metrics (parsed JSON takes several times its text)."""
+    tensors = [*run.model.state_dict().values(), *(run.optimizer_tensors or {}).values()]
+    json_text = sum((run.path / name).stat().st_size for name in ("history.json", "metrics.json")
+                    if (run.path / name).is_file())
+    return sum(t.numel() * t.element_size() for t in tensors) + 4 * json_text
+
+
+@st.cache_resource
+def _datasets() -> ByteBudgetCache[Dataset]:
+    """The server's loaded datasets: at most 8, and VAE_DATASET_CACHE_BYTES (default 4 GiB) together."""
+    return ByteBudgetCache(int(float(os.environ.get("VAE_DATASET_CACHE_BYTES") or 4 * 2**30)), dataset_bytes, 8)
+
+
+@st.cache_resource
+def _runs() -> ByteBudgetCache[Run]:
+    """The server's loaded runs: at most 16, and VAE_RUN_CACHE_BYTES (default 1 GiB) together."""
+    return ByteBudgetCache(int(float(os.environ.get("VAE_RUN_CACHE_BYTES") or 2**30)), run_bytes, 16)
+
+
+def _cached(cache: ByteBudgetCache, key, load: Callable, loading: str):
+    """cache.get(key, load), with a spinner saying `loading` only when it has to load."""
+    if key in cache:
+        return cache.get(key, load)
+    with st.spinner(loading):
+        return cache.get(key, load)
 
 
 def dataset_for(source: str | dict) -> Dataset:
     """A dataset, loaded once per source for all sessions (read-only: never modify its arrays)."""
-    return _dataset(json.dumps(source, sort_keys=True))
-
-
-@st.cache_resource(max_entries=16, show_spinner="Loading model…")
-def _run(path: str, mtime: float) -> Run:
-    return load_run(path)
+    key = json.dumps(source, sort_keys=True)
+    return _cached(_datasets(), key, lambda: load_source(json.loads(key)), "Loading dataset…")
 
 
 def run_for(path: str | Path) -> Run:
     """A run, loaded once per (path, modification time); reloaded when the run is saved again."""
     path = Path(path)
-    return _run(str(path), (path / "model.safetensors").stat().st_mtime)
+    key = (str(path), (path / "model.safetensors").stat().st_mtime)
+    return _cached(_runs(), key, lambda: load_run(path), "Loading model…")
 
 
 @st.cache_resource
@@ -58,6 +87,12 @@ def job_pool() -> JobPool:
     pool = JobPool()
     pool.start_watchdog(session_is_alive, grace_s=float(os.environ.get("VAE_DISCONNECT_GRACE_S", 120)))
     return pool
+
+
+@st.cache_resource
+def fit_queue() -> FitQueue:
+    """The one queue of slow projection fits (t-SNE) of this server."""
+    return FitQueue(session_is_alive)
 
 
 def session_id() -> str:
@@ -77,14 +112,18 @@ def session_is_alive(sid: str) -> bool:
 
 
 def init_state() -> None:
-    """Defaults for a new session: bundled digits, and the newest run (or the bundled one) as the active model."""
+    """Defaults for a new session: bundled digits, and the newest run not created by another connected session (or
+    the bundled one) as the active model."""
+    from ui.sharing import created_elsewhere, note_active  # (ui.sharing imports this module)
+
     if "dataset_source" not in st.session_state:
         st.session_state.dataset_source = "digits"
     if "active_run" not in st.session_state:
-        runs = list_runs(runs_root())
+        runs = [r for r in list_runs(runs_root()) if not created_elsewhere(r.path)]
         default = runs[0].path if runs else BUNDLED_RUN
         st.session_state.active_run = str(default) if (Path(default) / "model.safetensors").exists() else None
     adopt_finished_job()
+    note_active(st.session_state.active_run)  # other sessions may not delete it while it is in use here
 
 
 def active_dataset() -> Dataset:
@@ -132,7 +171,12 @@ def adopt_finished_job() -> None:
 
 
 def run_dataset(run: Run) -> Dataset:
-    """The dataset a run was trained on (falls back to the active dataset when its file is gone)."""
+    """The dataset a run was trained on (falls back to the active dataset when its file is gone, or when it is
+    another session's upload: uploads are private to the sessions that made them)."""
+    from ui.sharing import upload_visible
+
+    if not upload_visible(run.config.data_source):
+        return active_dataset()
     try:
         return dataset_for(run.config.data_source)
     except ValueError:

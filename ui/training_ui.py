@@ -12,6 +12,7 @@ from ui.charts import (KL_COLLAPSE_NATS, collapsed_dims, history_frame, kl_bars_
                        loss_figure)
 from ui.exports import epoch_reconstructions_download_ui
 from ui.images import grid
+from ui.sharing import note_created
 from ui.state import adopt_finished_job, job_pool, run_dataset, runs_root, session_id
 from vae_core.config import ARCHS, LIKELIHOODS, ModelConfig, TrainConfig
 from vae_core.data import Dataset, split_indices
@@ -64,6 +65,9 @@ def settings_form_ui(dataset: Dataset) -> tuple[ModelConfig, TrainConfig] | None
         st.number_input("Seed", 0, 2**31 - 1, step=1, key="tf_seed", **keep)
         submitted = st.form_submit_button("Start training", key="train_start", type="primary",
                                           icon=":material/play_arrow:", width="stretch")
+    limit = job_pool().max_job_s
+    st.caption(f"One job per session, {job_pool().max_jobs} at once on this server"
+               + (f"; each stops after {limit / 60:g} min (saved)." if limit else "."))
     if not submitted:
         return None
     try:
@@ -88,6 +92,7 @@ def start_job(dataset: Dataset, model_config: ModelConfig, train_config: TrainCo
     stamp = time.strftime("%Y%m%d-%H%M%S")
     name = unique_run_name(runs_root(), f"{dataset.name}-{model_config.arch}-z{model_config.latent_dim}-{stamp}")
     job = TrainingJob(dataset, model_config, train_config, run_dir=runs_root() / name)
+    note_created(job.run_dir)  # this session may rename and delete it (ui/sharing.py)
     job_pool().start(session_id(), job)
     st.session_state.job = job
     st.session_state.live_lr, st.session_state.live_beta = train_config.lr, train_config.beta
@@ -158,6 +163,9 @@ def _live_body(job: TrainingJob | None, run: Run | None, was_active: bool) -> No
         if was_active and progress.state not in ACTIVE:
             st.rerun()  # the job ended: redraw the page (buttons, sidebar's active model)
         _progress_ui(progress)
+        why = job_pool().why_stopped(session_id(), job)
+        if why:
+            st.warning(why, icon=":material/timer_off:")
         name, model_key = job.run_dir.name if job.run_dir else "training", (id(job), version)
         fixed, n_train = job.dataset.batch(job.val_idx[:N_FIXED]), len(job.train_idx)
         model_fn = job.model_snapshot

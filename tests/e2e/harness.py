@@ -84,12 +84,13 @@ class Server:
 
 
 def start_server(script: str | Path, log_path: Path, env: dict | None = None, cwd: Path = ROOT,
-                 timeout: float = 90.0) -> Server:
-    """`streamlit run script` headless on 127.0.0.1:<free port>; returns once /_stcore/health answers ok."""
+                 timeout: float = 90.0, address: str | None = "127.0.0.1") -> Server:
+    """`streamlit run script` headless on address:<free port> (address None: whatever the app's config says);
+    returns once /_stcore/health answers ok on 127.0.0.1."""
     port = free_port()
     cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
-           "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
-           "--browser.gatherUsageStats", "false"]
+           "--server.port", str(port), "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
+    cmd += ["--server.address", address] if address else []
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "wb")
     process = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,

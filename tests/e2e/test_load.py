@@ -1,0 +1,47 @@
+"""Load, bounded and on loopback only: 8 browser sessions explore (server-decoded slider changes, round robin) while
+2 sessions train (a job after another), for VAE_LOAD_SECONDS (default 60; setting up the ten sessions takes about 3
+more minutes on 2 cores). No page shows an exception, no change is lost, every run trained and a run that was there
+before load afterwards (the earlier one byte-identical); the server's RSS and the slider's p50/p95 are printed.
+The same load runs for 10 minutes in `python -m bench.bench_soak`."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from bench.bench_soak import run_load, stop_trainers
+from tests.e2e.harness import ARTIFACTS, exception_texts, start_server
+from tests.e2e.test_train import progress_text
+from vae_core.config import ModelConfig, RunConfig, TrainConfig
+from vae_core.model import VAE
+from vae_core.runs import load_run, save_run
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+EXPLORERS, TRAINERS = 8, 2
+SECONDS = float(os.environ.get("VAE_LOAD_SECONDS", 60))
+
+
+def test_eight_sessions_explore_while_two_train(browser, tmp_path, _opened):
+    runs = tmp_path / "runs"
+    config = ModelConfig(latent_dim=2, hidden_sizes=(8,))
+    earlier = save_run(runs / "earlier", VAE(config), RunConfig(config, TrainConfig(), {"kind": "digits"}))
+    earlier_files = {p.name: p.read_bytes() for p in earlier.iterdir()}
+    server = start_server("app.py", ARTIFACTS / "streamlit-load.log",
+                          env={"VAE_RUNS_DIR": str(runs), "VAE_THREADS": "1", "VAE_MAX_JOBS": str(TRAINERS)})
+    try:
+        load = run_load(browser, server, EXPLORERS, TRAINERS, SECONDS, opened=_opened)
+        errors = [text for page in [*load.trainers, *load.explorers] for text in exception_texts(page)]
+        assert not errors, errors
+        assert all(progress_text(page).startswith(("running", "finished")) for page in load.trainers)
+        s = load.summary()
+        print(f"\nload: {EXPLORERS} exploring + {TRAINERS} training ({s['jobs']} jobs) for {SECONDS:.0f} s: "
+              f"{s['changes']} slider changes, {s['lost']} lost, p50 {s['p50_ms']:.0f} ms, p95 {s['p95_ms']:.0f} ms; "
+              f"server RSS {s['rss_start_mb']:.0f} -> {s['rss_end_mb']:.0f} MB, peak {server.peak_rss_mb():.0f} MB")
+        assert s["lost"] == 0 and s["changes"] >= EXPLORERS
+        stop_trainers(load)
+    finally:
+        server.stop()
+    trained = [p for p in runs.iterdir() if not p.name.startswith(".") and p.name != "earlier"]
+    assert len(trained) == load.jobs and all(load_run(p).history["steps"] for p in trained)
+    assert {p.name: p.read_bytes() for p in earlier.iterdir()} == earlier_files
