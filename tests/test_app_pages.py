@@ -121,6 +121,29 @@ def test_kl_vanishing_warning_and_one_click_remedy(app):
     assert at.session_state["tf_free_bits"] == 0.25
 
 
+def test_validation_fraction_zero_trains_on_everything_and_every_page_copes(app):
+    at = app("pages/train.py")
+    job = start_training(at, tf_epochs=2, tf_val=0.0)
+    assert job.join(timeout=120) and job.state == "finished", job.error
+    assert len(job.train_idx) == 1797 and len(job.val_idx) == 0
+    at.run()
+    assert not at.exception
+    assert "No validation split" in texts(at.caption)  # the page says why there is no validation curve
+    assert "Training images (top)" in texts(at.markdown)  # the reconstructions are of seen images, and say so
+    assert at.session_state["active_run"] == str(job.run_dir)
+    assert "no validation split" in texts(at.sidebar.caption)
+    at.session_state["theory_open"] = True
+    at.run()
+    assert not at.exception and "seen in training" in texts(at.caption)
+    at.switch_page("pages/runs.py").run()
+    assert not at.exception
+    table = at.dataframe[0].value.set_index("run")
+    assert np.isnan(table.loc[job.run_dir.name, "val −ELBO"]) and table.loc[job.run_dir.name, "epochs"] == 2
+    assert f"No validation −ELBO for {job.run_dir.name}" in texts(at.caption)  # the overlay says why its curve is absent
+    at.switch_page("pages/explore.py").run()
+    assert not at.exception
+
+
 def test_bad_upload_shows_the_error_and_keeps_the_dataset(app):
     at = app("pages/data.py")
     at.segmented_control(key="data_kind").set_value("upload").run()

@@ -147,6 +147,22 @@ def test_a_long_history_is_thinned_evenly_to_stay_loadable(digits, tmp_path, mon
     assert load_run(tmp_path / "run").history["steps"] == job.history()["steps"]
 
 
+def test_val_fraction_zero_trains_on_every_image_without_validation_rows(digits, tmp_path):
+    job = run_job(digits, train_config=replace(QUICK, val_fraction=0.0), run_dir=tmp_path / "run")
+    assert job.state == "finished", job.error
+    assert len(job.train_idx) == digits.n and len(job.val_idx) == 0
+    assert job.progress().step == 2 * -(-digits.n // QUICK.batch_size)  # every image, every epoch
+    epochs = job.history()["epochs"]
+    assert [(e["epoch"], e["val_images"]) for e in epochs] == [(1, 0), (2, 0)]  # the history says: no validation
+    assert not any(key.startswith("val_") and key != "val_images" or key == "active_units" for e in epochs for key in e)
+    run = load_run(tmp_path / "run")
+    assert run.metrics["val_images"] == 0 and run.metrics["val_neg_elbo"] is None
+    assert run.config.train.val_fraction == 0.0 and run.state["finished"] is True
+    x = digits.images[:256]
+    assert -evaluate(run.model, Dataset(x, name="x")).elbo < 0.8 * -evaluate(  # it learned
+        TrainingJob(digits, SMALL, QUICK, threads=1).model_snapshot(), Dataset(x, name="x")).elbo
+
+
 # ---------------------------------------------------------------- numbers
 
 def test_same_seed_same_history_other_seed_differs(digits):

@@ -12,7 +12,7 @@ from ui.charts import KL_COLLAPSE_NATS, collapsed_dims, history_frame, kl_bars_f
 from ui.images import grid
 from ui.state import adopt_finished_job, job_pool, run_dataset, runs_root, session_id
 from vae_core.config import ARCHS, LIKELIHOODS, ModelConfig, TrainConfig
-from vae_core.data import Dataset, split_indices
+from vae_core.data import Dataset, preview_indices, split_indices
 from vae_core.model import VAE
 from vae_core.runs import Run, unique_run_name
 from vae_core.training import TrainingJob
@@ -28,7 +28,10 @@ FORM_DEFAULTS = {  # widget key -> default, taken from the engine's configs (tun
     "tf_likelihood": ModelConfig.likelihood, "tf_beta": float(TrainConfig.beta),
     "tf_warmup": TrainConfig.warmup_steps, "tf_free_bits": float(TrainConfig.free_bits), "tf_lr": TrainConfig.lr,
     "tf_batch": TrainConfig.batch_size, "tf_epochs": TrainConfig.epochs, "tf_seed": TrainConfig.seed,
+    "tf_val": TrainConfig.val_fraction,
 }
+NO_VALIDATION = ("No validation split (validation fraction 0): every image trains and the per-epoch validation "
+                 "metrics are skipped. Measure held-out quality with `python -m vae_core.evaluate RUN --data FILE`.")
 
 
 # --------------------------------------------------------------------------- the settings form
@@ -59,6 +62,9 @@ def settings_form_ui(dataset: Dataset) -> tuple[ModelConfig, TrainConfig] | None
         st.selectbox("Batch size", BATCH_SIZES, key="tf_batch", **keep)
         st.number_input("Epochs", 1, 10_000, step=1, key="tf_epochs", **keep)
         st.number_input("Seed", 0, 2**31 - 1, step=1, key="tf_seed", **keep)
+        st.number_input("Validation fraction", 0.0, 0.5, step=0.05, key="tf_val", format="%.2f",
+                        help="Images held out for the per-epoch validation −ELBO. 0 trains on every image and skips "
+                             "validation (evaluate on a held-out file with `python -m vae_core.evaluate`)", **keep)
         submitted = st.form_submit_button("Start training", key="train_start", type="primary",
                                           icon=":material/play_arrow:", width="stretch")
     if not submitted:
@@ -76,7 +82,8 @@ def form_configs(dataset: Dataset) -> tuple[ModelConfig, TrainConfig]:
     model = ModelConfig(input_shape=dataset.shape, latent_dim=int(s.tf_latent), hidden_sizes=(int(s.tf_hidden),),
                         arch=s.tf_arch, likelihood=s.tf_likelihood)
     train = TrainConfig(epochs=int(s.tf_epochs), batch_size=int(s.tf_batch), lr=float(s.tf_lr), beta=float(s.tf_beta),
-                        warmup_steps=int(s.tf_warmup), free_bits=float(s.tf_free_bits), seed=int(s.tf_seed))
+                        warmup_steps=int(s.tf_warmup), free_bits=float(s.tf_free_bits), seed=int(s.tf_seed),
+                        val_fraction=float(s.tf_val))
     return model, train
 
 
@@ -156,27 +163,31 @@ def _live_body(job: TrainingJob | None, run: Run | None, was_active: bool) -> No
             st.rerun()  # the job ended: redraw the page (buttons, sidebar's active model)
         _progress_ui(progress)
         name, model_key = job.run_dir.name if job.run_dir else "training", (id(job), version)
-        fixed, n_train = job.dataset.batch(job.val_idx[:N_FIXED]), len(job.train_idx)
+        shown, kind = preview_indices(job.dataset.n, job.train_config.val_fraction, job.train_config.seed)
+        fixed, n_train = job.dataset.batch(shown[:N_FIXED]), len(job.train_idx)
         model_fn = job.model_snapshot
     elif run is not None:
         steps, epochs = run.history.get("steps", []), run.history.get("epochs", [])
         st.caption(f"Curves of the active model **{run.name}** — press Start to train a new one.")
         dataset = run_dataset(run)
-        train_idx, val_idx = split_indices(dataset.n, run.config.train.val_fraction, run.config.train.seed)
+        train_idx, _ = split_indices(dataset.n, run.config.train.val_fraction, run.config.train.seed)
+        shown, kind = preview_indices(dataset.n, run.config.train.val_fraction, run.config.train.seed)
         name, model_key = run.name, (str(run.path), (run.path / "model.safetensors").stat().st_mtime)
-        fixed, n_train = dataset.batch(val_idx[:N_FIXED]), len(train_idx)
+        fixed, n_train = dataset.batch(shown[:N_FIXED]), len(train_idx)
         model_fn = lambda: run.model  # noqa: E731
         if dataset.shape != run.config.model.input_shape:
             fixed = None
     else:
         st.info("No model yet: choose the settings and press **Start training**.")
         return
+    if kind == "training":
+        st.caption(NO_VALIDATION)
     _curves_ui(steps, epochs, name)
     left, right = st.columns(2)
     with left:
         _kl_ui(steps, epochs, n_train)
     with right:
-        _images_ui(model_key, model_fn, fixed)
+        _images_ui(model_key, model_fn, fixed, kind)
 
 
 def _job_history(job: TrainingJob) -> tuple[list[dict], list[dict], object, int]:
@@ -247,14 +258,15 @@ def _kl_ui(steps: list[dict], epochs: list[dict], n_train: int) -> None:
         st.caption("Warm-up and free bits apply at the next Start; halving β also applies to the running job now.")
 
 
-def _images_ui(model_key: tuple, model_fn, fixed: np.ndarray | None) -> None:
-    """Fixed validation images over their reconstructions, and prior samples; recomputed only for new weights."""
+def _images_ui(model_key: tuple, model_fn, fixed: np.ndarray | None, kind: str) -> None:
+    """Fixed validation (or training) images over their reconstructions, and prior samples; recomputed only for new
+    weights."""
     cache = st.session_state.get("live_images")
     if cache is None or cache["key"] != model_key:
         model = model_fn()
         cache = st.session_state.live_images = {"key": model_key, **_decode_images(model, fixed)}
     if "recon" in cache:
-        st.markdown("**Validation images (top) and reconstructions (bottom)**")
+        st.markdown(f"**{kind.capitalize()} images (top) and reconstructions (bottom)**")
         st.image(cache["recon"])
     st.markdown("**Samples from the prior** z ~ N(0, I)")
     st.image(cache["samples"])

@@ -57,7 +57,7 @@ class TrainConfig:
     warmup_steps: int = 0  # linear KL warm-up: beta ramps 0 -> beta over this many steps
     free_bits: float = 0.0  # nats per latent dimension below which KL is not penalised (Kingma et al. 2016)
     seed: int = 0
-    val_fraction: float = 0.1
+    val_fraction: float = 0.1  # 0: train on every image, no per-epoch validation (evaluate on a file instead)
     log_every: int = 1  # record a history row every k steps
     device: str = "cpu"
 
@@ -69,7 +69,7 @@ class TrainConfig:
             (self.beta >= 0, "beta must be >= 0"),
             (self.warmup_steps >= 0, "warmup_steps must be >= 0"),
             (self.free_bits >= 0, "free_bits must be >= 0"),
-            (0 < self.val_fraction < 1, "val_fraction must be in (0, 1)"),
+            (0 <= self.val_fraction < 1, "val_fraction must be in [0, 1) (0: no validation split)"),
             (self.log_every >= 1, "log_every must be >= 1"),
         ]
         for ok, message in checks:

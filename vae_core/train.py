@@ -40,7 +40,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
     p.add_argument("--free-bits", type=float, default=d.free_bits)
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--val-fraction", type=float, default=d.val_fraction)
+    p.add_argument("--val-fraction", type=float, default=d.val_fraction,
+                   help="share of the images held out for per-epoch validation; 0 trains on all of them (then measure "
+                        "held-out quality with python -m vae_core.evaluate OUT --data FILE)")
     p.add_argument("--log-every", type=int, default=d.log_every)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: all cores)")
@@ -81,6 +83,15 @@ def data_source(args: argparse.Namespace, resume=None) -> str | dict:
     if args.labels is not None:
         return {"kind": "path", "path": data, "labels_path": args.labels}
     return data
+
+
+def _validation_summary(last: dict, model_cfg: ModelConfig, out: str) -> str:
+    """The last epoch's validation numbers, or how to measure held-out quality when there was no validation split."""
+    if last.get("val_neg_elbo") is None:
+        return (f"no validation split (--val-fraction 0): evaluate on held-out images with "
+                f"python -m vae_core.evaluate {out} --data FILE")
+    return (f"validation -ELBO {last['val_neg_elbo']:.2f} nats/image, active units "
+            f"{last.get('active_units')}/{model_cfg.latent_dim}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -126,8 +137,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"warning: {warning}", file=sys.stderr)
         last = job.history()["epochs"][-1] if job.history()["epochs"] else {}
         if rank == 0:
-            print(f"saved {Path(args.out)}: {progress.epoch} epochs, validation -ELBO {last.get('val_neg_elbo', float('nan')):.2f} "
-                  f"nats/image, active units {last.get('active_units')}/{model_cfg.latent_dim}")
+            print(f"saved {Path(args.out)}: {progress.epoch} epochs, {_validation_summary(last, model_cfg, args.out)}")
         return 0
     finally:
         if distributed:

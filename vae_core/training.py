@@ -382,10 +382,14 @@ class TrainingJob:
             self._rate = pending[-1][-1]
 
     def _end_epoch(self, epoch: int) -> None:
-        ev = evaluate(self.model, _Rows(self.dataset, self.val_idx), seed=self.train_config.seed)
-        self.model.train()
-        row = {"epoch": epoch + 1, "step": self._step, "val_neg_elbo": -ev.elbo, "val_recon": ev.reconstruction,
-               "val_kl": ev.kl, "active_units": ev.active_units, "val_kl_per_dim": ev.kl_per_dim, "time": time.time()}
+        """Validate (unless there is no validation split: val_images 0 says so), publish the weights, autosave."""
+        row = {"epoch": epoch + 1, "step": self._step, "val_images": len(self.val_idx)}
+        if len(self.val_idx):
+            ev = evaluate(self.model, _Rows(self.dataset, self.val_idx), seed=self.train_config.seed)
+            self.model.train()
+            row |= {"val_neg_elbo": -ev.elbo, "val_recon": ev.reconstruction, "val_kl": ev.kl,
+                    "active_units": ev.active_units, "val_kl_per_dim": ev.kl_per_dim}
+        row["time"] = time.time()
         with self._lock:
             self._epochs.append(row)
             self._epoch = epoch + 1
@@ -410,7 +414,8 @@ class TrainingJob:
         last = epochs[-1] if epochs else {}
         metrics = {"epochs_done": len(epochs), "val_neg_elbo": last.get("val_neg_elbo"),
                    "val_recon": last.get("val_recon"), "val_kl": last.get("val_kl"),
-                   "active_units": last.get("active_units"), "step": self._step, "device": str(self.device),
+                   "active_units": last.get("active_units"), "val_images": len(self.val_idx), "step": self._step,
+                   "device": str(self.device),
                    "world_size": self.world}
         config = RunConfig(model=self.model_config, train=self.train_config, dataset=self.dataset.source | {
             "name": self.dataset.name})
