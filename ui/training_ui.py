@@ -15,7 +15,7 @@ from vae_core.config import ARCHS, LIKELIHOODS, ModelConfig, TrainConfig
 from vae_core.data import Dataset, preview_indices, split_indices
 from vae_core.model import VAE
 from vae_core.runs import Run, unique_run_name
-from vae_core.training import TrainingJob
+from vae_core.process_job import ProcessJob, warm_up
 
 LIVE_REFRESH_S = 1.0  # how often the live view redraws while a job runs
 LR_GRID = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 3e-3, 5e-3, 1e-2, 2e-2, 5e-2]
@@ -40,6 +40,7 @@ def init_form_state() -> None:
     """Put the form's defaults in session state once, so remedies can change them before the widgets draw."""
     for key, value in FORM_DEFAULTS.items():
         st.session_state.setdefault(key, value)
+    warm_up()  # the training workers' fork server starts while the user reads the form (once per server)
 
 
 def settings_form_ui(dataset: Dataset) -> tuple[ModelConfig, TrainConfig] | None:
@@ -87,11 +88,11 @@ def form_configs(dataset: Dataset) -> tuple[ModelConfig, TrainConfig]:
     return model, train
 
 
-def start_job(dataset: Dataset, model_config: ModelConfig, train_config: TrainConfig) -> TrainingJob:
+def start_job(dataset: Dataset, model_config: ModelConfig, train_config: TrainConfig) -> ProcessJob:
     """Start training in the background under the server's job limit (PoolFull propagates); keep it in the session."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     name = unique_run_name(runs_root(), f"{dataset.name}-{model_config.arch}-z{model_config.latent_dim}-{stamp}")
-    job = TrainingJob(dataset, model_config, train_config, run_dir=runs_root() / name)
+    job = ProcessJob(dataset, model_config, train_config, run_dir=runs_root() / name)  # a worker process per job
     job_pool().start(session_id(), job)
     st.session_state.job = job
     st.session_state.live_lr, st.session_state.live_beta = train_config.lr, train_config.beta
@@ -100,7 +101,7 @@ def start_job(dataset: Dataset, model_config: ModelConfig, train_config: TrainCo
 
 # --------------------------------------------------------------------------- controls
 
-def controls_ui(job: TrainingJob | None) -> None:
+def controls_ui(job: ProcessJob | None) -> None:
     """Pause / Resume / Stop, and the learning rate and β that apply to the running job at once."""
     state = job.state if job is not None else None
     cols = st.columns([1.1, 1.25, 1, 2.4, 1.6], vertical_alignment="bottom")
@@ -122,7 +123,7 @@ def controls_ui(job: TrainingJob | None) -> None:
                          help="Applies to the running job from its next step (warm-up still ramps to it)")
 
 
-def _stop(job: TrainingJob) -> None:
+def _stop(job: ProcessJob) -> None:
     """Stop, wait for the final save, and make the run the active model."""
     job.stop()
     job.join(timeout=30)
@@ -148,13 +149,13 @@ def _remedy(kind: str, n_train: int) -> None:
 
 # --------------------------------------------------------------------------- the live view
 
-def live_ui(job: TrainingJob | None, run: Run | None) -> None:
+def live_ui(job: ProcessJob | None, run: Run | None) -> None:
     """Curves, KL per dimension, progress and images; redrawn every LIVE_REFRESH_S only while a job is active."""
     active = job is not None and job.is_active
     st.fragment(run_every=LIVE_REFRESH_S if active else None)(_live_body)(job, run, active)
 
 
-def _live_body(job: TrainingJob | None, run: Run | None, was_active: bool) -> None:
+def _live_body(job: ProcessJob | None, run: Run | None, was_active: bool) -> None:
     if st.session_state.pop("remedy_applied", None):
         st.rerun()  # the form lives outside this fragment: redraw the page so it shows the new settings
     if job is not None:
@@ -190,7 +191,7 @@ def _live_body(job: TrainingJob | None, run: Run | None, was_active: bool) -> No
         _images_ui(model_key, model_fn, fixed, kind)
 
 
-def _job_history(job: TrainingJob) -> tuple[list[dict], list[dict], object, int]:
+def _job_history(job: ProcessJob) -> tuple[list[dict], list[dict], object, int]:
     """The job's history, fetched incrementally: only step rows newer than the last redraw cross the lock."""
     cache = st.session_state.get("live_history")
     if cache is None or cache["job"] != id(job):

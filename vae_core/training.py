@@ -217,6 +217,12 @@ class TrainingJob:
         with self._lock:
             return {"steps": list(self._steps), "epochs": list(self._epochs)}
 
+    @property
+    def history_stride(self) -> int:
+        """Every how many logged rows the step history keeps one (1 until a long run outgrows its budget)."""
+        with self._lock:
+            return self._stride
+
     def model_snapshot(self) -> VAE:
         """A CPU copy of the weights published at the last epoch end (or the start), safe to use in any thread."""
         with self._lock:
