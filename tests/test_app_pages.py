@@ -47,7 +47,12 @@ def texts(elements) -> str:
 
 def start_training(at: AppTest, **settings) -> object:
     for key, value in settings.items():
-        widget = at.select_slider(key=key) if key == "tf_lr" else at.number_input(key=key)
+        if key == "tf_lr":
+            widget = at.select_slider(key=key)
+        elif isinstance(value, str):
+            widget = at.selectbox(key=key)
+        else:
+            widget = at.number_input(key=key)
         widget.set_value(value)
     at.button(key="train_start").click().run()
     assert not at.exception and not at.error, texts(at.error)
@@ -72,7 +77,7 @@ def test_data_page_shows_the_dataset(app):
 
 def test_train_pause_resume_live_lr_and_beta_stop_then_runs(app):
     at = app("pages/train.py")
-    job = start_training(at, tf_epochs=2000)
+    job = start_training(at, tf_epochs=2000, tf_lr_schedule="constant", tf_lr_warmup=0)  # rows then carry the lr set
     assert job.state == "running" and at.session_state["live_lr"] == TrainConfig.lr
     wait_until(lambda: job.history()["epochs"], what="the first epoch")
     at.run()

@@ -25,8 +25,8 @@ from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ModelConfig(input_shape=(1, 8, 8), latent_dim=4, hidden_sizes=(32,))
-QUICK = TrainConfig(epochs=2, batch_size=64, lr=3e-3, seed=0)
-LONG = TrainConfig(epochs=10_000, batch_size=16, lr=1e-3, seed=0)
+QUICK = TrainConfig(epochs=2, batch_size=64, lr=3e-3, seed=0, lr_schedule="constant", lr_warmup_steps=0)
+LONG = replace(QUICK, epochs=10_000, batch_size=16, lr=1e-3)
 
 
 def without_clock(history: dict) -> dict:
@@ -51,6 +51,9 @@ def test_pause_resume_live_lr_and_beta_and_stop_cross_the_process_boundary(digit
     job = ProcessJob(digits, SMALL, LONG, run_dir=tmp_path / "run", threads=1).start()
     try:
         wait_until(lambda: job.progress().step >= 5, "the first steps")
+        progress = job.progress()  # what the Train page's progress bar shows, live from the worker
+        assert progress.state == "running" and progress.samples_per_s > 0 and progress.eta_s > 0
+        assert progress.total_steps == 10_000 * -(-len(job.train_idx) // 16)
         job.set_lr(5e-4)
         job.set_beta(0.5)
         wait_until(lambda: [r for r in job.history()["steps"] if r["lr"] == 5e-4 and r["beta"] == 0.5],

@@ -11,7 +11,7 @@ import torch
 from ui.charts import KL_COLLAPSE_NATS, collapsed_dims, history_frame, kl_bars_figure, kl_vanishing, loss_figure
 from ui.images import grid
 from ui.state import adopt_finished_job, job_pool, run_dataset, runs_root, session_id
-from vae_core.config import ARCHS, LIKELIHOODS, ModelConfig, TrainConfig
+from vae_core.config import ARCHS, LIKELIHOODS, LR_SCHEDULES, ModelConfig, TrainConfig
 from vae_core.data import Dataset, preview_indices, split_indices
 from vae_core.model import VAE
 from vae_core.runs import Run, unique_run_name
@@ -28,7 +28,8 @@ FORM_DEFAULTS = {  # widget key -> default, taken from the engine's configs (tun
     "tf_likelihood": ModelConfig.likelihood, "tf_beta": float(TrainConfig.beta),
     "tf_warmup": TrainConfig.warmup_steps, "tf_free_bits": float(TrainConfig.free_bits), "tf_lr": TrainConfig.lr,
     "tf_batch": TrainConfig.batch_size, "tf_epochs": TrainConfig.epochs, "tf_seed": TrainConfig.seed,
-    "tf_val": TrainConfig.val_fraction,
+    "tf_val": TrainConfig.val_fraction, "tf_lr_schedule": TrainConfig.lr_schedule,
+    "tf_lr_warmup": TrainConfig.lr_warmup_steps,
 }
 NO_VALIDATION = ("No validation split (validation fraction 0): every image trains and the per-epoch validation "
                  "metrics are skipped. Measure held-out quality with `python -m vae_core.evaluate RUN --data FILE`.")
@@ -59,7 +60,12 @@ def settings_form_ui(dataset: Dataset) -> tuple[ModelConfig, TrainConfig] | None
         st.number_input("Free bits (nats per dimension)", 0.0, 5.0, step=0.05, key="tf_free_bits",
                         help="KL below this floor is not penalised", **keep)
         st.markdown("**Optimisation**")
-        st.select_slider("Learning rate", LR_GRID, key="tf_lr", format_func=lambda v: f"{v:g}", **keep)
+        st.select_slider("Learning rate", LR_GRID, key="tf_lr", format_func=lambda v: f"{v:g}",
+                         help="The peak rate: the schedule scales it", **keep)
+        st.selectbox("Learning-rate schedule", LR_SCHEDULES, key="tf_lr_schedule",
+                     help="cosine decays the rate to 0 at the last epoch", **keep)
+        st.number_input("Learning-rate warm-up (steps)", 0, 1_000_000, step=50, key="tf_lr_warmup",
+                        help="The rate ramps linearly from ~0 over this many steps", **keep)
         st.selectbox("Batch size", BATCH_SIZES, key="tf_batch", **keep)
         st.number_input("Epochs", 1, 10_000, step=1, key="tf_epochs", **keep)
         st.number_input("Seed", 0, 2**31 - 1, step=1, key="tf_seed", **keep)
@@ -82,7 +88,8 @@ def form_configs(dataset: Dataset) -> tuple[ModelConfig, TrainConfig]:
     s = st.session_state
     model = ModelConfig(input_shape=dataset.shape, latent_dim=int(s.tf_latent), hidden_sizes=(int(s.tf_hidden),),
                         arch=s.tf_arch, likelihood=s.tf_likelihood)
-    train = TrainConfig(epochs=int(s.tf_epochs), batch_size=int(s.tf_batch), lr=float(s.tf_lr), beta=float(s.tf_beta),
+    train = TrainConfig(epochs=int(s.tf_epochs), batch_size=int(s.tf_batch), lr=float(s.tf_lr),
+                        lr_schedule=s.tf_lr_schedule, lr_warmup_steps=int(s.tf_lr_warmup), beta=float(s.tf_beta),
                         warmup_steps=int(s.tf_warmup), free_bits=float(s.tf_free_bits), seed=int(s.tf_seed),
                         val_fraction=float(s.tf_val))
     return model, train

@@ -6,7 +6,8 @@ the steps nor are slowed by them, and a crash or an out-of-memory kill ends the 
 session sees it as a failed job with the reason. The images reach the worker without a copy per step: in-memory
 data through one shared memory-mapped file (written once, mapped copy-on-write), a memory-mapped .npy by its path.
 History rows, progress and the weights published at each epoch end stream back over a pipe (weights as
-safetensors bytes); pause, resume, stop, lr and β go the other way. The worker writes the run folder itself.
+safetensors bytes); pause, resume, stop, lr and β go the other way. The worker writes the run folder itself. The
+pipe carries only what our own worker sends (multiprocessing pickles it); nothing a user supplies crosses it.
 """
 from __future__ import annotations
 
@@ -16,20 +17,19 @@ import multiprocessing
 import os
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
-import safetensors.torch
+from safetensors.torch import load as weights_from_bytes
 
 from .config import ModelConfig, TrainConfig
 from .data import Dataset, split_indices
 from .model import VAE
 from .run_checks import model_skeleton
-from .runs import Run, load_run
-from .training import HISTORY_VALUES, Progress, Snapshot, TrainingJob, build_model, default_threads, resolve_device
+from .job_worker import worker_main
+from .runs import Run
+from .training import Progress, Snapshot, build_model, default_threads, resolve_device
 
-SEND_EVERY_S = 0.25  # how often the worker streams new history rows and progress back
 _CONTEXT = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
                                        else "spawn")
 if _CONTEXT.get_start_method() == "forkserver":
@@ -68,15 +68,16 @@ class ProcessJob:
         self._state, self._error, self._warnings = "created", None, []
         self._steps: list[dict] = list(resume.history.get("steps", [])) if resume else []
         self._epochs: list[dict] = list(resume.history.get("epochs", [])) if resume else []
-        step = int(resume.state.get("step", 0)) if resume else 0
+        step, total = int(resume.state.get("step", 0)) if resume else 0, -(-len(self.train_idx) // train_config.batch_size)
         self._progress = Progress("created", int(resume.state.get("epoch", 0)) if resume else 0, train_config.epochs,
-                                  step, 0, 0.0, None)
-        self._stride, self._max_rows = 1, max(100, HISTORY_VALUES // (12 + model_config.latent_dim))
+                                  step, total * train_config.epochs, 0.0, None)
+        self._stride = 1  # the worker thins a long history (see TrainingJob); the mirror follows its stride
         self._published = (copy.deepcopy(resume.model) if resume else build_model(model_config, train_config.seed))
         self._published.eval()
         self._version = 0
         self._conn = self._process = self._images_file = None
         self._paused = threading.Event()  # set when the worker confirms a pause
+        self.worker_cpu_s = 0.0  # the worker's CPU seconds, as it reports them when it ends
         self._listener = threading.Thread(target=self._listen, name="vae-job-listener", daemon=True)
 
     # ------------------------------------------------------------------ control (any thread)
@@ -92,7 +93,7 @@ class ProcessJob:
                     "model": self.model_config, "train": self.train_config, "resume": self._resume_path,
                     "run_dir": self.run_dir and str(self.run_dir), "threads": self.threads}
             conn, child = _CONTEXT.Pipe()
-            self._process = _CONTEXT.Process(target=_worker_main, args=(child, spec), name="vae-training", daemon=True)
+            self._process = _CONTEXT.Process(target=worker_main, args=(child, spec), name="vae-training", daemon=True)
             self._process.start()
             child.close()
         except Exception as exc:  # no worker: a failed job with the reason, like one that failed while training
@@ -224,7 +225,7 @@ class ProcessJob:
             self._conn = None
             if final is not None:
                 self._state, self._error = final["state"], final["error"]
-                self._warnings = final["warnings"]
+                self._warnings, self.worker_cpu_s = final["warnings"], final["cpu_s"]
             else:
                 self._state, self._error = "failed", _death_message(self._process.exitcode, self.run_dir)
 
@@ -290,103 +291,6 @@ def _death_message(exitcode: int | None, run_dir: Path | None) -> str:
 def _model_from_bytes(config: ModelConfig, data: bytes) -> VAE:
     """A CPU model from safetensors bytes our own worker sent."""
     model = model_skeleton(config)
-    model.load_state_dict(safetensors.torch.load(data), assign=True)
+    model.load_state_dict(weights_from_bytes(data), assign=True)
     model.reset_constants()
     return model.eval()
-
-
-# ---------------------------------------------------------------------- the worker process
-
-def _worker_main(conn, spec: dict) -> None:
-    """Build the job, obey commands in one thread, stream updates from another, train in this one."""
-    import torch
-
-    info = spec["images"]
-    images = np.memmap(info["path"], dtype=np.dtype(info["dtype"]), mode=info["mode"], offset=info["offset"],
-                       shape=tuple(info["shape"]))
-    if info["mode"] == "c":  # our shared copy: a plain writeable array, which the job indexes in place
-        images = np.asarray(images)
-    dataset = Dataset(images, name=spec["name"], source=spec["source"])
-    resume = load_run(spec["resume"], with_optimizer=True) if spec["resume"] else None
-    job = TrainingJob(dataset, spec["model"], spec["train"], run_dir=spec["run_dir"], resume=resume,
-                      threads=spec["threads"])
-    send_lock = threading.Lock()
-
-    def send(message: tuple) -> None:
-        with send_lock:
-            try:
-                conn.send(message)
-            except (OSError, ValueError):  # the server went away: the job stops (see _obey) and saves
-                pass
-
-    send(("ready", None))
-    streamer = _Streamer(job, send)
-    threading.Thread(target=_obey, args=(conn, job, streamer), name="vae-commands", daemon=True).start()
-    ticker = threading.Thread(target=streamer.every, args=(SEND_EVERY_S,), name="vae-stream", daemon=True)
-    ticker.start()
-    torch.set_num_threads(spec["threads"])
-    try:
-        job.run()
-    finally:
-        streamer.done.set()
-        ticker.join()
-        streamer.send_update()
-        progress = job.progress()
-        send(("done", {"state": job.state, "error": progress.error, "warnings": progress.warnings}))
-        conn.close()
-
-
-def _obey(conn, job: TrainingJob, streamer: "_Streamer") -> None:
-    """Apply the server's commands; if the server goes away (the pipe closes), stop and save."""
-
-    def pause() -> None:
-        job.pause()
-        streamer.send_update()  # the steps taken so far, then the confirmation the server waits for
-        streamer.send(("paused", None))
-
-    actions = {"pause": pause, "resume": lambda: job.resume(), "stop": lambda: job.stop()}
-    while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):
-            job.stop()
-            return
-        if message[0] == "lr":
-            job.set_lr(message[1])
-        elif message[0] == "beta":
-            job.set_beta(message[1])
-        else:
-            actions[message[0]]()
-
-
-class _Streamer:
-    """Sends what is new since the last update: step and epoch rows, the progress, the weights of a new version."""
-
-    def __init__(self, job: TrainingJob, send):
-        self.job, self.send = job, send
-        self.last_step, self.epochs_sent, self.version = job.progress().step, len(job.history()["epochs"]), 0
-        self.done = threading.Event()
-        self.lock = threading.Lock()  # the ticker and a pause both send updates: one at a time, nothing twice
-
-    def every(self, seconds: float) -> None:
-        wait = 0.05  # the first steps show at once, then a few updates a second
-        while not self.done.wait(wait):
-            self.send_update()
-            wait = seconds
-
-    def send_update(self) -> None:
-        with self.lock:
-            self._send_update()
-
-    def _send_update(self) -> None:
-        snap = self.job.snapshot(since_step=self.last_step)
-        update = {"steps": snap.steps, "epochs": snap.epochs[self.epochs_sent:], "progress": snap.progress,
-                  "stride": self.job.history_stride}
-        if snap.steps:
-            self.last_step = snap.steps[-1]["step"]
-        self.epochs_sent = len(snap.epochs)
-        if snap.model_version != self.version:
-            self.version = snap.model_version
-            update["weights"] = safetensors.torch.save(
-                {k: v.contiguous() for k, v in self.job.model_snapshot().state_dict().items()})
-        self.send(("update", update))

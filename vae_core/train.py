@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from .config import ARCHS, LIKELIHOODS, ModelConfig, TrainConfig
+from .config import ARCHS, LIKELIHOODS, LR_SCHEDULES, ModelConfig, TrainConfig
 from .data import load_source
 from .runs import load_run
 from .training import TrainingJob, resolve_device
@@ -35,7 +35,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--arch", choices=ARCHS, default=m.arch)
     p.add_argument("--likelihood", choices=LIKELIHOODS, default=m.likelihood)
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch (split across torchrun ranks)")
-    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (the schedule scales it)")
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=d.lr_schedule,
+                   help="cosine: decays to 0 at the last step of --epochs")
+    p.add_argument("--lr-warmup-steps", type=int, default=d.lr_warmup_steps,
+                   help="linear learning-rate warm-up over this many steps")
     p.add_argument("--beta", type=float, default=d.beta)
     p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
     p.add_argument("--free-bits", type=float, default=d.free_bits)
@@ -109,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
         model_cfg = resume.config.model if resume else ModelConfig(
             input_shape=dataset.shape, latent_dim=args.latent_dim, hidden_sizes=hidden, arch=args.arch,
             likelihood=args.likelihood)
-        train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
+        train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                                lr_schedule=args.lr_schedule, lr_warmup_steps=args.lr_warmup_steps, beta=args.beta,
                                 warmup_steps=args.warmup_steps, free_bits=args.free_bits, seed=args.seed,
                                 val_fraction=args.val_fraction, log_every=args.log_every, device=device)
         job = TrainingJob(dataset, model_cfg, train_cfg, run_dir=args.out if rank == 0 else None, resume=resume,

@@ -18,7 +18,7 @@ from .config import ModelConfig, RunConfig, TrainConfig
 from .data import Dataset, split_indices
 from .metrics import evaluate
 from .model import VAE
-from .objective import kl_weight, loss_terms
+from .objective import kl_weight, loss_terms, lr_factor
 from .runs import Run, save_run, tensors_to_optimizer_state
 
 STATES = ("created", "running", "paused", "stopping", "finished", "stopped", "failed")
@@ -290,6 +290,7 @@ class TrainingJob:
         gen = torch.Generator(device=self.device)
         train_x = self._device_images()
         beta = cfg.beta
+        total_steps = math.ceil(len(self.train_idx) / cfg.batch_size) * cfg.epochs
         for epoch in range(self._epoch, cfg.epochs):
             # both seeded per epoch: a run resumed at an epoch boundary continues exactly as if never interrupted
             order = self.train_idx[torch.randperm(len(self.train_idx), generator=_epoch_gen(cfg.seed, epoch)).numpy()]
@@ -298,7 +299,10 @@ class TrainingJob:
             for start in range(0, len(order), cfg.batch_size):
                 if not self._wait_unpaused():
                     return
-                lr, beta = self._apply_pending(opt, beta)
+                peak, beta = self._apply_pending(beta)
+                lr = peak * lr_factor(self._step, total_steps, cfg.lr_schedule, cfg.lr_warmup_steps)
+                for group in opt.param_groups:
+                    group["lr"] = lr
                 batch = order[start:start + cfg.batch_size]  # the global batch; each rank takes its share below
                 rows, eps, share = self._shard(batch, gen)
                 x = train_x(rows)
@@ -342,16 +346,15 @@ class TrainingJob:
             pass
         return not self._stop.is_set()
 
-    def _apply_pending(self, opt: torch.optim.Optimizer, beta: float) -> tuple[float, float]:
+    def _apply_pending(self, beta: float) -> tuple[float, float]:
+        """The peak learning rate and beta from now on, with any set from another thread since the last step."""
         with self._lock:
             pending, self._pending = self._pending, {}
         if "lr" in pending:
-            for group in opt.param_groups:
-                group["lr"] = pending["lr"]
             self.train_config.lr = pending["lr"]
         if "beta" in pending:
             beta = self.train_config.beta = pending["beta"]
-        return opt.param_groups[0]["lr"], beta
+        return self.train_config.lr, beta
 
     def _record(self, terms, share: float, epoch: int, lr: float, rate: float) -> None:
         """Count the step and keep its values on the device; they reach the history at the next flush."""
