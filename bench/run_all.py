@@ -83,7 +83,8 @@ def quality_figures(data: str, target_elbo: float | None, quick: bool) -> tuple[
                 f"{ratio['count']} seeds); held-out −ELBO / −IWAE(k=50) after {r['budget_cpu_s']:.0f} s: app "
                 f"{_n(app['final_neg_elbo'])} / {_n(app['final_neg_iwae'])}, examples {_n(ex['final_neg_elbo'])} / "
                 f"{_n(ex['final_neg_iwae'])} nats")
-        figures.append(Figure("time to quality", f"app default recipe vs pytorch/examples, {r['data']}",
+        label = "generated MNIST-sized IDX" if name == "mnist-like" else r["data"]
+        figures.append(Figure("time to quality", f"app default recipe vs pytorch/examples, {label}",
                               app["time_to_level_cpu_s"], "s", ex["time_to_level_cpu_s"], "examples recipe", 0.5,
                               note=note))
     return figures, raw
