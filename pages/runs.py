@@ -87,7 +87,7 @@ def table_ui(runs: dict[str, RunSummary]) -> None:
              "saved": datetime.fromtimestamp(r.modified)} for label, r in runs.items()]
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="runs_table", column_config={
         "active": st.column_config.TextColumn("", width="small"),
-        "val −ELBO": st.column_config.NumberColumn(format="%.2f", help="validation negative ELBO, nats per image"),
+        "val −ELBO": st.column_config.NumberColumn(format="%.2f", help="validation negative ELBO, nats per image (empty for a run trained without a validation split)"),
         "saved": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")})
 
 
@@ -134,6 +134,10 @@ def overlay_ui(runs: dict[str, RunSummary]) -> None:
             st.warning(f"{label}: {exc}")
     if histories:
         st.plotly_chart(overlay_figure(histories, metric, x_axis or "epoch"), key="runs_overlay_chart")
+    table, key = OVERLAY_METRICS[metric]
+    missing = [label for label, h in histories.items() if not any(r.get(key) is not None for r in h.get(table, []))]
+    if missing:
+        st.caption(f"No {metric} for {', '.join(missing)}: trained without a validation split, or no epoch done yet.")
 
 
 def imported(upload) -> str:

@@ -47,7 +47,12 @@ def texts(elements) -> str:
 
 def start_training(at: AppTest, **settings) -> object:
     for key, value in settings.items():
-        widget = at.select_slider(key=key) if key == "tf_lr" else at.number_input(key=key)
+        if key == "tf_lr":
+            widget = at.select_slider(key=key)
+        elif isinstance(value, str):
+            widget = at.selectbox(key=key)
+        else:
+            widget = at.number_input(key=key)
         widget.set_value(value)
     at.button(key="train_start").click().run()
     assert not at.exception and not at.error, texts(at.error)
@@ -72,7 +77,7 @@ def test_data_page_shows_the_dataset(app):
 
 def test_train_pause_resume_live_lr_and_beta_stop_then_runs(app):
     at = app("pages/train.py")
-    job = start_training(at, tf_epochs=2000)
+    job = start_training(at, tf_epochs=2000, tf_lr_schedule="constant", tf_lr_warmup=0)  # rows then carry the lr set
     assert job.state == "running" and at.session_state["live_lr"] == TrainConfig.lr
     wait_until(lambda: job.history()["epochs"], what="the first epoch")
     at.run()
@@ -119,6 +124,29 @@ def test_kl_vanishing_warning_and_one_click_remedy(app):
     assert at.session_state["tf_beta"] == 2.0 and not at.exception
     at.button(key="remedy_free_bits").click().run()
     assert at.session_state["tf_free_bits"] == 0.25
+
+
+def test_validation_fraction_zero_trains_on_everything_and_every_page_copes(app):
+    at = app("pages/train.py")
+    job = start_training(at, tf_epochs=2, tf_val=0.0)
+    assert job.join(timeout=120) and job.state == "finished", job.error
+    assert len(job.train_idx) == 1797 and len(job.val_idx) == 0
+    at.run()
+    assert not at.exception
+    assert "No validation split" in texts(at.caption)  # the page says why there is no validation curve
+    assert "Training images (top)" in texts(at.markdown)  # the reconstructions are of seen images, and say so
+    assert at.session_state["active_run"] == str(job.run_dir)
+    assert "no validation split" in texts(at.sidebar.caption)
+    at.session_state["theory_open"] = True
+    at.run()
+    assert not at.exception and "seen in training" in texts(at.caption)
+    at.switch_page("pages/runs.py").run()
+    assert not at.exception
+    table = at.dataframe[0].value.set_index("run")
+    assert np.isnan(table.loc[job.run_dir.name, "val −ELBO"]) and table.loc[job.run_dir.name, "epochs"] == 2
+    assert f"No validation −ELBO for {job.run_dir.name}" in texts(at.caption)  # the overlay says why its curve is absent
+    at.switch_page("pages/explore.py").run()
+    assert not at.exception
 
 
 def test_bad_upload_shows_the_error_and_keeps_the_dataset(app):

@@ -100,6 +100,31 @@ def test_train_on_an_idx_file_finds_its_labels_and_resumes(tmp_path, capsys):
     assert result["n"] == 40 and result["iwae"] is None
 
 
+def test_train_on_everything_then_evaluate_on_a_held_out_file(tmp_path, capsys):
+    """--val-fraction 0: every image trains, no validation rows; evaluate --data FILE is the held-out measure."""
+    rng = np.random.default_rng(1)
+    train_images = (rng.random((60, 28, 28)) > 0.7).astype(np.uint8) * 255
+    held_out_images = (rng.random((25, 28, 28)) > 0.7).astype(np.uint8) * 255
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(idx_bytes(train_images))
+    (tmp_path / "test-images-idx3-ubyte").write_bytes(idx_bytes(held_out_images))
+    out = tmp_path / "all-run"
+    argv = ["--data", str(tmp_path / "train-images-idx3-ubyte"), "--val-fraction", "0", "--epochs", "2",
+            "--batch-size", "16", "--out", str(out), *TINY]
+    assert train_cli.main(argv) == 0, capsys.readouterr().err
+    said = capsys.readouterr().out
+    assert "no validation split" in said and f"python -m vae_core.evaluate {out} --data FILE" in said
+    run = load_run(out)
+    assert run.state["step"] == 2 * 4  # all 60 images in batches of 16, twice
+    assert [e["val_images"] for e in run.history["epochs"]] == [0, 0] and run.metrics["val_neg_elbo"] is None
+    assert evaluate_cli.main([str(out), "--data", str(tmp_path / "test-images-idx3-ubyte"), "--iwae-k", "3",
+                              "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n"] == 25 and result["elbo"] < 0 and result["iwae"] >= result["elbo"] - 1.0
+    # the run has no split of its own to fall back on: a clear error, not an empty evaluation
+    assert evaluate_cli.main([str(out), "--data", "digits", "--json"]) == 2
+    assert "without a validation split" in capsys.readouterr().err
+
+
 @pytest.mark.slow  # a third interpreter start; the in-process cases below check the same messages
 def test_bad_input_exits_nonzero_with_one_line_and_no_traceback(tmp_path):
     done = run_module("vae_core.evaluate", str(tmp_path / "missing"), "--json")

@@ -23,7 +23,8 @@ from vae_core.training import TrainingJob
 
 
 def training_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "vae-training" and t.is_alive()]
+    """Training threads (TrainingJob) and the threads that follow a worker process (ProcessJob, until it has ended)."""
+    return [t for t in threading.enumerate() if t.name in ("vae-training", "vae-job-listener") and t.is_alive()]
 
 
 # ----------------------------------------------------------------------------- the job pool

@@ -375,3 +375,13 @@ def test_split_indices_deterministic_disjoint_and_complete():
     assert np.array_equal(np.sort(np.concatenate([train, val])), np.arange(101))
     assert np.all(np.diff(train) > 0) and not np.array_equal(data.split_indices(101, 0.1, seed=8)[1], val)
     assert len(data.split_indices(3, 0.01, seed=0)[1]) == 1
+
+
+def test_split_indices_at_val_fraction_zero_keeps_every_row_for_training():
+    train, val = data.split_indices(101, 0.0, seed=7)
+    assert np.array_equal(train, np.arange(101)) and len(val) == 0
+    assert data.preview_indices(101, 0.0, seed=7)[1] == "training"
+    assert data.preview_indices(101, 0.1, seed=7)[1] == "validation"
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match=r"val_fraction must be in \[0, 1\)"):
+            data.split_indices(101, bad, seed=7)

@@ -148,3 +148,19 @@ def test_iwae_bound_is_above_the_elbo_and_rises_with_k(trained):
     elbo = evaluate(model, x.numpy(), iwae_k=0).elbo  # the closed-form-KL ELBO that the app reports
     assert bounds[50].mean().item() > elbo
     assert np.isfinite([b.mean().item() for b in bounds.values()]).all()
+
+
+def test_lr_factor_warms_up_linearly_then_follows_torchs_cosine_annealing():
+    from vae_core.objective import lr_factor
+
+    warmup, total = 10, 110
+    assert [lr_factor(s, total, "cosine", warmup) for s in range(3)] == pytest.approx([0.1, 0.2, 0.3])
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([param], lr=1.0)
+    reference = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total - warmup, eta_min=0.0)
+    for step in range(warmup, total):  # after the warm-up: torch's schedule, step for step
+        assert lr_factor(step, total, "cosine", warmup) == pytest.approx(reference.get_last_lr()[0], abs=1e-12)
+        opt.step()
+        reference.step()
+    assert lr_factor(total - 1, total, "cosine", warmup) < 1e-3  # next to 0 at the last step
+    assert lr_factor(50, total, "constant", warmup) == 1.0 and lr_factor(0, total, "constant", 0) == 1.0

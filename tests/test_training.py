@@ -18,8 +18,8 @@ from vae_core.training import TrainingJob, resolve_device
 from tests.helpers import wait_until
 
 SMALL = ModelConfig(input_shape=(1, 8, 8), latent_dim=4, hidden_sizes=(32,))
-QUICK = TrainConfig(epochs=2, batch_size=64, lr=3e-3, seed=0)
-LONG = TrainConfig(epochs=10_000, batch_size=16, lr=1e-3, seed=0)  # never finishes by itself: tests stop it
+QUICK = TrainConfig(epochs=2, batch_size=64, lr=3e-3, seed=0, lr_schedule="constant", lr_warmup_steps=0)
+LONG = replace(QUICK, epochs=10_000, batch_size=16, lr=1e-3)  # never finishes by itself: tests stop it
 
 
 
@@ -145,6 +145,45 @@ def test_a_long_history_is_thinned_evenly_to_stay_loadable(digits, tmp_path, mon
     gaps = set(np.diff(steps).tolist())
     assert len(gaps) == 1 and steps[0] == gaps.pop()  # evenly spaced from the start
     assert load_run(tmp_path / "run").history["steps"] == job.history()["steps"]
+
+
+def test_a_cosine_schedule_with_warm_up_sets_every_steps_learning_rate(digits, tmp_path):
+    from vae_core.objective import lr_factor
+
+    config = replace(QUICK, lr=4e-3, lr_schedule="cosine", lr_warmup_steps=5)
+    job = run_job(digits, train_config=config, run_dir=tmp_path / "run")
+    rows, total = job.history()["steps"], job.progress().total_steps
+    assert [r["lr"] for r in rows] == pytest.approx([4e-3 * lr_factor(r["step"] - 1, total, "cosine", 5) for r in rows])
+    assert rows[0]["lr"] == pytest.approx(4e-3 / 5) and max(r["lr"] for r in rows) <= 4e-3 and rows[-1]["lr"] < 1e-5
+    saved = load_run(tmp_path / "run").config.train
+    assert (saved.lr_schedule, saved.lr_warmup_steps, saved.lr) == ("cosine", 5, 4e-3)
+
+
+def test_a_run_saved_before_schedules_existed_resumes_at_a_constant_rate(digits, tmp_path):
+    import json
+
+    run_job(digits, train_config=replace(QUICK, lr_schedule="constant"), run_dir=tmp_path / "run")
+    path = tmp_path / "run" / "config.json"
+    old = json.loads(path.read_text())
+    del old["train"]["lr_schedule"], old["train"]["lr_warmup_steps"]
+    path.write_text(json.dumps(old))
+    assert load_run(tmp_path / "run").config.train.lr_schedule == "constant"
+
+
+def test_val_fraction_zero_trains_on_every_image_without_validation_rows(digits, tmp_path):
+    job = run_job(digits, train_config=replace(QUICK, val_fraction=0.0), run_dir=tmp_path / "run")
+    assert job.state == "finished", job.error
+    assert len(job.train_idx) == digits.n and len(job.val_idx) == 0
+    assert job.progress().step == 2 * -(-digits.n // QUICK.batch_size)  # every image, every epoch
+    epochs = job.history()["epochs"]
+    assert [(e["epoch"], e["val_images"]) for e in epochs] == [(1, 0), (2, 0)]  # the history says: no validation
+    assert not any(key.startswith("val_") and key != "val_images" or key == "active_units" for e in epochs for key in e)
+    run = load_run(tmp_path / "run")
+    assert run.metrics["val_images"] == 0 and run.metrics["val_neg_elbo"] is None
+    assert run.config.train.val_fraction == 0.0 and run.state["finished"] is True
+    x = digits.images[:256]
+    assert -evaluate(run.model, Dataset(x, name="x")).elbo < 0.8 * -evaluate(  # it learned
+        TrainingJob(digits, SMALL, QUICK, threads=1).model_snapshot(), Dataset(x, name="x")).elbo
 
 
 # ---------------------------------------------------------------- numbers

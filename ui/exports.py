@@ -77,7 +77,9 @@ def epoch_reconstructions_download_ui(epochs: list[dict], originals: np.ndarray 
         return
     kept, images = epoch_reconstructions(epochs, shape)
     if not kept:
-        if recon_frame_images(shape, len(originals)) == 0:
+        if epochs and all(r.get("val_images") == 0 for r in epochs):
+            why = "this run has no validation split, whose images they are"
+        elif recon_frame_images(shape, len(originals)) == 0:
             why = f"images of {int(np.prod(shape)):,} values are too large to keep for every epoch"
         elif epochs:
             why = "this run was trained before runs kept them"

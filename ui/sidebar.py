@@ -23,5 +23,7 @@ def sidebar_ui() -> None:
             m = run.config.model
             neg_elbo = run.metrics.get("val_neg_elbo")
             elbo = f" · val −ELBO {neg_elbo:.2f}" if isinstance(neg_elbo, (int, float)) else ""
+            if run.config.train.val_fraction == 0:
+                elbo = " · no validation split"
             st.caption(f"{run.name} · {m.arch} · {m.latent_dim}-D latent{elbo}",
                        help=f"trained on {run.config.dataset.get('name', '?')} · {run.metrics.get('device', 'cpu')}")

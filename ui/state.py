@@ -14,7 +14,7 @@ from ui.fit_queue import FitQueue
 from vae_core.data import Dataset, load_source
 from vae_core.jobs import JobPool
 from vae_core.runs import Run, default_runs_root, list_runs, load_run
-from vae_core.training import TrainingJob
+from vae_core.process_job import ProcessJob
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_RUN = ROOT / "assets" / "runs" / "digits-default"  # made by `make-bundled-run` in README, shipped in git
@@ -155,7 +155,7 @@ def set_active_run(path: str | Path) -> Run:
     return run
 
 
-def current_job() -> TrainingJob | None:
+def current_job() -> ProcessJob | None:
     """This session's latest training job (running, paused or ended), or None."""
     return st.session_state.get("job")
 

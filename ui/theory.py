@@ -10,12 +10,12 @@ import streamlit as st
 import torch
 
 from ui.state import dataset_for, run_for
-from vae_core.data import Dataset, split_indices
+from vae_core.data import Dataset, preview_indices
 from vae_core.metrics import KL_COLLAPSE_NATS, evaluate
 from vae_core.objective import LOG_2PI, kl_per_dim
 from vae_core.runs import Run
 
-N_IMAGES = 256  # validation images the numbers are averaged over
+N_IMAGES = 256  # validation images (training ones for a run without a split) the numbers are averaged over
 IWAE_K = 32  # importance samples for the tighter bound L_k
 MC_SAMPLES = 10_000  # samples for the Monte Carlo check of the closed-form KL
 SHOW_DIMS = 4  # latent dimensions shown in the reparameterization table
@@ -33,8 +33,9 @@ def theory_ui(run: Run | None, dataset: Dataset | None) -> None:
         if numbers is None:
             st.caption(why)
         else:
-            st.caption(f"Numbers for **{run.name}** on {numbers['n']} validation images of {dataset.name}, "
-                       "in nats per image.")
+            st.caption(f"Numbers for **{run.name}** on {numbers['n']} {numbers['images']} images of {dataset.name}, "
+                       "in nats per image." + (" It was trained without a validation split, so these images were "
+                                               "seen in training." if numbers["images"] == "training" else ""))
         _elbo_ui(numbers)
         st.divider()
         _kl_ui(numbers)
@@ -61,10 +62,10 @@ def _numbers_for(run: Run | None, dataset: Dataset | None) -> tuple[dict | None,
 def theory_numbers(run_path: str, mtime: float, source_json: str) -> dict:
     """ELBO terms, IWAE bound, per-dim KL and one image's μ, σ, ε, z with a Monte Carlo check of the closed-form KL."""
     run, dataset = run_for(run_path), dataset_for(json.loads(source_json))
-    _, val_idx = split_indices(dataset.n, run.config.train.val_fraction, run.config.train.seed)
-    images = dataset.subset(val_idx[:N_IMAGES])
+    shown, kind = preview_indices(dataset.n, run.config.train.val_fraction, run.config.train.seed)
+    images = dataset.subset(shown[:N_IMAGES])
     ev = evaluate(run.model, images, iwae_k=IWAE_K, seed=0)
-    return {"n": ev.n, "recon": ev.reconstruction, "kl": ev.kl, "elbo": ev.elbo, "iwae": ev.iwae,
+    return {"n": ev.n, "images": kind, "recon": ev.reconstruction, "kl": ev.kl, "elbo": ev.elbo, "iwae": ev.iwae,
             "kl_per_dim": ev.kl_per_dim, "active_units": ev.active_units,
             **_one_image(run, images.batch([0]))}
 
@@ -120,7 +121,7 @@ def _kl_ui(numbers: dict | None) -> None:
         st.latex(r"\mathrm{KL}\big(\mathcal{N}(\mu, \sigma^2)\,\|\,\mathcal{N}(0, I)\big) = \tfrac{1}{2}\sum_{j=1}^{D}"
                  r"\left(\mu_j^2 + \sigma_j^2 - \log \sigma_j^2 - 1\right)")
     if right is not None:
-        right.metric("Closed form, first validation image", f"{numbers['kl_closed']:.3f}")
+        right.metric(f"Closed form, first {numbers['images']} image", f"{numbers['kl_closed']:.3f}")
         right.metric(f"Monte Carlo, {MC_SAMPLES:,} samples of log q − log p", f"{numbers['kl_mc']:.3f}",
                      delta=f"± {numbers['kl_mc_se']:.3f} (standard error)", delta_color="off")
 
@@ -135,7 +136,7 @@ def _reparam_ui(numbers: dict | None) -> None:
                  r"\,f(\mu + \sigma \odot \varepsilon)\big]")
     if right is not None:
         d = min(SHOW_DIMS, len(numbers["mu"]))
-        right.caption(f"The first validation image's first {d} latent dimensions, with one draw of ε:")
+        right.caption(f"The first {numbers['images']} image's first {d} latent dimensions, with one draw of ε:")
         columns = {"mu": "μ", "sigma": "σ", "eps": "ε", "z": "μ + σε"}
         import pandas as pd  # here, not at the top: the Explore page's cold start does without pandas
 

@@ -14,12 +14,12 @@ from ui.exports import epoch_reconstructions_download_ui
 from ui.images import grid
 from ui.sharing import note_created
 from ui.state import adopt_finished_job, job_pool, run_dataset, runs_root, session_id
-from vae_core.config import ARCHS, LIKELIHOODS, ModelConfig, TrainConfig
-from vae_core.data import Dataset, split_indices
+from vae_core.config import ARCHS, LIKELIHOODS, LR_SCHEDULES, ModelConfig, TrainConfig
+from vae_core.data import Dataset, preview_indices, split_indices
 from vae_core.kl_history import kl_over_time
 from vae_core.model import VAE
 from vae_core.runs import Run, unique_run_name
-from vae_core.training import TrainingJob
+from vae_core.process_job import ProcessJob, warm_up
 
 LIVE_REFRESH_S = 1.0  # how often the live view redraws while a job runs
 LR_GRID = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 3e-3, 5e-3, 1e-2, 2e-2, 5e-2]
@@ -32,7 +32,11 @@ FORM_DEFAULTS = {  # widget key -> default, taken from the engine's configs (tun
     "tf_likelihood": ModelConfig.likelihood, "tf_beta": float(TrainConfig.beta),
     "tf_warmup": TrainConfig.warmup_steps, "tf_free_bits": float(TrainConfig.free_bits), "tf_lr": TrainConfig.lr,
     "tf_batch": TrainConfig.batch_size, "tf_epochs": TrainConfig.epochs, "tf_seed": TrainConfig.seed,
+    "tf_val": TrainConfig.val_fraction, "tf_lr_schedule": TrainConfig.lr_schedule,
+    "tf_lr_warmup": TrainConfig.lr_warmup_steps,
 }
+NO_VALIDATION = ("No validation split (validation fraction 0): every image trains and the per-epoch validation "
+                 "metrics are skipped. Measure held-out quality with `python -m vae_core.evaluate RUN --data FILE`.")
 
 
 # --------------------------------------------------------------------------- the settings form
@@ -41,6 +45,7 @@ def init_form_state() -> None:
     """Put the form's defaults in session state once, so remedies can change them before the widgets draw."""
     for key, value in FORM_DEFAULTS.items():
         st.session_state.setdefault(key, value)
+    warm_up()  # the training workers' fork server starts while the user reads the form (once per server)
 
 
 def settings_form_ui(dataset: Dataset) -> tuple[ModelConfig, TrainConfig] | None:
@@ -59,10 +64,18 @@ def settings_form_ui(dataset: Dataset) -> tuple[ModelConfig, TrainConfig] | None
         st.number_input("Free bits (nats per dimension)", 0.0, 5.0, step=0.05, key="tf_free_bits",
                         help="KL below this floor is not penalised", **keep)
         st.markdown("**Optimisation**")
-        st.select_slider("Learning rate", LR_GRID, key="tf_lr", format_func=lambda v: f"{v:g}", **keep)
+        st.select_slider("Learning rate", LR_GRID, key="tf_lr", format_func=lambda v: f"{v:g}",
+                         help="The peak rate: the schedule scales it", **keep)
+        st.selectbox("Learning-rate schedule", LR_SCHEDULES, key="tf_lr_schedule",
+                     help="cosine decays the rate to 0 at the last epoch", **keep)
+        st.number_input("Learning-rate warm-up (steps)", 0, 1_000_000, step=50, key="tf_lr_warmup",
+                        help="The rate ramps linearly from ~0 over this many steps", **keep)
         st.selectbox("Batch size", BATCH_SIZES, key="tf_batch", **keep)
         st.number_input("Epochs", 1, 10_000, step=1, key="tf_epochs", **keep)
         st.number_input("Seed", 0, 2**31 - 1, step=1, key="tf_seed", **keep)
+        st.number_input("Validation fraction", 0.0, 0.5, step=0.05, key="tf_val", format="%.2f",
+                        help="Images held out for the per-epoch validation −ELBO. 0 trains on every image and skips "
+                             "validation (evaluate on a held-out file with `python -m vae_core.evaluate`)", **keep)
         submitted = st.form_submit_button("Start training", key="train_start", type="primary",
                                           icon=":material/play_arrow:", width="stretch")
     limit = job_pool().max_job_s
@@ -82,16 +95,18 @@ def form_configs(dataset: Dataset) -> tuple[ModelConfig, TrainConfig]:
     s = st.session_state
     model = ModelConfig(input_shape=dataset.shape, latent_dim=int(s.tf_latent), hidden_sizes=(int(s.tf_hidden),),
                         arch=s.tf_arch, likelihood=s.tf_likelihood)
-    train = TrainConfig(epochs=int(s.tf_epochs), batch_size=int(s.tf_batch), lr=float(s.tf_lr), beta=float(s.tf_beta),
-                        warmup_steps=int(s.tf_warmup), free_bits=float(s.tf_free_bits), seed=int(s.tf_seed))
+    train = TrainConfig(epochs=int(s.tf_epochs), batch_size=int(s.tf_batch), lr=float(s.tf_lr),
+                        lr_schedule=s.tf_lr_schedule, lr_warmup_steps=int(s.tf_lr_warmup), beta=float(s.tf_beta),
+                        warmup_steps=int(s.tf_warmup), free_bits=float(s.tf_free_bits), seed=int(s.tf_seed),
+                        val_fraction=float(s.tf_val))
     return model, train
 
 
-def start_job(dataset: Dataset, model_config: ModelConfig, train_config: TrainConfig) -> TrainingJob:
+def start_job(dataset: Dataset, model_config: ModelConfig, train_config: TrainConfig) -> ProcessJob:
     """Start training in the background under the server's job limit (PoolFull propagates); keep it in the session."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     name = unique_run_name(runs_root(), f"{dataset.name}-{model_config.arch}-z{model_config.latent_dim}-{stamp}")
-    job = TrainingJob(dataset, model_config, train_config, run_dir=runs_root() / name)
+    job = ProcessJob(dataset, model_config, train_config, run_dir=runs_root() / name)  # a worker process per job
     note_created(job.run_dir)  # this session may rename and delete it (ui/sharing.py)
     job_pool().start(session_id(), job)
     st.session_state.job = job
@@ -101,7 +116,7 @@ def start_job(dataset: Dataset, model_config: ModelConfig, train_config: TrainCo
 
 # --------------------------------------------------------------------------- controls
 
-def controls_ui(job: TrainingJob | None) -> None:
+def controls_ui(job: ProcessJob | None) -> None:
     """Pause / Resume / Stop, and the learning rate and β that apply to the running job at once."""
     state = job.state if job is not None else None
     cols = st.columns([1.1, 1.25, 1, 2.4, 1.6], vertical_alignment="bottom")
@@ -123,7 +138,7 @@ def controls_ui(job: TrainingJob | None) -> None:
                          help="Applies to the running job from its next step (warm-up still ramps to it)")
 
 
-def _stop(job: TrainingJob) -> None:
+def _stop(job: ProcessJob) -> None:
     """Stop, wait for the final save, and make the run the active model."""
     job.stop()
     job.join(timeout=30)
@@ -149,13 +164,13 @@ def _remedy(kind: str, n_train: int) -> None:
 
 # --------------------------------------------------------------------------- the live view
 
-def live_ui(job: TrainingJob | None, run: Run | None) -> None:
+def live_ui(job: ProcessJob | None, run: Run | None) -> None:
     """Curves, KL per dimension, progress and images; redrawn every LIVE_REFRESH_S only while a job is active."""
     active = job is not None and job.is_active
     st.fragment(run_every=LIVE_REFRESH_S if active else None)(_live_body)(job, run, active)
 
 
-def _live_body(job: TrainingJob | None, run: Run | None, was_active: bool) -> None:
+def _live_body(job: ProcessJob | None, run: Run | None, was_active: bool) -> None:
     if st.session_state.pop("remedy_applied", None):
         st.rerun()  # the form lives outside this fragment: redraw the page so it shows the new settings
     if job is not None:
@@ -167,31 +182,35 @@ def _live_body(job: TrainingJob | None, run: Run | None, was_active: bool) -> No
         if why:
             st.warning(why, icon=":material/timer_off:")
         name, model_key = job.run_dir.name if job.run_dir else "training", (id(job), version)
-        fixed, n_train = job.dataset.batch(job.val_idx[:N_FIXED]), len(job.train_idx)
+        shown, kind = preview_indices(job.dataset.n, job.train_config.val_fraction, job.train_config.seed)
+        fixed, n_train = job.dataset.batch(shown[:N_FIXED]), len(job.train_idx)
         model_fn = job.model_snapshot
     elif run is not None:
         steps, epochs = run.history.get("steps", []), run.history.get("epochs", [])
         st.caption(f"Curves of the active model **{run.name}** — press Start to train a new one.")
         dataset = run_dataset(run)
-        train_idx, val_idx = split_indices(dataset.n, run.config.train.val_fraction, run.config.train.seed)
+        train_idx, _ = split_indices(dataset.n, run.config.train.val_fraction, run.config.train.seed)
+        shown, kind = preview_indices(dataset.n, run.config.train.val_fraction, run.config.train.seed)
         name, model_key = run.name, (str(run.path), (run.path / "model.safetensors").stat().st_mtime)
-        fixed, n_train = dataset.batch(val_idx[:N_FIXED]), len(train_idx)
+        fixed, n_train = dataset.batch(shown[:N_FIXED]), len(train_idx)
         model_fn = lambda: run.model  # noqa: E731
         if dataset.shape != run.config.model.input_shape:
             fixed = None
     else:
         st.info("No model yet: choose the settings and press **Start training**.")
         return
+    if kind == "training":
+        st.caption(NO_VALIDATION)
     _curves_ui(steps, epochs, name)
     left, right = st.columns(2)
     with left:
         _kl_ui(steps, epochs, n_train)
     with right:
-        _images_ui(model_key, model_fn, fixed)
+        _images_ui(model_key, model_fn, fixed, kind)
         epoch_reconstructions_download_ui(epochs, fixed, name)
 
 
-def _job_history(job: TrainingJob) -> tuple[list[dict], list[dict], object, int]:
+def _job_history(job: ProcessJob) -> tuple[list[dict], list[dict], object, int]:
     """The job's history, fetched incrementally: only step rows newer than the last redraw cross the lock."""
     cache = st.session_state.get("live_history")
     if cache is None or cache["job"] != id(job):
@@ -272,14 +291,15 @@ def _kl_ui(steps: list[dict], epochs: list[dict], n_train: int) -> None:
         st.caption("Warm-up and free bits apply at the next Start; halving β also applies to the running job now.")
 
 
-def _images_ui(model_key: tuple, model_fn, fixed: np.ndarray | None) -> None:
-    """Fixed validation images over their reconstructions, and prior samples; recomputed only for new weights."""
+def _images_ui(model_key: tuple, model_fn, fixed: np.ndarray | None, kind: str) -> None:
+    """Fixed validation (or training) images over their reconstructions, and prior samples; recomputed only for new
+    weights."""
     cache = st.session_state.get("live_images")
     if cache is None or cache["key"] != model_key:
         model = model_fn()
         cache = st.session_state.live_images = {"key": model_key, **_decode_images(model, fixed)}
     if "recon" in cache:
-        st.markdown("**Validation images (top) and reconstructions (bottom)**")
+        st.markdown(f"**{kind.capitalize()} images (top) and reconstructions (bottom)**")
         st.image(cache["recon"])
     st.markdown("**Samples from the prior** z ~ N(0, I)")
     st.image(cache["samples"])

@@ -323,14 +323,26 @@ def load_source(source: str | dict) -> Dataset:
 
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train, val) sorted row indices: the first round(n * val_fraction) (>= 1) of a seeded permutation are val."""
+    """(train, val) sorted row indices: the first round(n * val_fraction) (>= 1) of a seeded permutation are val;
+    val_fraction 0 means no validation split (every row trains, val is empty)."""
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction must be in [0, 1) (0: no validation split), got {val_fraction}")
+    if val_fraction == 0:
+        if n < 1:
+            raise ValueError("need at least 1 example to train on, got 0")
+        return np.arange(n), np.arange(0)
     if n < 2:
         raise ValueError(f"need at least 2 examples to split into train and validation, got {n}")
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
     n_val = min(max(1, round(n * val_fraction)), n - 1)
     perm = np.random.default_rng(seed).permutation(n)
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def preview_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, str]:
+    """The rows to show a model's quality on and what they are: its validation split, or its training rows
+    ("training") when it was trained without one."""
+    train, val = split_indices(n, val_fraction, seed)
+    return (val, "validation") if len(val) else (train, "training")
 
 
 def __getattr__(name: str) -> Any:

@@ -2,7 +2,8 @@
 
     python -m vae_core.evaluate runs/digits --data digits --iwae-k 50 --json
 
-`--data digits` / `--data shapes` mean the run's own validation split; a PATH is evaluated in full.
+`--data digits` / `--data shapes` mean the run's own validation split; a PATH is evaluated in full (the held-out
+measure of a run trained with --val-fraction 0).
 """
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ def held_out(run: Run, data: str, labels: str | None = None) -> Dataset:
         source = recorded if isinstance(recorded, dict) and recorded.get("kind") == data else data
         dataset = load_source(source)
         _, val = split_indices(dataset.n, run.config.train.val_fraction, run.config.train.seed)
+        if not len(val):
+            raise ValueError(f"{run.name} was trained without a validation split (val_fraction 0): pass --data FILE "
+                             "with held-out images")
         return dataset.subset(val)
     return load_source({"kind": "path", "path": data, "labels_path": labels} if labels else data)
 

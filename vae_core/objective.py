@@ -46,6 +46,16 @@ def kl_weight(step: int, beta: float, warmup_steps: int) -> float:
     return beta * min(1.0, step / warmup_steps)
 
 
+def lr_factor(step: int, total_steps: int, schedule: str, warmup_steps: int) -> float:
+    """The share of the peak learning rate at a step (0-based): a linear warm-up over warmup_steps, then constant or
+    a cosine decay to 0 at total_steps (Loshchilov & Hutter 2017, without restarts)."""
+    warm = min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
+    if schedule == "constant" or total_steps <= warmup_steps:
+        return warm
+    progress = min(1.0, max(0, step - warmup_steps) / (total_steps - warmup_steps))
+    return warm * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 def loss_terms(model: VAE, x: torch.Tensor, out: VAEOutput, beta: float = 1.0, free_bits: float = 0.0) -> LossTerms:
     """-ELBO = recon + KL, averaged over the batch; the optimised total uses beta and free bits per dimension."""
     recon = -log_likelihood(x, out.x_params, model.config.likelihood, model.obs_log_sigma()).mean()

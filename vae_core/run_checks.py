@@ -229,8 +229,11 @@ def load_config(run_dir: Path) -> RunConfig:
     unknown = sorted(set(raw) - {"model", "train", "dataset"})
     if unknown:
         raise ValueError(f"config.json: unknown keys {unknown} (expected 'model', 'train' and 'dataset')")
+    train = raw.get("train", {})
+    if isinstance(train, dict):  # a run saved before schedules existed was trained at a constant rate
+        train = {"lr_schedule": "constant", **train}
     return RunConfig(model=_config(ModelConfig, raw["model"], "model"),
-                     train=_config(TrainConfig, raw.get("train", {}), "train"),
+                     train=_config(TrainConfig, train, "train"),
                      dataset=_check_dataset(raw.get("dataset", {})))
 
 

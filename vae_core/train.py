@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from .config import ARCHS, LIKELIHOODS, ModelConfig, TrainConfig
+from .config import ARCHS, LIKELIHOODS, LR_SCHEDULES, ModelConfig, TrainConfig
 from .data import load_source
 from .runs import load_run
 from .training import TrainingJob, resolve_device
@@ -35,12 +35,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--arch", choices=ARCHS, default=m.arch)
     p.add_argument("--likelihood", choices=LIKELIHOODS, default=m.likelihood)
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch (split across torchrun ranks)")
-    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (the schedule scales it)")
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=d.lr_schedule,
+                   help="cosine: decays to 0 at the last step of --epochs")
+    p.add_argument("--lr-warmup-steps", type=int, default=d.lr_warmup_steps,
+                   help="linear learning-rate warm-up over this many steps")
     p.add_argument("--beta", type=float, default=d.beta)
     p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
     p.add_argument("--free-bits", type=float, default=d.free_bits)
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--val-fraction", type=float, default=d.val_fraction)
+    p.add_argument("--val-fraction", type=float, default=d.val_fraction,
+                   help="share of the images held out for per-epoch validation; 0 trains on all of them (then measure "
+                        "held-out quality with python -m vae_core.evaluate OUT --data FILE)")
     p.add_argument("--log-every", type=int, default=d.log_every)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: all cores)")
@@ -83,6 +89,15 @@ def data_source(args: argparse.Namespace, resume=None) -> str | dict:
     return data
 
 
+def _validation_summary(last: dict, model_cfg: ModelConfig, out: str) -> str:
+    """The last epoch's validation numbers, or how to measure held-out quality when there was no validation split."""
+    if last.get("val_neg_elbo") is None:
+        return (f"no validation split (--val-fraction 0): evaluate on held-out images with "
+                f"python -m vae_core.evaluate {out} --data FILE")
+    return (f"validation -ELBO {last['val_neg_elbo']:.2f} nats/image, active units "
+            f"{last.get('active_units')}/{model_cfg.latent_dim}")
+
+
 def run(args: argparse.Namespace) -> int:
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     device = resolve_device(args.device)
@@ -98,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
         model_cfg = resume.config.model if resume else ModelConfig(
             input_shape=dataset.shape, latent_dim=args.latent_dim, hidden_sizes=hidden, arch=args.arch,
             likelihood=args.likelihood)
-        train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
+        train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                                lr_schedule=args.lr_schedule, lr_warmup_steps=args.lr_warmup_steps, beta=args.beta,
                                 warmup_steps=args.warmup_steps, free_bits=args.free_bits, seed=args.seed,
                                 val_fraction=args.val_fraction, log_every=args.log_every, device=device)
         job = TrainingJob(dataset, model_cfg, train_cfg, run_dir=args.out if rank == 0 else None, resume=resume,
@@ -126,8 +142,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"warning: {warning}", file=sys.stderr)
         last = job.history()["epochs"][-1] if job.history()["epochs"] else {}
         if rank == 0:
-            print(f"saved {Path(args.out)}: {progress.epoch} epochs, validation -ELBO {last.get('val_neg_elbo', float('nan')):.2f} "
-                  f"nats/image, active units {last.get('active_units')}/{model_cfg.latent_dim}")
+            print(f"saved {Path(args.out)}: {progress.epoch} epochs, {_validation_summary(last, model_cfg, args.out)}")
         return 0
     finally:
         if distributed:

@@ -19,7 +19,7 @@ from .data import Dataset, split_indices
 from .media import RECON_FRAMES, recon_frame_images
 from .metrics import evaluate
 from .model import VAE
-from .objective import kl_weight, loss_terms
+from .objective import kl_weight, loss_terms, lr_factor
 from .runs import Run, save_run, tensors_to_optimizer_state
 
 STATES = ("created", "running", "paused", "stopping", "finished", "stopped", "failed")
@@ -218,6 +218,12 @@ class TrainingJob:
         with self._lock:
             return {"steps": list(self._steps), "epochs": list(self._epochs)}
 
+    @property
+    def history_stride(self) -> int:
+        """Every how many logged rows the step history keeps one (1 until a long run outgrows its budget)."""
+        with self._lock:
+            return self._stride
+
     def model_snapshot(self) -> VAE:
         """A CPU copy of the weights published at the last epoch end (or the start), safe to use in any thread."""
         with self._lock:
@@ -285,6 +291,7 @@ class TrainingJob:
         gen = torch.Generator(device=self.device)
         train_x = self._device_images()
         beta = cfg.beta
+        total_steps = math.ceil(len(self.train_idx) / cfg.batch_size) * cfg.epochs
         for epoch in range(self._epoch, cfg.epochs):
             # both seeded per epoch: a run resumed at an epoch boundary continues exactly as if never interrupted
             order = self.train_idx[torch.randperm(len(self.train_idx), generator=_epoch_gen(cfg.seed, epoch)).numpy()]
@@ -293,7 +300,10 @@ class TrainingJob:
             for start in range(0, len(order), cfg.batch_size):
                 if not self._wait_unpaused():
                     return
-                lr, beta = self._apply_pending(opt, beta)
+                peak, beta = self._apply_pending(beta)
+                lr = peak * lr_factor(self._step, total_steps, cfg.lr_schedule, cfg.lr_warmup_steps)
+                for group in opt.param_groups:
+                    group["lr"] = lr
                 batch = order[start:start + cfg.batch_size]  # the global batch; each rank takes its share below
                 rows, eps, share = self._shard(batch, gen)
                 x = train_x(rows)
@@ -337,16 +347,15 @@ class TrainingJob:
             pass
         return not self._stop.is_set()
 
-    def _apply_pending(self, opt: torch.optim.Optimizer, beta: float) -> tuple[float, float]:
+    def _apply_pending(self, beta: float) -> tuple[float, float]:
+        """The peak learning rate and beta from now on, with any set from another thread since the last step."""
         with self._lock:
             pending, self._pending = self._pending, {}
         if "lr" in pending:
-            for group in opt.param_groups:
-                group["lr"] = pending["lr"]
             self.train_config.lr = pending["lr"]
         if "beta" in pending:
             beta = self.train_config.beta = pending["beta"]
-        return opt.param_groups[0]["lr"], beta
+        return self.train_config.lr, beta
 
     def _record(self, terms, share: float, epoch: int, lr: float, rate: float) -> None:
         """Count the step and keep its values on the device; they reach the history at the next flush."""
@@ -383,10 +392,14 @@ class TrainingJob:
             self._rate = pending[-1][-1]
 
     def _end_epoch(self, epoch: int) -> None:
-        ev = evaluate(self.model, _Rows(self.dataset, self.val_idx), seed=self.train_config.seed)
-        self.model.train()
-        row = {"epoch": epoch + 1, "step": self._step, "val_neg_elbo": -ev.elbo, "val_recon": ev.reconstruction,
-               "val_kl": ev.kl, "active_units": ev.active_units, "val_kl_per_dim": ev.kl_per_dim, "time": time.time()}
+        """Validate (unless there is no validation split: val_images 0 says so), publish the weights, autosave."""
+        row = {"epoch": epoch + 1, "step": self._step, "val_images": len(self.val_idx)}
+        if len(self.val_idx):
+            ev = evaluate(self.model, _Rows(self.dataset, self.val_idx), seed=self.train_config.seed)
+            self.model.train()
+            row |= {"val_neg_elbo": -ev.elbo, "val_recon": ev.reconstruction, "val_kl": ev.kl,
+                    "active_units": ev.active_units, "val_kl_per_dim": ev.kl_per_dim}
+        row["time"] = time.time()
         frame = self._recon_frame()
         if frame is not None:
             row["val_recon_frame"] = frame
@@ -435,7 +448,8 @@ class TrainingJob:
         last = epochs[-1] if epochs else {}
         metrics = {"epochs_done": len(epochs), "val_neg_elbo": last.get("val_neg_elbo"),
                    "val_recon": last.get("val_recon"), "val_kl": last.get("val_kl"),
-                   "active_units": last.get("active_units"), "step": self._step, "device": str(self.device),
+                   "active_units": last.get("active_units"), "val_images": len(self.val_idx), "step": self._step,
+                   "device": str(self.device),
                    "world_size": self.world}
         config = RunConfig(model=self.model_config, train=self.train_config, dataset=self.dataset.source | {
             "name": self.dataset.name})

@@ -1,0 +1,148 @@
+"""ProcessJob, the app's way to train: the same numbers as a TrainingJob, steered across the process boundary, and a
+worker that crashes or is killed (as the out-of-memory killer does) is reported as a failed job, never taking the
+server (this test process) down."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vae_core.config import ModelConfig, TrainConfig
+from vae_core.data import Dataset, load_array
+from vae_core.jobs import JobPool, PoolFull
+from vae_core.process_job import ProcessJob
+from vae_core.runs import load_run
+from vae_core.training import TrainingJob
+from tests.helpers import wait_until
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ModelConfig(input_shape=(1, 8, 8), latent_dim=4, hidden_sizes=(32,))
+QUICK = TrainConfig(epochs=2, batch_size=64, lr=3e-3, seed=0, lr_schedule="constant", lr_warmup_steps=0)
+LONG = replace(QUICK, epochs=10_000, batch_size=16, lr=1e-3)
+
+
+def without_clock(history: dict) -> dict:
+    drop = {"samples_per_s", "time"}
+    return {kind: [{k: v for k, v in row.items() if k not in drop} for row in rows] for kind, rows in history.items()}
+
+
+def test_a_worker_process_trains_exactly_like_a_training_job(digits, tmp_path):
+    thread = TrainingJob(digits, SMALL, QUICK, threads=1).start()
+    process = ProcessJob(digits, SMALL, QUICK, run_dir=tmp_path / "run", threads=1).start()
+    assert thread.join(timeout=120) and process.join(timeout=120)
+    assert process.state == "finished" and process.error is None
+    assert without_clock(process.history()) == without_clock(thread.history())  # every step row and epoch row
+    z = torch.randn(5, SMALL.latent_dim)
+    assert torch.equal(process.model_snapshot().decode(z), thread.model_snapshot().decode(z))
+    saved = load_run(tmp_path / "run")  # the worker wrote the run folder itself
+    assert saved.history == process.history() and saved.state["finished"] is True
+    assert process.progress().fraction == 1.0 and process.progress().samples_per_s > 0
+
+
+def test_pause_resume_live_lr_and_beta_and_stop_cross_the_process_boundary(digits, tmp_path):
+    job = ProcessJob(digits, SMALL, LONG, run_dir=tmp_path / "run", threads=1).start()
+    try:
+        wait_until(lambda: job.progress().step >= 5, "the first steps")
+        progress = job.progress()  # what the Train page's progress bar shows, live from the worker
+        assert progress.state == "running" and progress.samples_per_s > 0 and progress.eta_s > 0
+        assert progress.total_steps == 10_000 * -(-len(job.train_idx) // 16)
+        job.set_lr(5e-4)
+        job.set_beta(0.5)
+        wait_until(lambda: [r for r in job.history()["steps"] if r["lr"] == 5e-4 and r["beta"] == 0.5],
+                   "step rows with the new lr and beta")
+        job.pause()
+        assert job.state == "paused"
+        step = job.progress().step
+        time.sleep(0.6)  # observing "not advancing" takes time: two updates of the worker's stream
+        assert job.progress().step - step <= 1
+        job.resume()
+        wait_until(lambda: job.progress().step > step + 5, "steps after resume")
+    finally:
+        job.stop()
+    assert job.join(timeout=60) and job.state == "stopped"
+    saved = load_run(tmp_path / "run")
+    assert saved.state["step"] == job.progress().step and saved.config.train.lr == 5e-4
+
+
+def test_a_killed_worker_is_a_failed_job_with_the_reason_and_the_server_lives_on(digits, tmp_path):
+    job = ProcessJob(digits, SMALL, LONG, run_dir=tmp_path / "run", threads=1).start()
+    wait_until(lambda: job.progress().epoch >= 2, "the second epoch (the first one's autosave is then complete)")
+    os.kill(job.pid, signal.SIGKILL)  # what the out-of-memory killer does
+    assert job.join(timeout=30)
+    assert job.state == "failed" and not job.is_active
+    assert "killed" in job.error and "out of memory" in job.error and str(tmp_path / "run") in job.error
+    assert load_run(tmp_path / "run").state["epoch"] >= 1  # the last autosave is intact
+    again = ProcessJob(digits, SMALL, QUICK, threads=1).start()  # this process still trains
+    assert again.join(timeout=120) and again.state == "finished"
+
+
+def test_an_error_in_the_worker_reaches_the_session(digits):
+    job = ProcessJob(digits, SMALL, replace(QUICK, lr=1e3), threads=1).start()
+    assert job.join(timeout=120)
+    assert job.state == "failed" and "diverged" in job.error and "learning rate" in job.error
+    assert all(torch.isfinite(p).all() for p in job.model_snapshot().parameters())
+
+
+def test_a_memory_mapped_dataset_reaches_the_worker_by_its_path(digits, tmp_path):
+    path = tmp_path / "digits.npy"
+    np.save(path, digits.images[:600, 0])
+    mapped = load_array(path, mmap=True)
+    in_memory = Dataset(np.array(mapped.images), name="digits.npy")
+    a = ProcessJob(mapped, SMALL, QUICK, threads=1)
+    assert a._share_images()["path"] == str(path)  # no copy of a file that is already mapped
+    a.start()
+    b = TrainingJob(in_memory, SMALL, QUICK, threads=1).start()
+    assert a.join(timeout=120) and b.join(timeout=120) and a.state == "finished"
+    assert without_clock(a.history()) == without_clock(b.history())
+
+
+def test_the_job_limit_holds_for_worker_processes(digits):
+    pool = JobPool(max_jobs=1)
+    first = pool.start("a", ProcessJob(digits, SMALL, LONG, threads=1))
+    try:
+        with pytest.raises(PoolFull, match="limit 1"):
+            pool.start("b", ProcessJob(digits, SMALL, LONG, threads=1))
+    finally:
+        pool.stop_owner("a")
+    assert first.join(timeout=60) and first.state == "stopped"
+
+
+def test_a_worker_stops_and_saves_when_its_server_dies(tmp_path):
+    """The server process is killed outright: its worker notices the closed pipe, saves and exits."""
+    script = (
+        "import os, sys, time\n"
+        "from vae_core.config import ModelConfig, TrainConfig\n"
+        "from vae_core.data import load_digits\n"
+        "from vae_core.process_job import ProcessJob\n"
+        "if __name__ == '__main__':\n"
+        "    ds = load_digits()\n"
+        f"    job = ProcessJob(ds, ModelConfig(input_shape=(1, 8, 8), latent_dim=4, hidden_sizes=(32,)),\n"
+        f"                     TrainConfig(epochs=10_000, batch_size=16), run_dir=sys.argv[1], threads=1).start()\n"
+        "    while job.progress().epoch < 1:\n"
+        "        time.sleep(0.05)\n"
+        "    print(job.pid, flush=True)\n"
+        "    os._exit(1)\n"
+    )
+    (tmp_path / "server.py").write_text(script)
+    done = subprocess.run([sys.executable, str(tmp_path / "server.py"), str(tmp_path / "run")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    worker = int(done.stdout.split()[0])
+
+    def gone() -> bool:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return True
+        return Path(f"/proc/{worker}/status").exists() and "zombie" in Path(f"/proc/{worker}/status").read_text()
+
+    wait_until(gone, "the orphaned worker to exit")
+    saved = load_run(tmp_path / "run")
+    assert saved.state["finished"] is False and saved.state["step"] >= 102  # 1617 images / 16: one epoch at least

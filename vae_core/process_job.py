@@ -1,0 +1,296 @@
+"""ProcessJob: a TrainingJob in a worker process of its own, steered from the server's threads like a TrainingJob.
+
+Why a process (what the app uses; the CLI trains in its own thread with TrainingJob.run()): the job gets an OpenMP
+thread team and a GIL of its own, so the server's script threads (drawing pages, encoding for Explore) neither slow
+the steps nor are slowed by them, and a crash or an out-of-memory kill ends the worker, never the server; the
+session sees it as a failed job with the reason. The images reach the worker without a copy per step: in-memory
+data through one shared memory-mapped file (written once, mapped copy-on-write), a memory-mapped .npy by its path.
+History rows, progress and the weights published at each epoch end stream back over a pipe (weights as
+safetensors bytes); pause, resume, stop, lr and β go the other way. The worker writes the run folder itself. The
+pipe carries only what our own worker sends (multiprocessing pickles it); nothing a user supplies crosses it.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import multiprocessing
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+from safetensors.torch import load as weights_from_bytes
+
+from .config import ModelConfig, TrainConfig
+from .data import Dataset, split_indices
+from .model import VAE
+from .run_checks import model_skeleton
+from .job_worker import worker_main
+from .runs import Run
+from .training import Progress, Snapshot, build_model, default_threads, resolve_device
+
+_CONTEXT = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
+                                       else "spawn")
+if _CONTEXT.get_start_method() == "forkserver":
+    # workers fork with torch imported, and with the server's main script imported once (a worker would else
+    # import it again, as multiprocessing does for spawned children: `streamlit run` imports all of Streamlit)
+    # torch._dynamo too: torch.optim imports it lazily at the first optimizer (seconds, in every worker otherwise)
+    _CONTEXT.set_forkserver_preload(["__main__", "vae_core.process_job", "torch._dynamo"])
+
+
+_WARMED = threading.Event()
+
+
+def warm_up() -> None:
+    """Start the fork server (it imports torch once) so that the first job starts in milliseconds; returns at once
+    and does the work in a daemon thread (the first call only)."""
+    if _CONTEXT.get_start_method() == "forkserver" and not _WARMED.is_set():
+        from multiprocessing import forkserver
+
+        _WARMED.set()
+        threading.Thread(target=forkserver.ensure_running, name="vae-forkserver-warm-up", daemon=True).start()
+
+
+class ProcessJob:
+    """The TrainingJob API (start, pause, resume, stop, join, set_lr, set_beta, state, progress, snapshot, history,
+    model_snapshot) for a job trained in a worker process. All public methods are safe to call from any thread."""
+
+    def __init__(self, dataset: Dataset, model_config: ModelConfig, train_config: TrainConfig,
+                 run_dir: str | Path | None = None, resume: Run | None = None, threads: int | None = None):
+        self.dataset, self.model_config = dataset, model_config
+        self.train_config = dataclasses.replace(train_config, device=resolve_device(train_config.device))
+        self.run_dir = Path(run_dir) if run_dir else None
+        self.threads = threads or default_threads()
+        self.train_idx, self.val_idx = split_indices(dataset.n, train_config.val_fraction, train_config.seed)
+        self._resume_path = str(resume.path) if resume is not None else None
+        self._lock = threading.Lock()
+        self._state, self._error, self._warnings = "created", None, []
+        self._steps: list[dict] = list(resume.history.get("steps", [])) if resume else []
+        self._epochs: list[dict] = list(resume.history.get("epochs", [])) if resume else []
+        step, total = int(resume.state.get("step", 0)) if resume else 0, -(-len(self.train_idx) // train_config.batch_size)
+        self._progress = Progress("created", int(resume.state.get("epoch", 0)) if resume else 0, train_config.epochs,
+                                  step, total * train_config.epochs, 0.0, None)
+        self._stride = 1  # the worker thins a long history (see TrainingJob); the mirror follows its stride
+        self._published = (copy.deepcopy(resume.model) if resume else build_model(model_config, train_config.seed))
+        self._published.eval()
+        self._version = 0
+        self._conn = self._process = self._images_file = None
+        self._paused = threading.Event()  # set when the worker confirms a pause
+        self.worker_cpu_s = 0.0  # the worker's CPU seconds, as it reports them when it ends
+        self._listener = threading.Thread(target=self._listen, name="vae-job-listener", daemon=True)
+
+    # ------------------------------------------------------------------ control (any thread)
+
+    def start(self) -> "ProcessJob":
+        """Start the worker process and return at once."""
+        with self._lock:
+            if self._state != "created":
+                raise RuntimeError(f"job already {self._state}")
+            self._state = "running"
+        try:
+            spec = {"images": self._share_images(), "name": self.dataset.name, "source": self.dataset.source,
+                    "model": self.model_config, "train": self.train_config, "resume": self._resume_path,
+                    "run_dir": self.run_dir and str(self.run_dir), "threads": self.threads}
+            conn, child = _CONTEXT.Pipe()
+            self._process = _CONTEXT.Process(target=worker_main, args=(child, spec), name="vae-training", daemon=True)
+            self._process.start()
+            child.close()
+        except Exception as exc:  # no worker: a failed job with the reason, like one that failed while training
+            _unlink(self._images_file)
+            with self._lock:
+                self._state, self._error = "failed", f"could not start the training process: {exc}"
+            raise
+        self._conn = conn
+        self._listener.start()
+        return self
+
+    def pause(self, timeout: float = 2.0) -> None:
+        """Pause, and wait (up to timeout) until the worker has streamed the steps it took before pausing."""
+        with self._lock:
+            if self._state != "running":
+                return
+            self._state = "paused"
+            self._paused.clear()
+            self._send(("pause",))
+        self._paused.wait(timeout)
+
+    def resume(self) -> None:
+        with self._lock:
+            if self._state == "paused":
+                self._state = "running"
+                self._send(("resume",))
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._state in ("running", "paused"):
+                self._state = "stopping"
+            if self._process is not None:
+                self._send(("stop",))
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the worker to end and its last messages to arrive; True if they have."""
+        if self._listener.is_alive():
+            self._listener.join(timeout)
+        return not self._listener.is_alive()
+
+    def set_lr(self, lr: float) -> None:
+        if not lr > 0:
+            raise ValueError("lr must be > 0")
+        with self._lock:
+            self.train_config.lr = float(lr)
+            self._send(("lr", float(lr)))
+
+    def set_beta(self, beta: float) -> None:
+        if not beta >= 0:
+            raise ValueError("beta must be >= 0")
+        with self._lock:
+            self.train_config.beta = float(beta)
+            self._send(("beta", float(beta)))
+
+    @property
+    def pid(self) -> int | None:
+        """The worker process's id (None before start)."""
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def state(self) -> str:
+        with self._lock:
+            return self._state
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ("running", "paused", "stopping")
+
+    @property
+    def error(self) -> str | None:
+        with self._lock:
+            return self._error
+
+    def progress(self) -> Progress:
+        with self._lock:
+            return self._progress_locked()
+
+    def snapshot(self, since_step: int = 0) -> Snapshot:
+        with self._lock:
+            steps = [r for r in self._steps if r["step"] > since_step] if since_step else list(self._steps)
+            return Snapshot(progress=self._progress_locked(), steps=steps, epochs=list(self._epochs),
+                            model_version=self._version)
+
+    def history(self) -> dict[str, list]:
+        with self._lock:
+            return {"steps": list(self._steps), "epochs": list(self._epochs)}
+
+    def model_snapshot(self) -> VAE:
+        """A CPU copy of the weights the worker published last (each epoch end, and at the end)."""
+        with self._lock:
+            return copy.deepcopy(self._published)
+
+    # ------------------------------------------------------------------ the listener thread
+
+    def _progress_locked(self) -> Progress:
+        return dataclasses.replace(self._progress, state=self._state, error=self._error,
+                                   warnings=list(self._warnings))
+
+    def _send(self, message: tuple) -> None:
+        """A command to the worker (called with the lock held); a worker that has gone ignores it."""
+        if self._conn is None:
+            return
+        try:
+            self._conn.send(message)
+        except (OSError, ValueError):
+            pass
+
+    def _listen(self) -> None:
+        """Mirror what the worker streams until it ends; a worker that dies without a word is a failed job."""
+        final = None
+        try:
+            while final is None:
+                kind, payload = self._conn.recv()
+                if kind == "update":
+                    self._apply(payload)
+                elif kind == "paused":
+                    self._paused.set()
+                elif kind == "ready" and self._images_file is not None:
+                    _unlink(self._images_file)  # mapped by both sides now: the name is no longer needed
+                elif kind == "done":
+                    final = payload
+        except (EOFError, OSError):
+            pass
+        self._paused.set()
+        self._process.join(timeout=30)
+        _unlink(self._images_file)
+        with self._lock:
+            self._conn.close()
+            self._conn = None
+            if final is not None:
+                self._state, self._error = final["state"], final["error"]
+                self._warnings, self.worker_cpu_s = final["warnings"], final["cpu_s"]
+            else:
+                self._state, self._error = "failed", _death_message(self._process.exitcode, self.run_dir)
+
+    def _apply(self, update: dict) -> None:
+        weights = update.pop("weights", None)
+        model = _model_from_bytes(self.model_config, weights) if weights is not None else None
+        with self._lock:
+            self._steps.extend(update["steps"])
+            if update["stride"] != self._stride:  # the worker thinned its history: thin the mirror alike
+                self._stride = update["stride"]
+                every = self.train_config.log_every * self._stride
+                self._steps = [r for r in self._steps if r["step"] % every == 0]
+            self._epochs.extend(update["epochs"])
+            self._progress = update["progress"]
+            self._warnings = update["progress"].warnings
+            if model is not None:
+                self._published, self._version = model, self._version + 1
+
+    def _share_images(self) -> dict:
+        """How the worker finds the images: a memory-mapped file by its path, else one shared copy in a file that
+        both processes map (in /dev/shm where there is one: memory, not disk)."""
+        images = self.dataset.images
+        if isinstance(images, np.memmap) and images.filename and images.flags.c_contiguous:
+            spec = {"path": str(images.filename), "offset": images.offset, "dtype": images.dtype.str,
+                    "shape": images.shape, "mode": "r"}
+            if _same_view(images, spec):
+                return spec
+        folder = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        fd, path = tempfile.mkstemp(prefix="vae-images-", dir=folder)
+        os.close(fd)
+        self._images_file = path
+        shared = np.memmap(path, dtype=images.dtype, mode="w+", shape=images.shape)
+        shared[:] = images
+        shared.flush()
+        del shared
+        return {"path": path, "offset": 0, "dtype": images.dtype.str, "shape": images.shape, "mode": "c"}
+
+
+def _same_view(images: np.ndarray, spec: dict) -> bool:
+    """Whether mapping spec's file region gives these images (a view that transposed or sliced the file would not)."""
+    try:
+        again = np.memmap(spec["path"], dtype=np.dtype(spec["dtype"]), mode="r", offset=spec["offset"],
+                          shape=spec["shape"])
+        return bool(np.array_equal(again[[0, -1]], images[[0, -1]]))
+    except (OSError, ValueError):
+        return False
+
+
+def _unlink(path: str | None) -> None:
+    if path:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+def _death_message(exitcode: int | None, run_dir: Path | None) -> str:
+    why = "it was killed (SIGKILL: most often out of memory)" if exitcode == -9 else f"exit code {exitcode}"
+    saved = f"; {run_dir} holds the run as of its last completed epoch" if run_dir else ""
+    return f"the training process ended unexpectedly ({why}){saved}"
+
+
+def _model_from_bytes(config: ModelConfig, data: bytes) -> VAE:
+    """A CPU model from safetensors bytes our own worker sent."""
+    model = model_skeleton(config)
+    model.load_state_dict(weights_from_bytes(data), assign=True)
+    model.reset_constants()
+    return model.eval()
