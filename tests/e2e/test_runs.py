@@ -16,8 +16,12 @@ ALERT = '[data-testid="stAlert"]'
 
 
 def pick_run(page, label: str) -> None:
-    page.locator(key("runs_pick")).click()
-    page.locator('[role="option"]', has_text=label).first.click()
+    """Choose a run in the Runs page's selectbox as a user does: type its name, click the exact option (Streamlit's
+    selectbox is a combobox that filters its options by the text in it, so a plain click shows only the current one)."""
+    combobox = page.locator(key("runs_pick")).locator('input[role="combobox"]')
+    combobox.click()
+    combobox.fill(label)
+    page.get_by_role("option", name=label, exact=True).click()
     wait_idle(page)
 
 
