@@ -28,7 +28,7 @@ from .model import VAE
 from .run_checks import model_skeleton
 from .job_worker import worker_main
 from .runs import Run
-from .training import Progress, Snapshot, build_model, default_threads, resolve_device
+from .training import JobView, Progress, Snapshot, build_model, default_threads, resolve_device
 
 _CONTEXT = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
                                        else "spawn")
@@ -52,7 +52,7 @@ def warm_up() -> None:
         threading.Thread(target=forkserver.ensure_running, name="vae-forkserver-warm-up", daemon=True).start()
 
 
-class ProcessJob:
+class ProcessJob(JobView):
     """The TrainingJob API (start, pause, resume, stop, join, set_lr, set_beta, state, progress, snapshot, history,
     model_snapshot) for a job trained in a worker process. All public methods are safe to call from any thread."""
 
@@ -152,34 +152,6 @@ class ProcessJob:
     def pid(self) -> int | None:
         """The worker process's id (None before start)."""
         return self._process.pid if self._process is not None else None
-
-    @property
-    def state(self) -> str:
-        with self._lock:
-            return self._state
-
-    @property
-    def is_active(self) -> bool:
-        return self.state in ("running", "paused", "stopping")
-
-    @property
-    def error(self) -> str | None:
-        with self._lock:
-            return self._error
-
-    def progress(self) -> Progress:
-        with self._lock:
-            return self._progress_locked()
-
-    def snapshot(self, since_step: int = 0) -> Snapshot:
-        with self._lock:
-            steps = [r for r in self._steps if r["step"] > since_step] if since_step else list(self._steps)
-            return Snapshot(progress=self._progress_locked(), steps=steps, epochs=list(self._epochs),
-                            model_version=self._version)
-
-    def history(self) -> dict[str, list]:
-        with self._lock:
-            return {"steps": list(self._steps), "epochs": list(self._epochs)}
 
     def model_snapshot(self) -> VAE:
         """A CPU copy of the weights the worker published last (each epoch end, and at the end)."""

@@ -94,7 +94,42 @@ class Snapshot:
     model_version: int  # increases each time new weights are published (each epoch)
 
 
-class TrainingJob:
+class JobView:
+    """What a page reads of a job, the same for a job training in this process (TrainingJob) and in a worker
+    (ProcessJob): its state, error, progress and history, each read under the job's lock. A subclass keeps _lock,
+    _state, _error, _steps, _epochs, _version and defines _progress_locked()."""
+
+    @property
+    def state(self) -> str:
+        with self._lock:
+            return self._state
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ("running", "paused", "stopping")
+
+    @property
+    def error(self) -> str | None:
+        with self._lock:
+            return self._error
+
+    def progress(self) -> Progress:
+        with self._lock:
+            return self._progress_locked()
+
+    def snapshot(self, since_step: int = 0) -> Snapshot:
+        """A consistent copy of the history (rows after since_step only, if given) and the progress."""
+        with self._lock:
+            steps = [r for r in self._steps if r["step"] > since_step] if since_step else list(self._steps)
+            return Snapshot(progress=self._progress_locked(), steps=steps, epochs=list(self._epochs),
+                            model_version=self._version)
+
+    def history(self) -> dict[str, list]:
+        with self._lock:
+            return {"steps": list(self._steps), "epochs": list(self._epochs)}
+
+
+class TrainingJob(JobView):
     """One training run in a daemon thread. All public methods are safe to call from any thread."""
 
     def __init__(self, dataset: Dataset, model_config: ModelConfig, train_config: TrainConfig,
@@ -188,35 +223,6 @@ class TrainingJob:
             raise ValueError("beta must be >= 0")
         with self._lock:
             self._pending["beta"] = float(beta)
-
-    @property
-    def state(self) -> str:
-        with self._lock:
-            return self._state
-
-    @property
-    def is_active(self) -> bool:
-        return self.state in ("running", "paused", "stopping")
-
-    @property
-    def error(self) -> str | None:
-        with self._lock:
-            return self._error
-
-    def progress(self) -> Progress:
-        with self._lock:
-            return self._progress_locked()
-
-    def snapshot(self, since_step: int = 0) -> Snapshot:
-        """A consistent copy of the history (rows after since_step only, if given) and the progress."""
-        with self._lock:
-            steps = [r for r in self._steps if r["step"] > since_step] if since_step else list(self._steps)
-            return Snapshot(progress=self._progress_locked(), steps=steps, epochs=list(self._epochs),
-                            model_version=self._version)
-
-    def history(self) -> dict[str, list]:
-        with self._lock:
-            return {"steps": list(self._steps), "epochs": list(self._epochs)}
 
     @property
     def history_stride(self) -> int:
