@@ -25,7 +25,9 @@ CURATED = {  # screenshot taken by the e2e tests -> name in docs/screenshots
     "explore-posterior.png": "explore-posterior.png",
     "explore-attributes.png": "explore-attributes.png",
     "explore-compare.png": "explore-compare.png",
+    "explore-umap.png": "explore-umap.png",
 }
+COPIED = {"explore-traversals.gif": "explore-traversals.gif"}  # downloads shown as they are (a GIF stays animated)
 MAX_BYTES = 300_000
 
 
@@ -51,13 +53,21 @@ def compress(image: Image.Image, path: Path, colours: int = 256) -> int:
 
 def main() -> int:
     DEST.mkdir(parents=True, exist_ok=True)
-    missing = [name for name in CURATED if not (SOURCE / name).exists()]
+    missing = [name for name in [*CURATED, *COPIED] if not (SOURCE / name).exists()]
     if missing:
         print(f"missing in {SOURCE}: {', '.join(missing)} — run the e2e tests first", file=sys.stderr)
         return 1
     for name, target in CURATED.items():
         size = compress(trim_bottom(Image.open(SOURCE / name)), DEST / target)
         print(f"{DEST / target}: {size / 1000:.0f} KB")
+    for name, target in COPIED.items():
+        data = (SOURCE / name).read_bytes()
+        if len(data) > MAX_BYTES:
+            print(f"{SOURCE / name} is {len(data) / 1000:.0f} KB, over {MAX_BYTES / 1000:.0f} KB: not copied",
+                  file=sys.stderr)
+            return 1
+        (DEST / target).write_bytes(data)
+        print(f"{DEST / target}: {len(data) / 1000:.0f} KB")
     return 0
 
 

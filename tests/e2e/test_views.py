@@ -94,6 +94,8 @@ def test_a_clicked_codes_traversals_download_as_a_gif_of_the_decoders_images(app
         app.locator(f"{key('explore_dl_traverse_gif')} button").click()
     download = info.value
     assert download.suggested_filename.endswith(".gif")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    download.save_as(SHOTS / "explore-traversals.gif")  # shown in the README as it is (tests/e2e/screenshots.py)
     frames = [np.array(f.convert("L")) for f in ImageSequence.Iterator(Image.open(io.BytesIO(
         open(download.path(), "rb").read())))]
     assert len(frames) == 2 * 9 - 2 and frames[0].shape == (56 + STRIP_PX, len(dims) * 58 - 2)
@@ -212,3 +214,4 @@ def test_a_umap_map_places_the_star_on_a_clicked_point(app):
     on_screen = explore_api(app, "pointOnScreen", row)
     star = explore_api(app, "star")  # a fitted code's nearest code is itself (weight 1e6): the star is on its point
     assert abs(star["x"] - on_screen["x"]) < 1.5 and abs(star["y"] - on_screen["y"]) < 1.5
+    shot(app, live("map"), "explore-umap.png")
