@@ -20,6 +20,7 @@ from vae_core.runs import Run
 
 AGGREGATE_SAMPLES = 5000  # draws from q(z) behind the slider ranges
 TSNE_SECONDS_PER_1K = 3.0  # rough t-SNE cost on 2 cores, for the progress message
+SLOW_METHODS = ("tsne", "umap")  # fitted one at a time on a server, through its queue (ui/fit_queue.py)
 MAX_MODEL_BYTES = 96 * 2**20  # weights sent to the browser at most; a bigger model decodes on the server
 
 
@@ -90,32 +91,32 @@ def codes_for(latents: Latents, sample: bool) -> np.ndarray:
 
 
 def projection_for(run: Run, dataset: Dataset, method: str, params: dict) -> Projection | None:
-    """A fitted projection, cached per (model file, data, method, parameters). t-SNE goes through the server's queue
-    (ui/fit_queue.py) with a timed spinner and the number of fits before it; None, with a warning shown, when the
+    """A fitted projection, cached per (model file, data, method, parameters). t-SNE and UMAP go through the server's
+    queue (ui/fit_queue.py) with a timed spinner and the number of fits before it; None, with a warning shown, when the
     queue is full or the fit was cancelled."""
     key = projection_key(str(run.path), run_mtime(run), dataset.source, method, params)
-    if method == "umap":
-        n = min(dataset.n, int(params["max_points"]))
-        with st.spinner(f"Running UMAP on {n:,} codes (the first time in a server process also compiles UMAP's "
-                        "numba kernels: tens of seconds; cached afterwards)…", show_time=True):
-            return _projection(key)
-    if method != "tsne":
+    if method not in SLOW_METHODS:
         return _projection(key)
+    n = min(dataset.n, int(params["max_points"]))
+    if method == "umap":
+        what = (f"Running UMAP on {n:,} codes (the first time in a server process also compiles UMAP's numba kernels: "
+                "tens of seconds; cached afterwards)…")
+    else:
+        what = (f"Running t-SNE on {n:,} codes (about {max(1, round(n / 1000 * TSNE_SECONDS_PER_1K))} s on 2 cores; "
+                "cached afterwards)…")
     queue = fit_queue()
     try:
         ticket = queue.submit(key, session_id(), lambda: _projection(key))
     except QueueFull as exc:
         st.warning(str(exc), icon=":material/hourglass_disabled:")
         return None
-    n = min(dataset.n, int(params["max_points"]))
     note = st.empty()
-    with st.spinner(f"Running t-SNE on {n:,} codes (about {max(1, round(n / 1000 * TSNE_SECONDS_PER_1K))} s on "
-                    "2 cores; cached afterwards)…", show_time=True):
+    with st.spinner(what, show_time=True):
         while not ticket.done.wait(0.25):  # each redraw lets Streamlit end this run if the user asks for another
             ahead = queue.ahead_of(ticket)
             if ahead:
-                note.caption(f":material/hourglass_top: {ahead} t-SNE fit{'s' if ahead > 1 else ''} before this one "
-                             "(one at a time on this server)")
+                note.caption(f":material/hourglass_top: {ahead} slow fit{'s' if ahead > 1 else ''} (t-SNE, UMAP) "
+                             "before this one (one at a time on this server)")
             else:
                 note.empty()
     note.empty()
