@@ -242,3 +242,14 @@ def drag(page, start: tuple[float, float], moves: list[tuple[float, float]], eac
         if each_frame:
             next_frame(page)
     page.mouse.up()
+
+
+def click_point(page, row: int) -> int:
+    """Hover then click the map's point of dataset row `row`, as a user does; returns the row the map says it hovered."""
+    page.locator(live("map")).wait_for()
+    page.locator(live("map")).scroll_into_view_if_needed()
+    point = explore_api(page, "pointOnScreen", row)
+    page.mouse.move(point["x"], point["y"])
+    hovered = int(page.locator(live("map")).get_attribute("data-hover-row"))
+    page.mouse.click(point["x"], point["y"])
+    return hovered

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from tests.e2e.harness import ARTIFACTS, ROOT, drag, explore_api, key, live, next_frame, screenshot, wait_idle
+from tests.e2e.harness import (ARTIFACTS, ROOT, click_point, drag, explore_api, key, live, next_frame, screenshot,
+                               wait_idle)
 from tests.helpers import wait_until
 from vae_core.config import ModelConfig, RunConfig
 from vae_core.data import load_digits, load_source
@@ -182,12 +183,7 @@ def test_hover_shows_the_image_and_its_reconstruction(app):
 
 
 def test_a_click_goes_to_the_images_code_at_once(app):
-    app.locator(live("map")).wait_for()
-    app.locator(live("map")).scroll_into_view_if_needed()
-    point = explore_api(app, "pointOnScreen", 412)
-    app.mouse.move(point["x"], point["y"])
-    row = int(app.locator(live("map")).get_attribute("data-hover-row"))
-    app.mouse.click(point["x"], point["y"])
+    row = click_point(app, 412)
     mu = encode(bundled().model, load_digits())[1][row]
     np.testing.assert_allclose(explore_api(app, "z"), mu, atol=1e-5)  # before the server has answered
     sliders = app.locator(f'{live("panel")} input.vx-slider').evaluate_all(

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
-from tests.e2e.harness import ARTIFACTS, explore_api, goto, key, live, screenshot, wait_idle
+from tests.e2e.harness import ARTIFACTS, click_point, explore_api, goto, key, live, screenshot, wait_idle
 from tests.e2e.test_explore import bundled, canvas_image, torch_decode, url_z
 from tests.e2e.test_train import progress_text, start_training
 from tests.helpers import wait_until
@@ -78,12 +78,7 @@ def test_train_draws_kl_per_dimension_over_time(app, runs_dir, new_runs_removed)
 
 
 def test_a_clicked_codes_traversals_download_as_a_gif_of_the_decoders_images(app):
-    app.locator(live("map")).wait_for()
-    app.locator(live("map")).scroll_into_view_if_needed()
-    point = explore_api(app, "pointOnScreen", 412)
-    app.mouse.move(point["x"], point["y"])
-    row = int(app.locator(live("map")).get_attribute("data-hover-row"))
-    app.mouse.click(point["x"], point["y"])
+    row = click_point(app, 412)
     run, digits = bundled(), load_digits()
     _, mu, logvar = encode(run.model, digits)
     wait_until(lambda: url_z(app) and np.allclose(url_z(app), mu[row], atol=1e-3), timeout=30, what="the server's z")
@@ -110,12 +105,7 @@ def test_a_clicked_codes_traversals_download_as_a_gif_of_the_decoders_images(app
 
 
 def test_a_clicked_images_posterior_ellipse_on_the_pca_map(app):
-    app.locator(live("map")).wait_for()
-    app.locator(live("map")).scroll_into_view_if_needed()
-    point = explore_api(app, "pointOnScreen", 412)
-    app.mouse.move(point["x"], point["y"])
-    row = int(app.locator(live("map")).get_attribute("data-hover-row"))
-    app.mouse.click(point["x"], point["y"])
+    row = click_point(app, 412)
     ellipses = wait_until(lambda: explore_api(app, "ellipses"), "the clicked image's ellipse", timeout=30)
     assert [e["row"] for e in ellipses] == [row]
 
