@@ -8,7 +8,10 @@ Every method trains the pytorch/examples VAE (784-400-20 MLP, Adam 1e-3, batch 1
 synthetic data split 90/10, and evaluates the held-out 10% once per epoch (as the examples' test() does and as the
 engine's epoch-end validation does). "engine" is TrainingJob.run() (training in the calling thread, as the CLI
 does); "engine_process" is a ProcessJob (a worker process, as the app trains); "engine_background" is
-TrainingJob.start() + join() (a background thread, as the app trained before).
+TrainingJob.start() + join() (a background thread, as the app trained before). The ProcessJob starts as the app's
+jobs do: in the spare worker that waits for it (started when the previous job ended; its rehearsal before the job
+is off the clock, as in the app), on the kept shared copy of the images; everything from start() to the last
+message back is on the clock, and so is the worker's CPU time from the moment it received the job.
 
 Throughput = training images / wall-clock seconds, evaluation included. Each run is also timed in process CPU
 seconds: on a machine shared with other work, --threads 1 CPU-time figures are the stable ones (wall clock then

@@ -3,6 +3,7 @@ worker that crashes or is killed (as the out-of-memory killer does) is reported 
 server (this test process) down."""
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import subprocess
@@ -146,3 +147,59 @@ def test_a_worker_stops_and_saves_when_its_server_dies(tmp_path):
     wait_until(gone, "the orphaned worker to exit")
     saved = load_run(tmp_path / "run")
     assert saved.state["finished"] is False and saved.state["step"] >= 102  # 1617 images / 16: one epoch at least
+
+
+def test_a_job_starts_in_the_spare_worker_and_trains_exactly_like_a_training_job(digits):
+    """warm_up() leaves a worker waiting; the next job runs in it (no process started on the job's clock), with the
+    same numbers as a TrainingJob, and a new spare waits once the job has ended."""
+    from vae_core import process_job
+
+    process_job._SPARE.refill()
+    spare = process_job._SPARE._process
+    assert spare is not None and spare.is_alive()
+    job = ProcessJob(digits, SMALL, QUICK, threads=1).start()
+    assert job.pid == spare.pid
+    reference = TrainingJob(digits, SMALL, QUICK, threads=1).start()
+    assert job.join(timeout=120) and reference.join(timeout=120) and job.state == "finished"
+    assert without_clock(job.history()) == without_clock(reference.history())
+    wait_until(lambda: process_job._SPARE._process is not None and process_job._SPARE._process.pid != spare.pid,
+               "a new spare worker")
+
+
+def test_a_dead_spare_is_not_used(digits):
+    from vae_core import process_job
+
+    process_job._SPARE.refill()
+    spare = process_job._SPARE._process
+    os.kill(spare.pid, signal.SIGKILL)
+    spare.join(timeout=30)
+    job = ProcessJob(digits, SMALL, QUICK, threads=1).start()
+    assert job.pid != spare.pid
+    assert job.join(timeout=120) and job.state == "finished"
+
+
+def test_the_shared_copy_of_the_images_serves_the_next_job_and_goes_with_the_array(digits):
+    images = np.array(digits.images[:400])
+    data = Dataset(images, name="digits-400")
+    first, second = ProcessJob(data, SMALL, QUICK, threads=1), ProcessJob(data, SMALL, QUICK, threads=1)
+    path = first._share_images()["path"]
+    assert second._share_images()["path"] == path  # no second copy of the same array
+    assert first._images_file is None  # kept for the next job, not unlinked after this one
+    np.testing.assert_array_equal(np.memmap(path, dtype=np.float32, mode="r", shape=images.shape), images)
+    assert second.start().join(timeout=120) and second.state == "finished"
+    other = Dataset(np.array(digits.images[:300]), name="digits-300")
+    kept = ProcessJob(other, SMALL, QUICK, threads=1)._share_images()["path"]
+    assert kept != path and os.path.exists(kept)
+    assert not os.path.exists(path)  # one dataset's copy at most: the previous one is gone
+    del other
+    gc.collect()
+    wait_until(lambda: not os.path.exists(kept), "the kept copy removed once its array is freed")
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="the shared copies live in /dev/shm on Linux")
+def test_a_killed_servers_shared_copy_is_swept_by_the_next_server(digits, tmp_path):
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    leftover = Path("/dev/shm") / f"vae-images-{int(gone.stdout)}-abc123"  # what a SIGKILLed server leaves
+    leftover.write_bytes(b"\0" * 64)
+    ProcessJob(Dataset(np.array(digits.images[:200]), name="digits-200"), SMALL, QUICK, threads=1)._share_images()
+    assert not leftover.exists()

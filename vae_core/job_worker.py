@@ -16,13 +16,14 @@ from .training import TrainingJob
 SEND_EVERY_S = 0.25  # how often the worker streams new history rows and progress back
 
 
-def worker_main(conn, spec: dict) -> None:
-    """Build the job, obey commands in one thread, stream updates from another, train in this one."""
+def worker_main(conn, spec: dict, cpu_before: float = 0.0) -> None:
+    """Build the job, obey commands in one thread, stream updates from another, train in this one. The CPU seconds
+    it reports are the job's: those spent before (cpu_before, a spare's rehearsal) are not counted."""
     try:
         job = _job_from(spec)
     except Exception as exc:  # reported like a failure while training, not as a dead process
         conn.send(("done", {"state": "failed", "error": f"{type(exc).__name__}: {exc}", "warnings": [],
-                            "cpu_s": time.process_time()}))
+                            "cpu_s": time.process_time() - cpu_before}))
         return
     send_lock = threading.Lock()
 
@@ -47,8 +48,33 @@ def worker_main(conn, spec: dict) -> None:
         streamer.send_update()
         progress = job.progress()
         send(("done", {"state": job.state, "error": progress.error, "warnings": progress.warnings,
-                       "cpu_s": time.process_time()}))
+                       "cpu_s": time.process_time() - cpu_before}))
         conn.close()
+
+
+def spare_main(conn) -> None:
+    """A worker started before its job (see process_job._Spare): wait for the job's spec, then be its worker. A
+    server that goes away (the pipe closes) or sends None ends it. While it waits it trains a tiny model once: a
+    forked process pays for its first torch calls and for copying the pages they touch, and that is better paid
+    here than on the job's clock."""
+    _rehearse()
+    try:
+        spec = conn.recv()
+    except (EOFError, OSError):
+        return
+    if spec is not None:
+        worker_main(conn, spec, cpu_before=time.process_time())
+
+
+def _rehearse() -> None:
+    """One epoch of a tiny model on 32 random images, with what a job does at an epoch end (validate, publish)."""
+    from .config import ModelConfig, TrainConfig
+
+    torch.set_num_threads(1)
+    images = np.random.default_rng(0).random((32, 1, 4, 4), dtype=np.float32)
+    model = ModelConfig(input_shape=(1, 4, 4), latent_dim=2, hidden_sizes=(4,))
+    TrainingJob(Dataset(images, name="rehearsal"), model, TrainConfig(epochs=1, batch_size=16, val_fraction=0.25),
+                threads=1).run()
 
 
 def _job_from(spec: dict) -> TrainingJob:

@@ -6,7 +6,11 @@ the steps nor are slowed by them, and a crash or an out-of-memory kill ends the 
 session sees it as a failed job with the reason. The images reach the worker without a copy per step: in-memory
 data through one shared memory-mapped file (written once, mapped copy-on-write), a memory-mapped .npy by its path.
 History rows, progress and the weights published at each epoch end stream back over a pipe (weights as
-safetensors bytes); pause, resume, stop, lr and β go the other way. The worker writes the run folder itself. The
+safetensors bytes); pause, resume, stop, lr and β go the other way.
+
+A job's start costs milliseconds, not the ~0.15 s of a fork, a fresh process's first torch calls and a copy of the
+images: one spare worker waits, already started, for the next job's spec (_Spare: started by warm_up() and again as
+each job ends), and the shared copy of the last in-memory dataset is kept for the next job on it (_SharedImages). The worker writes the run folder itself. The
 pipe carries only what our own worker sends (multiprocessing pickles it); nothing a user supplies crosses it.
 """
 from __future__ import annotations
@@ -17,6 +21,7 @@ import multiprocessing
 import os
 import tempfile
 import threading
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +31,7 @@ from .config import ModelConfig, TrainConfig
 from .data import Dataset, split_indices
 from .model import VAE
 from .run_checks import model_skeleton
-from .job_worker import worker_main
+from .job_worker import spare_main, worker_main
 from .runs import Run
 from .training import JobView, Progress, Snapshot, build_model, default_threads, resolve_device
 
@@ -43,13 +48,91 @@ _WARMED = threading.Event()
 
 
 def warm_up() -> None:
-    """Start the fork server (it imports torch once) so that the first job starts in milliseconds; returns at once
-    and does the work in a daemon thread (the first call only)."""
-    if _CONTEXT.get_start_method() == "forkserver" and not _WARMED.is_set():
-        from multiprocessing import forkserver
-
+    """Start the fork server (it imports torch once) and a spare worker, so that the first job starts in
+    milliseconds; returns at once and does the work in a daemon thread (the first call only)."""
+    if not _WARMED.is_set():
         _WARMED.set()
-        threading.Thread(target=forkserver.ensure_running, name="vae-forkserver-warm-up", daemon=True).start()
+        threading.Thread(target=_SPARE.refill, name="vae-worker-warm-up", daemon=True).start()
+
+
+class _Spare:
+    """At most one worker process started ahead of its job, waiting on its pipe for the spec (job_worker.spare_main):
+    a job takes it instead of starting a process, and a new one is started when a job ends (not while it trains: the
+    fork and the first torch calls would compete with the job for the cores). A spare that died is not used."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._conn = self._process = None
+
+    def take(self):
+        """(conn, process) of a live spare worker, or None; the caller sends it the spec."""
+        with self._lock:
+            conn, process, self._conn, self._process = self._conn, self._process, None, None
+        if process is not None and process.is_alive():
+            return conn, process
+        if conn is not None:
+            conn.close()
+        return None
+
+    def refill(self) -> None:
+        """Start a spare worker unless one waits already; never raises (no spare: the next job starts its own)."""
+        with self._lock:
+            if self._process is not None and self._process.is_alive():
+                return
+            try:
+                conn, child = _CONTEXT.Pipe()
+                process = _CONTEXT.Process(target=spare_main, args=(child,), name="vae-training-spare", daemon=True)
+                process.start()
+                child.close()
+            except Exception:
+                return
+            self._conn, self._process = conn, process
+
+
+_SPARE = _Spare()
+
+
+class _SharedImages:
+    """The shared file of the last in-memory dataset a job trained on, kept for the next job on the same array (one
+    file: a copy of one dataset at most, removed when another replaces it, its array is freed or the server exits).
+    Arrays over MAX_BYTES are copied per job, as the copy is then small beside the job and memory is not."""
+
+    MAX_BYTES = 256 * 2**20
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._key = self._path = self._finalizer = None
+
+    def get(self, images: np.ndarray) -> str | None:
+        with self._lock:
+            return self._path if self._key == _images_key(images) else None
+
+    def keep(self, images: np.ndarray, path: str) -> bool:
+        """Keep path as images' shared copy (True), or leave it to the job (False: too large, or not weak-referable)."""
+        if images.nbytes > self.MAX_BYTES:
+            return False
+        try:
+            finalizer = weakref.finalize(images, self._forget, _images_key(images), path)
+        except TypeError:
+            return False
+        with self._lock:
+            old, self._key, self._path, self._finalizer = self._finalizer, _images_key(images), path, finalizer
+        if old is not None:
+            old()  # the previous dataset's file goes (workers that map it keep their mapping)
+        return True
+
+    def _forget(self, key: tuple, path: str) -> None:
+        with self._lock:
+            if self._key == key:
+                self._key = self._path = self._finalizer = None
+        _unlink(path)
+
+
+_SHARED = _SharedImages()
+
+
+def _images_key(images: np.ndarray) -> tuple:
+    return id(images), images.__array_interface__["data"][0], images.shape, images.dtype.str
 
 
 class ProcessJob(JobView):
@@ -92,10 +175,16 @@ class ProcessJob(JobView):
             spec = {"images": self._share_images(), "name": self.dataset.name, "source": self.dataset.source,
                     "model": self.model_config, "train": self.train_config, "resume": self._resume_path,
                     "run_dir": self.run_dir and str(self.run_dir), "threads": self.threads}
-            conn, child = _CONTEXT.Pipe()
-            self._process = _CONTEXT.Process(target=worker_main, args=(child, spec), name="vae-training", daemon=True)
-            self._process.start()
-            child.close()
+            spare = _SPARE.take()
+            if spare is not None:  # the usual case in the app: a worker waits already
+                conn, self._process = spare
+                conn.send(spec)
+            else:
+                conn, child = _CONTEXT.Pipe()
+                self._process = _CONTEXT.Process(target=worker_main, args=(child, spec), name="vae-training",
+                                                 daemon=True)
+                self._process.start()
+                child.close()
         except Exception as exc:  # no worker: a failed job with the reason, like one that failed while training
             _unlink(self._images_file)
             with self._lock:
@@ -192,6 +281,7 @@ class ProcessJob(JobView):
         self._paused.set()
         self._process.join(timeout=30)
         _unlink(self._images_file)
+        _SPARE.refill()  # for the next job, now that this one no longer needs the cores
         with self._lock:
             self._conn.close()
             self._conn = None
@@ -225,14 +315,18 @@ class ProcessJob(JobView):
                     "shape": images.shape, "mode": "r"}
             if _same_view(images, spec):
                 return spec
-        folder = "/dev/shm" if os.path.isdir("/dev/shm") else None
-        fd, path = tempfile.mkstemp(prefix="vae-images-", dir=folder)
-        os.close(fd)
-        self._images_file = path
-        shared = np.memmap(path, dtype=images.dtype, mode="w+", shape=images.shape)
-        shared[:] = images
-        shared.flush()
-        del shared
+        path = _SHARED.get(images)
+        if path is None:
+            folder = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+            _sweep(folder)
+            fd, path = tempfile.mkstemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=folder)
+            os.close(fd)
+            shared = np.memmap(path, dtype=images.dtype, mode="w+", shape=images.shape)
+            shared[:] = images
+            shared.flush()
+            del shared
+            if not _SHARED.keep(images, path):
+                self._images_file = path  # this job's own copy: unlinked once the worker has mapped it
         return {"path": path, "offset": 0, "dtype": images.dtype.str, "shape": images.shape, "mode": "c"}
 
 
@@ -244,6 +338,31 @@ def _same_view(images: np.ndarray, spec: dict) -> bool:
         return bool(np.array_equal(again[[0, -1]], images[[0, -1]]))
     except (OSError, ValueError):
         return False
+
+
+_PREFIX = "vae-images-"
+
+
+def _sweep(folder: str) -> None:
+    """Remove the shared copies left by servers that were killed (the file name carries the server's pid)."""
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(_PREFIX)]
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            _unlink(os.path.join(folder, name))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive, and not ours to clean
+        return True
+    return True
 
 
 def _unlink(path: str | None) -> None:
