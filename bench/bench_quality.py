@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vae_core.config import ModelConfig, TrainConfig
+from vae_core.config import ModelConfig, TrainConfig, default_latent_dim
 from vae_core.data import Dataset, load_digits, load_source
 from vae_core.metrics import evaluate
 from vae_core.training import TrainingJob
@@ -54,7 +54,7 @@ def recipes(shape: tuple[int, int, int]) -> dict[str, tuple[ModelConfig, TrainCo
     examples = ModelConfig(input_shape=shape, arch="mlp", likelihood="bernoulli", latent_dim=EXAMPLES["latent_dim"],
                            hidden_sizes=EXAMPLES["hidden_sizes"])
     return {
-        "app default": (ModelConfig(input_shape=shape), TrainConfig()),
+        "app default": (ModelConfig(input_shape=shape, latent_dim=default_latent_dim(shape)), TrainConfig()),
         "pytorch/examples": (examples, TrainConfig(lr=EXAMPLES["lr"], batch_size=EXAMPLES["batch_size"],
                                                    epochs=10_000, lr_schedule="constant", lr_warmup_steps=0)),
     }

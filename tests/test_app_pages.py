@@ -114,6 +114,15 @@ def test_train_pause_resume_live_lr_and_beta_stop_then_runs(app):
     assert at.session_state["active_run"] == str(job.run_dir) and not at.exception
 
 
+def test_the_latent_size_is_auto_unless_set_and_says_what_auto_means(app):
+    at = app("pages/train.py")
+    field = at.number_input(key="tf_latent")
+    assert field.value is None and field.proto.placeholder == "auto: 8"  # the bundled 8×8 digits
+    job = start_training(at, tf_epochs=1)
+    assert job.model_config.latent_dim == 8
+    assert job.join(timeout=60)
+
+
 def test_kl_vanishing_warning_and_one_click_remedy(app):
     at = app("pages/train.py")
     job = start_training(at, tf_epochs=2, tf_beta=4.0)

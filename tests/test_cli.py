@@ -169,3 +169,17 @@ def test_evaluate_bad_input(tmp_path, capsys, digits_run, argv, needle):
     assert captured.out == ""
     assert_one_line_error(captured.err)
     assert needle in captured.err
+
+
+def test_without_latent_dim_the_size_follows_the_images(tmp_path, capsys):
+    """8 dimensions for the 8×8 digits, 12 for 28×28 images (the default that reached the pytorch/examples recipe's
+    quality in half its time, bench/bench_quality.py); --latent-dim still wins."""
+    images = (np.random.default_rng(0).random((40, 28, 28)) > 0.7).astype(np.uint8) * 255
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(idx_bytes(images))
+    small = ["--epochs", "1", "--batch-size", "16", "--hidden", "16", "--quiet"]
+    for data, out, expected in (("digits", "d", 8), (str(path), "m", 12)):
+        assert train_cli.main(["--data", data, "--out", str(tmp_path / out), *small]) == 0
+        assert load_run(tmp_path / out).config.model.latent_dim == expected
+    assert train_cli.main(["--data", str(path), "--latent-dim", "5", "--out", str(tmp_path / "m5"), *small]) == 0
+    assert load_run(tmp_path / "m5").config.model.latent_dim == 5

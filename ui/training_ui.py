@@ -14,7 +14,8 @@ from ui.exports import epoch_reconstructions_download_ui
 from ui.images import grid
 from ui.sharing import note_created
 from ui.state import adopt_finished_job, job_pool, run_dataset, runs_root, session_id
-from vae_core.config import ARCHS, LIKELIHOODS, LR_SCHEDULES, ModelConfig, TrainConfig
+from vae_core.config import (ARCHS, LARGE_LATENT, LIKELIHOODS, LR_SCHEDULES, SMALL_IMAGE_PIXELS, SMALL_LATENT, ModelConfig,
+                             TrainConfig, default_latent_dim)
 from vae_core.data import Dataset, preview_indices, split_indices
 from vae_core.kl_history import kl_over_time
 from vae_core.model import VAE
@@ -28,7 +29,7 @@ BATCH_SIZES = [16, 32, 64, 128, 256, 512]
 N_FIXED, N_PRIOR = 8, 16  # validation images reconstructed, prior samples decoded
 ACTIVE = ("running", "paused", "stopping")
 FORM_DEFAULTS = {  # widget key -> default, taken from the engine's configs (tuned to train digits in seconds)
-    "tf_arch": ModelConfig.arch, "tf_latent": ModelConfig.latent_dim, "tf_hidden": ModelConfig().hidden_sizes[-1],
+    "tf_arch": ModelConfig.arch, "tf_latent": None, "tf_hidden": ModelConfig().hidden_sizes[-1],
     "tf_likelihood": ModelConfig.likelihood, "tf_beta": float(TrainConfig.beta),
     "tf_warmup": TrainConfig.warmup_steps, "tf_free_bits": float(TrainConfig.free_bits), "tf_lr": TrainConfig.lr,
     "tf_batch": TrainConfig.batch_size, "tf_epochs": TrainConfig.epochs, "tf_seed": TrainConfig.seed,
@@ -54,7 +55,11 @@ def settings_form_ui(dataset: Dataset) -> tuple[ModelConfig, TrainConfig] | None
     with st.form("train_form", border=False):
         st.markdown("**Model**")
         st.selectbox("Architecture", ARCHS, key="tf_arch", help="conv needs images of at least 28×28", **keep)
-        st.number_input("Latent dimensions", 1, 128, step=1, key="tf_latent", **keep)
+        st.number_input("Latent dimensions", 1, 128, step=1, key="tf_latent",
+                        placeholder=f"auto: {default_latent_dim(dataset.shape)}",
+                        help=f"Empty: {SMALL_LATENT} for images up to {SMALL_IMAGE_PIXELS} pixels, {LARGE_LATENT} for "
+                             f"larger ones (this data: {dataset.shape[1]}×{dataset.shape[2]}). More dimensions than "
+                             "the data needs collapse onto the prior (shown on the KL chart).", **keep)
         st.selectbox("Hidden size", HIDDEN_SIZES, key="tf_hidden", **keep)
         st.selectbox("Likelihood p(x|z)", LIKELIHOODS, key="tf_likelihood", **keep)
         st.markdown("**Objective**")
@@ -93,7 +98,8 @@ def settings_form_ui(dataset: Dataset) -> tuple[ModelConfig, TrainConfig] | None
 def form_configs(dataset: Dataset) -> tuple[ModelConfig, TrainConfig]:
     """The configs the form describes, for this dataset's image shape (ValueError on an invalid combination)."""
     s = st.session_state
-    model = ModelConfig(input_shape=dataset.shape, latent_dim=int(s.tf_latent), hidden_sizes=(int(s.tf_hidden),),
+    latent = default_latent_dim(dataset.shape) if s.tf_latent is None else int(s.tf_latent)
+    model = ModelConfig(input_shape=dataset.shape, latent_dim=latent, hidden_sizes=(int(s.tf_hidden),),
                         arch=s.tf_arch, likelihood=s.tf_likelihood)
     train = TrainConfig(epochs=int(s.tf_epochs), batch_size=int(s.tf_batch), lr=float(s.tf_lr),
                         lr_schedule=s.tf_lr_schedule, lr_warmup_steps=int(s.tf_lr_warmup), beta=float(s.tf_beta),

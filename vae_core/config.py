@@ -10,6 +10,18 @@ LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned")
 LR_SCHEDULES = ("constant", "cosine")
 
 
+SMALL_IMAGE_PIXELS = 16 * 16  # images up to this many pixels (H x W) get SMALL_LATENT dimensions by default
+SMALL_LATENT, LARGE_LATENT = 8, 12
+
+
+def default_latent_dim(input_shape: tuple[int, int, int]) -> int:
+    """The latent size the Train form and the CLI use unless told otherwise: 8 for small images (the bundled 8x8
+    digits, where more dimensions would mostly collapse), 12 for larger ones (28x28 and up: an 8-D latent limited
+    the held-out -ELBO there and took twice as long to reach a given quality, bench/bench_quality.py)."""
+    _, h, w = input_shape
+    return SMALL_LATENT if h * w <= SMALL_IMAGE_PIXELS else LARGE_LATENT
+
+
 @dataclass
 class ModelConfig:
     """Everything needed to rebuild a VAE's modules before loading its weights."""

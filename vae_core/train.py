@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from .config import ARCHS, LIKELIHOODS, LR_SCHEDULES, ModelConfig, TrainConfig
+from .config import (ARCHS, LARGE_LATENT, LIKELIHOODS, LR_SCHEDULES, SMALL_IMAGE_PIXELS, SMALL_LATENT, ModelConfig,
+                     TrainConfig, default_latent_dim)
 from .data import load_source
 from .runs import load_run
 from .training import TrainingJob, resolve_device
@@ -30,7 +31,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--labels", default=None, help="IDX labels file (default: found beside the images by name)")
     p.add_argument("--shapes-n", type=int, default=20000, help="number of generated shapes images")
     p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--latent-dim", type=int, default=m.latent_dim)
+    p.add_argument("--latent-dim", type=int, default=None,
+                   help=f"latent dimensions (default: {SMALL_LATENT} for images up to {SMALL_IMAGE_PIXELS} pixels, "
+                        f"{LARGE_LATENT} for larger ones)")
     p.add_argument("--hidden", default=",".join(map(str, m.hidden_sizes)), help="hidden sizes, e.g. 400 or 512,256")
     p.add_argument("--arch", choices=ARCHS, default=m.arch)
     p.add_argument("--likelihood", choices=LIKELIHOODS, default=m.likelihood)
@@ -111,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
         dataset = load_source(data_source(args, resume))
         hidden = hidden_sizes(args.hidden)
         model_cfg = resume.config.model if resume else ModelConfig(
-            input_shape=dataset.shape, latent_dim=args.latent_dim, hidden_sizes=hidden, arch=args.arch,
+            input_shape=dataset.shape, latent_dim=default_latent_dim(dataset.shape) if args.latent_dim is None else args.latent_dim,
+            hidden_sizes=hidden, arch=args.arch,
             likelihood=args.likelihood)
         train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                 lr_schedule=args.lr_schedule, lr_warmup_steps=args.lr_warmup_steps, beta=args.beta,
