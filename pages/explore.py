@@ -7,7 +7,7 @@ from ui.explore_data import explore_dataset, latents_for, source_json
 from ui.explore_latent import latent_panel_ui, neighbours_ui
 from ui.explore_projection import projection_ui
 from ui.explore_state import init_view, sync_query_params
-from ui.explore_views import views_ui
+from ui.explore_views import views_shown, views_ui
 from ui.frame import require_app_frame
 from ui.state import active_run
 from ui.theory import theory_ui
@@ -18,20 +18,21 @@ require_app_frame()  # a deep link on a fresh server: run through app.py first (
 @st.fragment
 def explore_ui(run, dataset, latents) -> None:
     """Everything that follows z, in one fragment: a browser event or a server slider reruns this, not the page.
-    The panel comes first, so a server-decoded image goes out before the map and the views are drawn."""
+    The panel comes first, so a server-decoded image goes out before the map and the views are drawn; what lies below
+    the first screen (the nearest images, the views) only once the page is scrolled there."""
     left, right = st.columns([3, 2], gap="large")
     with right:
         latent_panel_ui(run, dataset, latents)
     with left:
         method = projection_ui(run, dataset, latents)
-    with right:
-        neighbours_ui(dataset, latents)
-    views_ui(run, dataset, latents)
+    if views_shown():
+        with right:
+            neighbours_ui(dataset, latents)
+        views_ui(run, dataset, latents)
     sync_query_params(method)
 
 
 st.title("Explore the latent space")
-st.html("<style>[data-testid='stImage'] img { image-rendering: pixelated; }</style>")  # crisp if the browser scales
 run = active_run()
 if run is None:
     st.info("No active model yet: train one on the Train page, or load one on the Runs page.")

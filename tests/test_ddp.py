@@ -99,11 +99,15 @@ def test_a_run_trained_by_torchrun_opens_in_the_app(tmp_path, monkeypatch):
     """The Explore page (the app's default) takes a torchrun run as its active model, and the sidebar names it."""
     from streamlit.testing.v1 import AppTest
 
+    from ui.explore_views import SHOWN as VIEWS_SHOWN
+
     runs = tmp_path / "runs"
     done = torchrun(runs / "ddp-digits", replace(TRAIN, epochs=1))
     assert done.returncode == 0, done.stderr[-3000:]
     monkeypatch.setenv("VAE_RUNS_DIR", str(runs))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()  # the newest run becomes active
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state[VIEWS_SHOWN] = True  # scrolled down to the nearest images
+    at.run()  # the newest run becomes active
     assert not at.exception, [e.value for e in at.exception]
     assert any("ddp-digits" in c.value and "4-D latent" in c.value for c in at.sidebar.caption)
     assert any("Nearest" in m.value for m in at.markdown)  # Explore decoded and searched the torchrun model's space

@@ -13,6 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from ui.explore_live import SENT, Asset, bundle, parse_bundle
+from ui.explore_views import SHOWN as VIEWS_SHOWN
 from vae_core.data import load_digits
 from vae_core.latent import decode, encode
 from vae_core.runs import load_run
@@ -45,13 +46,17 @@ def runs(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture
 def explore(monkeypatch, runs):
-    """Open Explore in a fresh AppTest with the given run active (and optional URL query parameters)."""
+    """Open Explore in a fresh AppTest with the given run active (and optional URL query parameters), as a user who
+    has scrolled down to the views and opened the drawing pad (every part drawn); whole_page=False: the first screen."""
     monkeypatch.setenv("VAE_RUNS_DIR", str(next(iter(runs.values())).parent))
     monkeypatch.setenv("VAE_THREADS", "1")
 
-    def open_(run: str, **query) -> AppTest:
+    def open_(run: str, whole_page: bool = True, **query) -> AppTest:
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
         at.session_state["active_run"] = str(runs[run])
+        if whole_page:
+            at.session_state[VIEWS_SHOWN] = True  # what scrolling near the views does (the reveal marker's event)
+            at.session_state["explore_pad_open"] = True  # what opening the pad's expander does
         for name, value in query.items():
             at.query_params[name] = value
         at.switch_page(EXPLORE).run()
@@ -101,6 +106,20 @@ def test_explore_renders_every_view_without_exception(explore, run, dims):
     for colour in at.selectbox(key="w_explore_colour").options:  # label, factors (shapes), error, KL
         at.selectbox(key="w_explore_colour").set_value(colour).run()
         assert not at.exception, (colour, at.exception)
+
+
+def test_a_new_sessions_first_screen_waits_for_a_scroll_before_the_views(explore):
+    """The first screen (map, sliders) goes out alone: no nearest images, views or pad until the page is scrolled
+    near them (the reveal marker's event) or the pad is opened."""
+    at = explore("8d", whole_page=False)
+    assert set(parts(at)) == {"panel", "map"}
+    assert not at.tabs and not any("Nearest" in m.value for m in at.markdown)
+    assert [e.proto.component_name for e in at.main if e.type == "bidi_component"][-1] == "vae_explore_reveal"
+    at.session_state[VIEWS_SHOWN] = True  # what the marker's "seen" event does
+    at.run()
+    assert not at.exception
+    assert set(parts(at)) == {"panel", "map", "grid"} and any("Nearest" in m.value for m in at.markdown)
+    assert "vae_explore_reveal" not in [e.proto.component_name for e in at.main if e.type == "bidi_component"]
 
 
 def test_tsne_places_z_approximately_and_says_so(explore):

@@ -126,9 +126,13 @@ def _live_ui(run: Run, latents: Latents, asset: Asset) -> None:
 
 
 def pad_ui(run: Run, asset: Asset) -> None:
-    """The drawing pad (1-channel data): draw, see the reconstruction and where the code lands on the map."""
+    """The drawing pad (1-channel data): draw, see the reconstruction and where the code lands on the map. Mounted
+    only while its expander is open (a closed one costs the first screen nothing)."""
     c, h, w = run.config.model.input_shape
-    with st.expander("Draw an image to encode it", icon=":material/draw:"):
+    box = st.expander("Draw an image to encode it", icon=":material/draw:", key="explore_pad_open", on_change="rerun")
+    if not box.open:
+        return
+    with box:
         if c != 1:
             st.caption(f"Drawing is for 1-channel images; this model's images have {c} channels (RGB), which a brush "
                        "of one colour cannot draw.")

@@ -1,6 +1,6 @@
 """Views of the decoder around z: traversals (one row per dimension), the 2-D manifold grid, interpolation (linear
 and spherical side by side, with each frame's prior log-density) and sampling (prior beside aggregate posterior).
-Only the open tab is computed. Traversals and the manifold are decoded in the browser (the live view's "grid" part)
+Only the open tab is computed, and nothing here before the page is scrolled near it. Traversals and the manifold are decoded in the browser (the live view's "grid" part)
 and follow z as it moves; a model kept on the server is decoded here instead."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from ui.explore_attributes import attributes_ui
 from ui.explore_compare import compare_ui
 from ui.explore_data import Latents, model_asset
 from ui.explore_latent import dim_label, on_browser_z, view_state
-from ui.explore_live import mount
+from ui.explore_live import mount, reveal
 from ui.explore_posterior import posterior_ui
 from ui.explore_state import SELECTION, current_z, kept, put
 from ui.exports import (interpolation_downloads_ui, manifold_download_ui, samples_download_ui,
@@ -22,9 +22,23 @@ from vae_core.latent import (aggregate_posterior_samples, decode, lerp, manifold
                              prior_samples, slerp, traversal_grid)
 from vae_core.runs import Run
 
+SHOWN = "explore_views_shown"  # the page has been scrolled to the views: they and the nearest images are drawn
 TABS = ["Traversals", "Manifold", "Interpolation", "Sampling", "Posterior", "Attributes", "Compare"]
 TILE_PX = 56  # one decoded image in a traversal or interpolation row
 MANIFOLD_TILE_PX = 32
+
+
+def views_shown() -> bool:
+    """True once the browser has been scrolled near the views (a marker below the first screen says so); until then
+    neither they nor the nearest images are sent, so a new session's first screen (map, sliders) is drawn sooner."""
+    if st.session_state.get(SHOWN):
+        return True
+    reveal("explore_reveal", on_seen=_show_views)
+    return False
+
+
+def _show_views() -> None:
+    st.session_state[SHOWN] = True
 
 
 def views_ui(run: Run, dataset: Dataset, latents: Latents) -> None:

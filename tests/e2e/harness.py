@@ -220,6 +220,15 @@ def live(role: str) -> str:
     return f'.vx-root[data-role="{role}"][data-state="ready"]'
 
 
+def show_views(page) -> None:
+    """Scroll Explore down to its views, as a user does: the page draws them (and the nearest images) only then."""
+    marker = page.locator(key("explore_reveal"))
+    if marker.count():
+        marker.scroll_into_view_if_needed()
+    page.locator('[data-testid="stTabs"]').first.wait_for(timeout=60_000)
+    wait_idle(page)
+
+
 def explore_api(page, call: str, *args):
     """Call window.__vaeExplore.<call>(...args) in the page (ui/explore_live/main.js: the test hooks)."""
     return page.evaluate(f"(args) => window.__vaeExplore.{call}(...args)", list(args))

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from tests.e2e.harness import (ARTIFACTS, ROOT, click_point, drag, explore_api, key, live, next_frame, screenshot,
-                               wait_idle)
+                               show_views, wait_idle)
 from tests.helpers import wait_until
 from vae_core.config import ModelConfig, RunConfig
 from vae_core.data import load_digits, load_source
@@ -106,6 +106,7 @@ def test_the_browser_decodes_and_encodes_like_torch(open_app, runs_dir):
 def test_a_slider_drag_decodes_live_and_the_star_follows(app):
     app.locator(live("panel")).wait_for()
     app.locator(live("map")).wait_for()
+    show_views(app)  # the nearest images, below the first screen
     slider = app.locator(f'{live("panel")} input.vx-slider').first
     slider.scroll_into_view_if_needed()
     box = slider.bounding_box()
@@ -194,6 +195,7 @@ def test_a_click_goes_to_the_images_code_at_once(app):
     selected.wait_for()
     assert f"#{row}" in selected.inner_text()
     wait_until(lambda: url_z(app) and np.allclose(url_z(app), mu, atol=1e-3), timeout=30, what="the server's z")
+    show_views(app)  # the whole page in the screenshot
     screenshot(app, ARTIFACTS / "screenshots" / "explore-selection.png")
 
 
@@ -231,6 +233,7 @@ def test_a_box_selects_the_points_inside_and_the_server_shows_them(app):
 # --------------------------------------------------------------------------- the pad
 
 def test_drawing_encodes_like_torch_and_use_as_z_moves_there(app):
+    show_views(app)  # scrolled down to the pad: the page below it is drawn, so the pad can scroll fully into view
     app.get_by_text("Draw an image to encode it").click()
     pad = app.locator(f'{live("pad")} canvas.vx-pad')
     pad.wait_for()
@@ -256,6 +259,7 @@ def test_drawing_encodes_like_torch_and_use_as_z_moves_there(app):
 # --------------------------------------------------------------------------- the views below
 
 def test_the_traversal_tab_is_decoded_in_the_browser_like_torch(app):
+    show_views(app)
     grid = app.locator(f'{live("grid")} canvas.vx-grid')
     grid.wait_for()
     wait_until(lambda: grid.get_attribute("data-done"), timeout=20, what="every traversal tile decoded")

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
-from tests.e2e.harness import ARTIFACTS, click_point, explore_api, goto, key, live, screenshot, wait_idle
+from tests.e2e.harness import (ARTIFACTS, click_point, explore_api, goto, key, live, screenshot, show_views,
+                               wait_idle)
 from tests.e2e.test_explore import bundled, canvas_image, torch_decode, url_z
 from tests.e2e.test_train import progress_text, start_training
 from tests.helpers import wait_until
@@ -83,7 +84,8 @@ def test_a_clicked_codes_traversals_download_as_a_gif_of_the_decoders_images(app
     _, mu, logvar = encode(run.model, digits)
     wait_until(lambda: url_z(app) and np.allclose(url_z(app), mu[row], atol=1e-3), timeout=30, what="the server's z")
     wait_idle(app)
-
+    show_views(app)
+    app.locator(live("grid")).wait_for()
     dims = [int(t.removeprefix("z")) for t in app.locator(f'{live("grid")} .vx-strip-label').all_inner_texts()]
     with app.expect_download(timeout=30_000) as info:
         app.locator(f"{key('explore_dl_traverse_gif')} button").click()
@@ -117,6 +119,7 @@ def test_a_clicked_images_posterior_ellipse_on_the_pca_map(app):
     offsets = ring - centre
     np.testing.assert_allclose(np.einsum("pi,ij,pj->p", offsets, np.linalg.inv(cov), offsets), 4.0, rtol=1e-3)
 
+    show_views(app)
     app.locator('[data-testid="stTab"]', has_text="Posterior").click()
     app.get_by_text(f"Image #{row}", exact=False).first.wait_for(timeout=30_000)
     shot(app, live("map"), "explore-ellipse.png")
@@ -132,6 +135,7 @@ SET_ALPHA_JS = """([selector, alpha, release]) => {
 
 
 def test_the_attribute_slider_moves_z_along_the_vector_and_decodes_live(app):
+    show_views(app)
     app.locator('[data-testid="stTab"]', has_text="Attributes").click()
     part = live("attribute")
     app.locator(part).wait_for(timeout=30_000)
@@ -161,6 +165,7 @@ def test_a_second_model_decodes_the_same_z_beside_the_first(app, runs_dir, new_r
     app.reload()
     app.locator(live("map")).wait_for(timeout=60_000)
     wait_idle(app)
+    show_views(app)
     app.locator('[data-testid="stTab"]', has_text="Compare").click()
     part = live("compare")
     app.locator(part).wait_for(timeout=30_000)

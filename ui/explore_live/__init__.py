@@ -110,6 +110,17 @@ def relay(key: str, view: dict) -> None:
     _relay_component()(key=key, data={name: view.get(name) for name in ("group", "z", "z_version", "image")}, height=0)
 
 
+@functools.cache
+def _reveal_component():
+    return st.components.v2.component("vae_explore_reveal", html='<div class="vx-reveal"></div>',
+                                      js=(HERE / "reveal.js").read_text(encoding="utf-8"))
+
+
+def reveal(key: str, on_seen: Callable[[], None]) -> None:
+    """A marker that calls on_seen (and reruns its fragment) once the browser has it on screen or nearly (reveal.js)."""
+    _reveal_component()(key=key, on_seen_change=on_seen)
+
+
 def mount(role: str, key: str, view: dict, assets: dict[str, Asset], on_z: Callable[[dict], None],
           on_select: Callable[[dict], None] | None = None) -> None:
     """Mount one part. view: what it shows now (z, z_version, group and the role's own fields); assets: name ->
