@@ -8,6 +8,9 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from ui.warmup import settle
+
+settle()  # the warm-up thread may be importing pandas right now (see ui/warmup.py)
 import pandas as pd
 import streamlit as st
 

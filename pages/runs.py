@@ -4,6 +4,9 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+from ui.warmup import settle
+
+settle()  # the warm-up thread may be importing pandas right now (see ui/warmup.py)
 import pandas as pd
 import streamlit as st
 

@@ -1,4 +1,7 @@
 """Train: settings, a background training job you can pause, steer and stop, and its live curves and images."""
+from ui.warmup import settle
+
+settle()  # the warm-up thread may be importing pandas right now (see ui/warmup.py)
 import streamlit as st
 
 from ui.frame import require_app_frame

@@ -278,3 +278,30 @@ print(sorted(m for m in ("pandas", "sklearn.manifold", "ui.charts") if m in sys.
     before, after = out.stdout.strip().splitlines()[-2:]
     assert before == "[]", f"the first page imported {before}"
     assert after == "['pandas', 'sklearn.manifold', 'ui.charts']"
+
+
+def test_a_script_run_that_needs_pandas_waits_for_the_warm_up_imports(monkeypatch):
+    """settle() holds a script run until the warm-up thread has finished importing (two threads importing pandas
+    and pyarrow in opposite orders can leave one with a partly initialised module), and returns at once after."""
+    import threading
+
+    from ui import warmup
+
+    release, entered = threading.Event(), threading.Event()
+
+    def slow_imports():
+        entered.set()
+        release.wait(30)
+
+    monkeypatch.setattr(warmup, "_import_all", slow_imports)
+    monkeypatch.setattr(warmup, "_thread", None)
+    warmup.warm_imports()
+    assert entered.wait(30)
+    waiter = threading.Thread(target=warmup.settle)
+    waiter.start()
+    waiter.join(0.3)
+    assert waiter.is_alive()  # still importing: the script run waits
+    release.set()
+    waiter.join(30)
+    assert not waiter.is_alive()
+    warmup.settle()  # finished: no wait

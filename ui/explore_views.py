@@ -17,6 +17,7 @@ from ui.explore_state import SELECTION, current_z, kept, put
 from ui.exports import (interpolation_downloads_ui, manifold_download_ui, samples_download_ui,
                         traversal_downloads_ui)
 from ui.images import grid, scale_for
+from ui.warmup import settle
 from vae_core.data import Dataset
 from vae_core.latent import (aggregate_posterior_samples, decode, lerp, manifold_grid, prior_log_density,
                              prior_samples, slerp, traversal_grid)
@@ -42,6 +43,7 @@ def _show_views() -> None:
 
 
 def views_ui(run: Run, dataset: Dataset, latents: Latents) -> None:
+    settle()  # the views draw charts and tables: pandas must not be half-imported by the warm-up thread
     tabs = st.tabs(TABS, on_change="rerun", **_tab_state())
     views = (traversals_ui, manifold_ui, interpolation_ui, sampling_ui, posterior_ui, attributes_ui, compare_ui)
     for tab, draw in zip(tabs, views):

@@ -10,6 +10,7 @@ import streamlit as st
 import torch
 
 from ui.state import dataset_for, run_for
+from ui.warmup import settle
 from vae_core.data import Dataset, preview_indices
 from vae_core.metrics import KL_COLLAPSE_NATS, evaluate
 from vae_core.objective import LOG_2PI, kl_per_dim
@@ -138,6 +139,7 @@ def _reparam_ui(numbers: dict | None) -> None:
         d = min(SHOW_DIMS, len(numbers["mu"]))
         right.caption(f"The first {numbers['images']} image's first {d} latent dimensions, with one draw of ε:")
         columns = {"mu": "μ", "sigma": "σ", "eps": "ε", "z": "μ + σε"}
+        settle()  # the warm-up thread may be importing pandas right now (see ui/warmup.py)
         import pandas as pd  # here, not at the top: the Explore page's cold start does without pandas
 
         table = pd.DataFrame({label: numbers[k][:d] for k, label in columns.items()}, index=[f"z{j}" for j in range(d)])

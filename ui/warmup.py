@@ -21,6 +21,17 @@ def warm_imports() -> threading.Thread:
         return _thread
 
 
+def settle() -> None:
+    """Wait until the import thread (if started) is done. Call it before importing these modules in a script run,
+    and before Streamlit elements that import pandas themselves (charts, dataframes): two threads importing
+    pandas and pyarrow in opposite orders meet CPython's import-deadlock check, and one of them gets a partially
+    initialised module ("partially initialized module 'pandas'", seen on Explore's views right after a cold start).
+    It costs nothing once the thread has finished, and no more than the import itself before."""
+    thread = _thread
+    if thread is not None and thread is not threading.current_thread():
+        thread.join()
+
+
 def _import_all() -> None:
     for name in MODULES:
         try:
