@@ -1,7 +1,8 @@
 """Views of the decoder around z: traversals (one row per dimension), the 2-D manifold grid, interpolation (linear
 and spherical side by side, with each frame's prior log-density) and sampling (prior beside aggregate posterior).
-Only the open tab is computed, and nothing here before the page is scrolled near it. Traversals and the manifold are decoded in the browser (the live view's "grid" part)
-and follow z as it moves; a model kept on the server is decoded here instead."""
+Only the open tab is computed, and nothing here before the page is scrolled near it. Traversals and the manifold are
+decoded in the browser (the live view's "grid" part) and follow z as it moves; a model kept on the server is decoded
+here instead."""
 from __future__ import annotations
 
 import numpy as np
