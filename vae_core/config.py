@@ -64,10 +64,12 @@ class TrainConfig:
     """How a model is trained; the defaults train a good digits model in seconds on 2 cores."""
 
     epochs: int = 30
-    batch_size: int = 128
-    # the peak rate, a cosine decay over `epochs` and a short warm-up: half the pytorch/examples recipe's time to the
-    # same validation -ELBO on shapes and an MNIST-sized file (bench/bench_quality.py), with a better final -ELBO
-    lr: float = 5e-3
+    # batch 256 at a peak rate of 1e-2, a cosine decay over `epochs` and a short warm-up: under half the
+    # pytorch/examples recipe's time to the same validation -ELBO on shapes and an MNIST-sized file
+    # (bench/bench_quality.py; batch 128 at 5e-3 took 0.50x on both, 3 seeds interleaved), with a final -ELBO as good
+    # or better; on the bundled digits the same quality in fewer CPU seconds
+    batch_size: int = 256
+    lr: float = 1e-2
     lr_schedule: str = "cosine"  # "constant" | "cosine" (to 0 at the last step of `epochs`)
     lr_warmup_steps: int = 100  # linear learning-rate warm-up from ~0 to lr over this many steps
     beta: float = 1.0  # weight of the KL term; 1 is the true ELBO
