@@ -286,3 +286,15 @@ def test_training_on_cuda_keeps_model_data_and_noise_there(digits, tmp_path):
     assert job.state == "finished", job.error
     assert next(job.model.parameters()).is_cuda and not next(job.model_snapshot().parameters()).is_cuda
     assert load_run(tmp_path / "run").metrics["device"].startswith("cuda")
+
+
+def test_a_job_stopped_before_its_first_step_leaves_no_run(digits, tmp_path):
+    """Start then Stop at once: no folder with an untrained model and an empty history among the runs."""
+    job = TrainingJob(digits, SMALL, QUICK, run_dir=tmp_path / "run", threads=1)
+    job.stop()
+    job.run()
+    assert job.state == "stopped" and job.progress().step == 0
+    assert not (tmp_path / "run").exists()
+    trained = TrainingJob(digits, SMALL, replace(QUICK, epochs=1), run_dir=tmp_path / "trained", threads=1)
+    trained.run()
+    assert load_run(tmp_path / "trained").history["steps"]

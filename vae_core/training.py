@@ -445,8 +445,9 @@ class TrainingJob(JobView):
                 self._version += 1
 
     def _save(self, finished: bool) -> None:
-        """Autosave to run_dir (rank 0 only); a failed save is reported and never corrupts the previous run."""
-        if self.run_dir is None or self.rank != 0:
+        """Autosave to run_dir (rank 0 only); a failed save is reported and never corrupts the previous run. A new
+        job stopped before its first step saves nothing: an untrained model is not a run."""
+        if self.run_dir is None or self.rank != 0 or self._step == 0:
             return
         with self._lock:
             model, history, epochs = copy.deepcopy(self._published), {"steps": list(self._steps), "epochs": list(

@@ -10,6 +10,7 @@ import pytest
 from tests.e2e.harness import ARTIFACTS, goto, key, live, plotly_traces, screenshot
 from tests.e2e.test_train import progress_text, start_training
 from tests.helpers import wait_until
+from vae_core.config import TrainConfig
 
 pytestmark = pytest.mark.e2e
 
@@ -21,7 +22,7 @@ SESSIONS = [  # (latent dimensions, epochs) per browser session
 ]
 
 
-def total_steps(epochs: int, batch_size: int = 128) -> int:
+def total_steps(epochs: int, batch_size: int = TrainConfig.batch_size) -> int:  # the form's default batch
     return epochs * math.ceil(N_TRAIN / batch_size)
 
 
