@@ -47,6 +47,14 @@ class Figure:
             return f"{op} {self.target:g}× {self.anchor_name}"
         return f"{op} {self.target:g} {self.unit}"
 
+    @property
+    def ratio_text(self) -> str:
+        """The ratio to two decimals, or three where two would round onto the target and hide the verdict."""
+        if self.ratio is None:
+            return "—"
+        digits = 3 if self.target is not None and not self.target_on_value and round(self.ratio, 2) == self.target else 2
+        return f"{self.ratio:.{digits}f}×"
+
     def as_dict(self) -> dict:
         return asdict(self) | {"ratio": self.ratio, "met": self.met, "target_text": self.target_text}
 
@@ -75,7 +83,7 @@ def table(figures: Sequence[Figure]) -> str:
         anchor = f"{f.anchor_name}: {_num(f.anchor, f.unit)}" if f.anchor_name else "—"
         met = {True: "yes", False: "NO", None: "—"}[f.met]
         rows.append((f"{f.group} · {f.name}", _num(f.value, f.unit), anchor,
-                     "—" if f.ratio is None else f"{f.ratio:.2f}×", f.target_text, met))
+                     f.ratio_text, f.target_text, met))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -90,5 +98,5 @@ def markdown_table(figures: Sequence[Figure]) -> str:
         anchor = f"{f.anchor_name}: {_num(f.anchor, f.unit)}" if f.anchor_name else "—"
         met = {True: "yes", False: "**no**", None: "—"}[f.met]
         lines.append(f"| {f.group} · {f.name} | {_num(f.value, f.unit)} | {anchor} | "
-                     f"{'—' if f.ratio is None else f'{f.ratio:.2f}×'} | {f.target_text} | {met} |")
+                     f"{f.ratio_text} | {f.target_text} | {met} |")
     return "\n".join(lines)
