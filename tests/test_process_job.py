@@ -186,14 +186,32 @@ def test_the_shared_copy_of_the_images_serves_the_next_job_and_goes_with_the_arr
     assert second._share_images()["path"] == path  # no second copy of the same array
     assert first._images_file is None  # kept for the next job, not unlinked after this one
     np.testing.assert_array_equal(np.memmap(path, dtype=np.float32, mode="r", shape=images.shape), images)
-    assert second.start().join(timeout=120) and second.state == "finished"
+    for job in (first, second):
+        assert job.start().join(timeout=120) and job.state == "finished"
+    assert os.path.exists(path)  # kept after both jobs, for the next one
     other = Dataset(np.array(digits.images[:300]), name="digits-300")
-    kept = ProcessJob(other, SMALL, QUICK, threads=1)._share_images()["path"]
+    starting = ProcessJob(other, SMALL, QUICK, threads=1)
+    kept = starting._share_images()["path"]
     assert kept != path and os.path.exists(kept)
     assert not os.path.exists(path)  # one dataset's copy at most: the previous one is gone
-    del other
+    assert starting.start().join(timeout=120) and starting.state == "finished"
+    del other, starting
     gc.collect()
     wait_until(lambda: not os.path.exists(kept), "the kept copy removed once its array is freed")
+
+
+def test_a_copy_replaced_while_a_job_starts_stays_until_its_worker_has_mapped_it(digits):
+    """Two sessions start jobs on different data at once: the first job's copy stops being the kept one before its
+    worker has mapped it; the file stays for that worker and goes once it has mapped it."""
+    a = ProcessJob(Dataset(np.array(digits.images[:250]), name="a"), SMALL, QUICK, threads=1)
+    path = a._share_images()["path"]  # a's images shared; its worker has not mapped them yet
+    b = ProcessJob(Dataset(np.array(digits.images[:350]), name="b"), SMALL, QUICK, threads=1)
+    assert b.start().join(timeout=120) and b.state == "finished"  # b's copy is the kept one now
+    assert os.path.exists(path)  # still there for a's worker
+    mapped = np.memmap(path, dtype=np.float32, mode="c", shape=a.dataset.images.shape)  # as a's worker maps it
+    a._release_held()  # what a's listener does when its worker says "ready"
+    assert not os.path.exists(path)
+    np.testing.assert_array_equal(mapped, a.dataset.images)  # the mapping outlives the name
 
 
 @pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="the shared copies live in /dev/shm on Linux")
@@ -203,3 +221,13 @@ def test_a_killed_servers_shared_copy_is_swept_by_the_next_server(digits, tmp_pa
     leftover.write_bytes(b"\0" * 64)
     ProcessJob(Dataset(np.array(digits.images[:200]), name="digits-200"), SMALL, QUICK, threads=1)._share_images()
     assert not leftover.exists()
+
+
+def test_a_kept_copy_removed_behind_the_servers_back_is_made_again(digits):
+    data = Dataset(np.array(digits.images[:220]), name="digits-220")
+    first = ProcessJob(data, SMALL, QUICK, threads=1)
+    path = first._share_images()["path"]
+    first._release_held()
+    os.unlink(path)  # a clean-up of /dev/shm
+    again = ProcessJob(data, SMALL, QUICK, threads=1)
+    assert again.start().join(timeout=120) and again.state == "finished"

@@ -10,11 +10,13 @@ safetensors bytes); pause, resume, stop, lr and β go the other way.
 
 A job's start costs milliseconds, not the ~0.15 s of a fork, a fresh process's first torch calls and a copy of the
 images: one spare worker waits, already started, for the next job's spec (_Spare: started by warm_up() and again as
-each job ends), and the shared copy of the last in-memory dataset is kept for the next job on it (_SharedImages). The worker writes the run folder itself. The
-pipe carries only what our own worker sends (multiprocessing pickles it); nothing a user supplies crosses it.
+each job ends), and the shared copy of the last in-memory dataset is kept for the next job on it (_SharedImages).
+The worker writes the run folder itself. The pipe carries only what our own worker sends (multiprocessing pickles
+it); nothing a user supplies crosses it.
 """
 from __future__ import annotations
 
+import atexit
 import copy
 import dataclasses
 import multiprocessing
@@ -95,20 +97,33 @@ _SPARE = _Spare()
 class _SharedImages:
     """The shared file of the last in-memory dataset a job trained on, kept for the next job on the same array (one
     file: a copy of one dataset at most, removed when another replaces it, its array is freed or the server exits).
-    Arrays over MAX_BYTES are copied per job, as the copy is then small beside the job and memory is not."""
+    Arrays over MAX_BYTES are copied per job, as the copy is then small beside the job and memory is not.
+
+    A job that was handed the path holds it until its worker has mapped the file (release()): a file replaced or
+    freed meanwhile is removed only then, so two sessions starting jobs on different data at once both start."""
 
     MAX_BYTES = 256 * 2**20
 
     def __init__(self):
         self._lock = threading.Lock()
         self._key = self._path = self._finalizer = None
+        self._holders: dict[str, int] = {}  # path -> jobs whose worker has not mapped it yet
+        self._retired: set[str] = set()  # paths no longer kept, removed when their last holder releases them
 
     def get(self, images: np.ndarray) -> str | None:
+        """The kept copy of these images, held for the caller (release it once mapped), or None."""
         with self._lock:
-            return self._path if self._key == _images_key(images) else None
+            if self._key != _images_key(images):
+                return None
+            if not os.path.exists(self._path):  # removed behind our back (a /dev/shm clean-up): copy again
+                self._key = self._path = self._finalizer = None
+                return None
+            self._holders[self._path] = self._holders.get(self._path, 0) + 1
+            return self._path
 
     def keep(self, images: np.ndarray, path: str) -> bool:
-        """Keep path as images' shared copy (True), or leave it to the job (False: too large, or not weak-referable)."""
+        """Keep path as images' shared copy, held for the caller (True), or leave it to the caller (False: too large,
+        or not weak-referable)."""
         if images.nbytes > self.MAX_BYTES:
             return False
         try:
@@ -117,18 +132,47 @@ class _SharedImages:
             return False
         with self._lock:
             old, self._key, self._path, self._finalizer = self._finalizer, _images_key(images), path, finalizer
+            self._holders[path] = self._holders.get(path, 0) + 1
         if old is not None:
             old()  # the previous dataset's file goes (workers that map it keep their mapping)
         return True
+
+    def release(self, path: str) -> None:
+        """A holder's worker has mapped path (or will not): a retired file goes with its last holder."""
+        with self._lock:
+            left = self._holders.get(path, 0) - 1
+            if left > 0:
+                self._holders[path] = left
+                return
+            self._holders.pop(path, None)
+            gone = path in self._retired
+            self._retired.discard(path)
+        if gone:
+            _unlink(path)
 
     def _forget(self, key: tuple, path: str) -> None:
         with self._lock:
             if self._key == key:
                 self._key = self._path = self._finalizer = None
+            if self._holders.get(path):
+                self._retired.add(path)
+                return
         _unlink(path)
 
 
+    def close(self) -> None:
+        """At exit: every file this server made goes, held or not (its workers are ending with it)."""
+        with self._lock:
+            paths = {self._path, *self._holders, *self._retired} - {None}
+            self._key = self._path = None
+            self._holders.clear()
+            self._retired.clear()
+        for path in paths:
+            _unlink(path)
+
+
 _SHARED = _SharedImages()
+atexit.register(_SHARED.close)
 
 
 def _images_key(images: np.ndarray) -> tuple:
@@ -158,7 +202,7 @@ class ProcessJob(JobView):
         self._published = (copy.deepcopy(resume.model) if resume else build_model(model_config, train_config.seed))
         self._published.eval()
         self._version = 0
-        self._conn = self._process = self._images_file = None
+        self._conn = self._process = self._images_file = self._held = None
         self._paused = threading.Event()  # set when the worker confirms a pause
         self.worker_cpu_s = 0.0  # the worker's CPU seconds, as it reports them when it ends
         self._listener = threading.Thread(target=self._listen, name="vae-job-listener", daemon=True)
@@ -187,6 +231,7 @@ class ProcessJob(JobView):
                 child.close()
         except Exception as exc:  # no worker: a failed job with the reason, like one that failed while training
             _unlink(self._images_file)
+            self._release_held()
             with self._lock:
                 self._state, self._error = "failed", f"could not start the training process: {exc}"
             raise
@@ -272,8 +317,9 @@ class ProcessJob(JobView):
                     self._apply(payload)
                 elif kind == "paused":
                     self._paused.set()
-                elif kind == "ready" and self._images_file is not None:
-                    _unlink(self._images_file)  # mapped by both sides now: the name is no longer needed
+                elif kind == "ready":  # the worker has mapped the images: the name is no longer needed for it
+                    _unlink(self._images_file)
+                    self._release_held()
                 elif kind == "done":
                     final = payload
         except (EOFError, OSError):
@@ -281,6 +327,7 @@ class ProcessJob(JobView):
         self._paused.set()
         self._process.join(timeout=30)
         _unlink(self._images_file)
+        self._release_held()  # a worker that died before mapping the images
         _SPARE.refill()  # for the next job, now that this one no longer needs the cores
         with self._lock:
             self._conn.close()
@@ -315,7 +362,8 @@ class ProcessJob(JobView):
                     "shape": images.shape, "mode": "r"}
             if _same_view(images, spec):
                 return spec
-        path = _SHARED.get(images)
+        self._release_held()  # a job shares its images once; a second call must not leave a hold behind
+        path = self._held = _SHARED.get(images)
         if path is None:
             folder = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
             _sweep(folder)
@@ -325,9 +373,17 @@ class ProcessJob(JobView):
             shared[:] = images
             shared.flush()
             del shared
-            if not _SHARED.keep(images, path):
+            if _SHARED.keep(images, path):
+                self._held = path
+            else:
                 self._images_file = path  # this job's own copy: unlinked once the worker has mapped it
         return {"path": path, "offset": 0, "dtype": images.dtype.str, "shape": images.shape, "mode": "c"}
+
+
+    def _release_held(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            _SHARED.release(held)
 
 
 def _same_view(images: np.ndarray, spec: dict) -> bool:
