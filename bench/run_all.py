@@ -30,7 +30,7 @@ def train_figures(quick: bool) -> tuple[list[Figure], dict]:
 
     size = dict(n=4000, epochs=1, repeats=1) if quick else dict(n=20_000, epochs=2, repeats=3)
     # the 1-thread figures carry the targets: 5 repeats there (a median of 3 moved by ±5% between runs)
-    raw = {"one_thread": measure(threads=1, **(size | ({} if quick else {"repeats": 5}))), "all_cores": measure(**size)}
+    raw = {"one_thread": measure(threads=1, **dict(size, repeats=1 if quick else 5)), "all_cores": measure(**size)}
     one, c, s = raw["one_thread"], raw["one_thread"]["cpu"], raw["one_thread"]["setup"]
     rates, spread = c["samples_per_s"], c["spread"]
     wall = raw["all_cores"]["wall"]

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from vae_core.config import ModelConfig, RunConfig, TrainConfig
 from vae_core.model import VAE
 from vae_core.runs import export_zip, save_run
-from tests.helpers import wait_until
+from tests.helpers import stop_session_jobs, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = {"pages/data.py": "Data", "pages/train.py": "Train", "pages/runs.py": "Runs", "pages/explore.py": "Explore"}
@@ -33,11 +33,7 @@ def app(monkeypatch, tmp_path):
         return at
 
     yield make
-    for at in tests:
-        job = at.session_state["job"] if "job" in at.session_state else None
-        if job is not None:
-            job.stop()
-            job.join(timeout=30)
+    stop_session_jobs(tests)
 
 
 

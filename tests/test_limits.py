@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.helpers import wait_until
+from tests.helpers import stop_session_jobs, wait_until
 from ui.storage import make_room, prune_imported
 from vae_core.config import ModelConfig, RunConfig, TrainConfig
 from vae_core.data import load_digits
@@ -36,10 +36,7 @@ def app(monkeypatch, tmp_path):
         return at
 
     yield make
-    for at in made:
-        if "job" in at.session_state:
-            at.session_state["job"].stop()
-            at.session_state["job"].join(timeout=30)
+    stop_session_jobs(made)
 
 
 def long_job(tiny) -> TrainingJob:

@@ -13,7 +13,7 @@ from streamlit import config
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.local_script_runner import LocalScriptRunner
 
-from tests.helpers import wait_until
+from tests.helpers import stop_session_jobs, wait_until
 from vae_core.config import ModelConfig, RunConfig, TrainConfig
 from vae_core.model import VAE
 from vae_core.runs import export_zip, save_run
@@ -44,11 +44,7 @@ def session(monkeypatch, tmp_path):
         return at
 
     yield make
-    for at in made:
-        job = at.session_state["job"] if "job" in at.session_state else None
-        if job is not None:
-            job.stop()
-            job.join(timeout=30)
+    stop_session_jobs(made)
 
 
 def tiny_zip(tmp_path: Path, data: dict | None = None) -> bytes:

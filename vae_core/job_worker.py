@@ -9,6 +9,7 @@ import numpy as np
 import safetensors.torch
 import torch
 
+from .config import ModelConfig, TrainConfig
 from .data import Dataset
 from .runs import load_run
 from .training import TrainingJob
@@ -68,8 +69,6 @@ def spare_main(conn) -> None:
 
 def _rehearse() -> None:
     """One epoch of a tiny model on 32 random images, with what a job does at an epoch end (validate, publish)."""
-    from .config import ModelConfig, TrainConfig
-
     torch.set_num_threads(1)
     images = np.random.default_rng(0).random((32, 1, 4, 4), dtype=np.float32)
     model = ModelConfig(input_shape=(1, 4, 4), latent_dim=2, hidden_sizes=(4,))
