@@ -24,7 +24,7 @@ class ComparePart {
     this.models = [model, modelOf(assets.other)];
     this.models.forEach((m, i) => {
       const [, h, w] = m.shape;
-      Object.assign(this.canvases[i], { width: w * view.scale, height: h * view.scale });
+      sizeCanvas(this.canvases[i], w * view.scale, h * view.scale);
       this.names[i].textContent = view.names[i];
     });
     this.requestFrame();

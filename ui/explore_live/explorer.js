@@ -166,12 +166,18 @@ function explorerFor(group) {
   return EXPLORERS.get(group);
 }
 
+// Give a canvas this pixel size; only when it differs, as setting either clears the canvas (an update from Python
+// that resized an unchanged canvas would leave it blank until the next frame: a flicker).
+function sizeCanvas(canvas, width, height) {
+  if (canvas.width !== width || canvas.height !== height) Object.assign(canvas, { width, height });
+}
+
 // Draw one (C, H, W) image in [0, 1] into a canvas at an integer scale, without smoothing (as ui/images.py).
 function drawImage(canvas, pixels, shape, offset = 0, scale = null, dx = 0, dy = 0) {
   const [c, h, w] = shape;
   const plane = h * w;
   const small = drawImage.small || (drawImage.small = document.createElement("canvas"));
-  if (small.width !== w || small.height !== h) Object.assign(small, { width: w, height: h });
+  sizeCanvas(small, w, h);
   const ctx = small.getContext("2d");
   const data = ctx.createImageData(w, h);
   const rgba = data.data;

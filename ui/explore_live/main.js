@@ -24,7 +24,7 @@ class ServerImage {
     if (!image) return;
     const [, h, w] = image.shape, bin = atob(image.pixels), pixels = new Uint8Array(bin.length);
     for (let i = 0; i < bin.length; i++) pixels[i] = bin.charCodeAt(i);
-    if (this.canvas.width !== w * this.scale) Object.assign(this.canvas, { width: w * this.scale, height: h * this.scale });
+    sizeCanvas(this.canvas, w * this.scale, h * this.scale);
     drawImage(this.canvas, pixels, image.shape);
     this.drawn += 1;
     this.root.dataset.drawn = String(this.drawn);
