@@ -148,7 +148,7 @@ class TrainingJob(JobView):
         self._epochs: list[dict] = list(resume.history.get("epochs", [])) if resume else []
         self._step = int(resume.state.get("step", 0)) if resume else 0
         self._epoch = int(resume.state.get("epoch", 0)) if resume else 0
-        self._rate, self._version = 0.0, 0
+        self._rate, self._version, self._published_step = 0.0, 0, -1
         self._opt: torch.optim.Optimizer | None = None
         self._unsynced: list[tuple] = []  # recorded steps whose values are still on the device
         # a long run keeps every stride-th logged row: the stride doubles whenever the history outgrows its budget
@@ -365,7 +365,8 @@ class TrainingJob(JobView):
 
     def _record(self, terms, share: float, epoch: int, lr: float, rate: float) -> None:
         """Count the step and keep its values on the device; they reach the history at the next flush."""
-        values = torch.cat([torch.stack([terms.total, terms.recon, terms.kl]), terms.kl_per_dim]).detach()  # (3 + D,)
+        with torch.no_grad():  # no autograd nodes for a copy that is only read
+            values = torch.cat((torch.stack((terms.total, terms.recon, terms.kl)), terms.kl_per_dim))  # (3 + D,)
         self._step += 1
         # weighted by the rank's share, the sum over ranks is the global batch mean
         self._unsynced.append((values * share if self.world > 1 else values, self._step, epoch + 1, terms.beta, lr, rate))
@@ -379,7 +380,8 @@ class TrainingJob(JobView):
         if not self._unsynced:
             return
         pending, self._unsynced = self._unsynced, []
-        values = torch.stack([entry[0] for entry in pending])  # (k, 3 + D)
+        # (k, 3 + D); on CPU k is 1 (every step is read at once): a view, no copy
+        values = pending[0][0][None] if len(pending) == 1 else torch.stack([entry[0] for entry in pending])
         if self.world > 1:
             dist.all_reduce(values)  # every rank gets the same numbers, so every rank takes the same decision below
         rows = []
@@ -403,6 +405,9 @@ class TrainingJob(JobView):
         if len(self.val_idx):
             ev = evaluate(self.model, _Rows(self.dataset, self.val_idx), seed=self.train_config.seed)
             self.model.train()
+            if not math.isfinite(ev.elbo):  # the epoch's last steps blew the weights up before a loss showed it
+                raise _Diverged(f"training diverged in epoch {epoch + 1} (validation -ELBO is {-ev.elbo}); the last "
+                                "good weights are kept — try a lower learning rate")
             row |= {"val_neg_elbo": -ev.elbo, "val_recon": ev.reconstruction, "val_kl": ev.kl,
                     "active_units": ev.active_units, "val_kl_per_dim": ev.kl_per_dim}
         row["time"] = time.time()
@@ -437,12 +442,17 @@ class TrainingJob(JobView):
                 self._epochs[i] = {k: v for k, v in self._epochs[i].items() if k != "val_recon_frame"}
 
     def _publish(self) -> None:
-        """Make the current weights the ones the UI sees and saves, unless they are not finite."""
+        """Make the current weights the ones the UI sees and saves, unless they are not finite or already published
+        (a job that ends right after an epoch end publishes nothing new). The published model is only ever read
+        under the lock (model_snapshot and _save copy it), so the weights are copied into it in place."""
+        if self._step == self._published_step:
+            return
         if all(torch.isfinite(p).all() for p in self.model.parameters()):
-            published = copy.deepcopy(self.model).cpu().eval()
-            with self._lock:
-                self._published = published
+            with self._lock, torch.no_grad():
+                for mine, theirs in zip(self._published.state_dict().values(), self.model.state_dict().values()):
+                    mine.copy_(theirs)
                 self._version += 1
+                self._published_step = self._step
 
     def _save(self, finished: bool) -> None:
         """Autosave to run_dir (rank 0 only); a failed save is reported and never corrupts the previous run. A new
