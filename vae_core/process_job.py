@@ -204,6 +204,7 @@ class ProcessJob(JobView):
         self._version = 0
         self._conn = self._process = self._images_file = self._held = None
         self._paused = threading.Event()  # set when the worker confirms a pause
+        self._ended = threading.Event()  # set when the job's final state is known (what join() waits for)
         self.worker_cpu_s = 0.0  # the worker's CPU seconds, as it reports them when it ends
         self._listener = threading.Thread(target=self._listen, name="vae-job-listener", daemon=True)
 
@@ -263,10 +264,10 @@ class ProcessJob(JobView):
                 self._send(("stop",))
 
     def join(self, timeout: float | None = None) -> bool:
-        """Wait for the worker to end and its last messages to arrive; True if they have."""
-        if self._listener.is_alive():
-            self._listener.join(timeout)
-        return not self._listener.is_alive()
+        """Wait for the worker's last messages to arrive (the job has ended then); True if they have."""
+        if self._listener.ident is None:  # never started
+            return True
+        return self._ended.wait(timeout)
 
     def set_lr(self, lr: float) -> None:
         if not lr > 0:
@@ -325,10 +326,10 @@ class ProcessJob(JobView):
         except (EOFError, OSError):
             pass
         self._paused.set()
-        self._process.join(timeout=30)
+        if final is None:  # its exit code says why
+            self._process.join(timeout=30)
         _unlink(self._images_file)
         self._release_held()  # a worker that died before mapping the images
-        _SPARE.refill()  # for the next job, now that this one no longer needs the cores
         with self._lock:
             self._conn.close()
             self._conn = None
@@ -337,6 +338,9 @@ class ProcessJob(JobView):
                 self._warnings, self.worker_cpu_s = final["warnings"], final["cpu_s"]
             else:
                 self._state, self._error = "failed", _death_message(self._process.exitcode, self.run_dir)
+        self._ended.set()  # join() returns: the job's last word is in; the worker's exit is not waited for
+        self._process.join(timeout=30)
+        _SPARE.refill()  # for the next job, now that this one no longer needs the cores
 
     def _apply(self, update: dict) -> None:
         weights = update.pop("weights", None)
