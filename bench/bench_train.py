@@ -25,7 +25,13 @@ in the main thread beside an engine in a worker would not run under the same con
 closed-form KL, fused Adam, the same batch indexing and noise), where the pytorch/examples loops do slower maths
 (sigmoid + BCE, unfused Adam) and stay as the "what users run" rows.
 
-Targets (issue 13): engine >= 0.95x the equal-maths loop on both paths (run() and start()/join()) with history
+A ratio is the median over rounds of that round's ratio, not a ratio of two medians. Every round runs every method
+once, the engine's two paths and the equal-maths loop back to back (the loop in the middle, the order reversed each
+round). On this 2-vCPU VM the same run's time moves by +-10% from minute to minute even when idle (the host's other
+tenants, frequency, cache); runs seconds apart share most of that drift, so their ratio is steadier than either
+time, and a ratio of medians can pair one method's fast minute with the other's slow one.
+
+Targets (issue 13): engine >= 0.95x the equal-maths loop on both paths (run() and a ProcessJob) with history
 recording on (log_every=1); at the engine's default batch >= 50% of the fp32 matmul peak, counting
 3 x 2 x (weights in matmuls) FLOPs per training image (and 2 x weights per validation image).
 """
@@ -51,6 +57,12 @@ from vae_core.process_job import ProcessJob
 from vae_core.training import TrainingJob, default_threads
 
 SIDE, LATENT, HIDDEN, BATCH, LR, VAL_FRACTION = 28, 20, 400, 128, 1e-3, 0.1
+# run back to back every round, the anchor in the middle, so each target ratio compares runs seconds apart
+PAIRED = ("engine", "equal_maths", "engine_process")
+# the speed ratios reported, (a, b) for a's rate / b's
+RATIOS = (("engine", "equal_maths"), ("engine_process", "equal_maths"), ("engine_process", "engine"),
+          ("engine_background", "equal_maths"), ("engine_background", "engine"), ("engine", "bare_tensor"),
+          ("engine_background", "bare_tensor"), ("engine", "examples_dataloader"))
 
 
 # ---------------------------------------------------------------- the baseline: pytorch/examples vae/main.py
@@ -288,9 +300,16 @@ def in_worker(fn, threads: int):
     return out["value"]
 
 
+def round_ratios(seconds: dict[str, dict[str, list[float]]], clock: str) -> dict[str, list[float]]:
+    """Each of RATIOS round by round: b's seconds / a's in the same round (a's speed relative to b's)."""
+    return {f"{a}_vs_{b}": [tb / ta for ta, tb in zip(seconds[a][clock], seconds[b][clock], strict=True)]
+            for a, b in RATIOS}
+
+
 def measure(n: int = 20_000, epochs: int = 2, repeats: int = 3, threads: int | None = None,
             big_batch: int = 1024) -> dict:
-    """Interleaved repeats of every method; medians, ratios and FLOP rates as a JSON-ready dict."""
+    """Interleaved rounds of every method; median rates, per-round ratios and their medians, FLOP rates, as a
+    JSON-ready dict."""
     threads = threads or default_threads()
     load_before = os.getloadavg()
     dataset = synthetic(n)
@@ -308,10 +327,12 @@ def measure(n: int = 20_000, epochs: int = 2, repeats: int = 3, threads: int | N
     for run in methods.values():  # warm-up: allocator, thread pool, lazy imports
         in_worker(lambda: run(0, 1), threads)
     seconds: dict[str, dict[str, list[float]]] = {name: {"wall": [], "cpu": []} for name in methods}
-    names = list(methods)
+    others = [name for name in methods if name not in PAIRED]
     peaks = []
     for r in range(repeats):
-        for name in names[r % len(names):] + names[:r % len(names)]:  # rotate the order each repeat
+        # the anchor between the two paths it judges, the triple's order reversed every round; the rest rotated
+        order = list(PAIRED if r % 2 == 0 else PAIRED[::-1]) + others[r % len(others):] + others[:r % len(others)]
+        for name in order:
             wall, cpu = in_worker(lambda: methods[name](r + 1, epochs), threads)
             seconds[name]["wall"].append(wall)
             seconds[name]["cpu"].append(cpu)
@@ -332,19 +353,15 @@ def measure(n: int = 20_000, epochs: int = 2, repeats: int = 3, threads: int | N
     for clock in ("wall", "cpu"):
         rate = {name: images / statistics.median(s[clock]) for name, s in seconds.items()}
         peak = max(p[clock] for p in peaks)
+        rounds = round_ratios(seconds, clock)
         result[clock] = {
             "samples_per_s": rate,
-            "ratio_engine_vs_equal_maths": rate["engine"] / rate["equal_maths"],
-            "ratio_engine_process_vs_equal_maths": rate["engine_process"] / rate["equal_maths"],
-            "ratio_engine_process_vs_engine": rate["engine_process"] / rate["engine"],
-            "ratio_engine_background_vs_equal_maths": rate["engine_background"] / rate["equal_maths"],
-            "ratio_engine_background_vs_engine": rate["engine_background"] / rate["engine"],
+            # speed ratios (a's rate / b's), each the median of its per-round ratios (see the module docstring)
+            **{f"ratio_{pair}": statistics.median(values) for pair, values in rounds.items()},
+            "ratio_rounds": rounds,
             # each method's slowest and fastest repeat as a fraction of its median rate
             "spread": {name: [statistics.median(t[clock]) / max(t[clock]), statistics.median(t[clock]) / min(t[clock])]
                        for name, t in seconds.items()},
-            "ratio_engine_vs_bare_tensor": rate["engine"] / rate["bare_tensor"],
-            "ratio_engine_background_vs_bare_tensor": rate["engine_background"] / rate["bare_tensor"],
-            "ratio_engine_vs_examples_dataloader": rate["engine"] / rate["examples_dataloader"],
             "matmul_peak_gflops": peak,
             "engine_gflops": rate["engine"] * flops_per_image / 1e9,
             "engine_fraction_of_peak": rate["engine"] * flops_per_image / 1e9 / peak,
@@ -353,11 +370,18 @@ def measure(n: int = 20_000, epochs: int = 2, repeats: int = 3, threads: int | N
     return result
 
 
+def rounds_range(figures: dict, pair: str) -> str:
+    """The lowest and highest per-round value of a ratio, e.g. "0.93–0.99x"."""
+    values = figures["ratio_rounds"][pair]
+    return f"{min(values):.2f}–{max(values):.2f}x"
+
+
 def report(result: dict) -> str:
     """The figures as a few readable lines, wall clock then CPU time."""
     m, s = result["machine"], result["setup"]
     lines = [f"{s['model']}, batch {s['batch']}, {s['train_images']} training + {s['val_images']} validation images, "
-             f"{s['epochs']} epochs, median of {s['repeats']} interleaved repeats, {m['threads']} threads, "
+             f"{s['epochs']} epochs, {s['repeats']} interleaved rounds (rates: medians; ratios: medians of per-round "
+             f"ratios), {m['threads']} threads, "
              f"torch {m['torch']}",
              f"{m['cpus']} CPUs, load average {m['load_average_before'][0]:.1f} before / "
              f"{m['load_average_after'][0]:.1f} after, {m['env'] or 'no OMP variables set'}"]
@@ -365,10 +389,12 @@ def report(result: dict) -> str:
         r = result[clock]
         lines.append(f"by {'wall-clock' if clock == 'wall' else 'process CPU'} time:")
         lines += [f"  {name:<24} {rate:8.0f} images/s" for name, rate in r["samples_per_s"].items()]
-        lines += [f"  engine (CLI: run()) / equal-maths loop     {r['ratio_engine_vs_equal_maths']:.3f}x  (target >= 0.95)",
+        lines += [f"  engine (CLI: run()) / equal-maths loop     {r['ratio_engine_vs_equal_maths']:.3f}x  "
+                  f"(target >= 0.95; rounds {rounds_range(r, 'engine_vs_equal_maths')})",
                   f"  engine (app: worker process) / equal-maths {r['ratio_engine_process_vs_equal_maths']:.3f}x  "
-                  "(target >= 0.95)",
-                  f"  app / CLI (worker process / run())         {r['ratio_engine_process_vs_engine']:.3f}x",
+                  f"(target >= 0.95; rounds {rounds_range(r, 'engine_process_vs_equal_maths')})",
+                  f"  app / CLI (worker process / run())         {r['ratio_engine_process_vs_engine']:.3f}x  "
+                  f"(rounds {rounds_range(r, 'engine_process_vs_engine')})",
                   f"  background thread / equal-maths           {r['ratio_engine_background_vs_equal_maths']:.3f}x",
                   f"  background thread / run()                 {r['ratio_engine_background_vs_engine']:.3f}x",
                   f"  engine / examples loop over one tensor     {r['ratio_engine_vs_bare_tensor']:.3f}x",

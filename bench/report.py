@@ -10,7 +10,8 @@ from typing import Sequence
 
 @dataclass
 class Figure:
-    """A number from this run. ratio = value / anchor; met compares ratio (or value, without an anchor) to target."""
+    """A number from this run. ratio = value / anchor (or given_ratio); met compares ratio (or value, without an
+    anchor) to target."""
     group: str
     name: str
     value: float | None
@@ -22,9 +23,14 @@ class Figure:
     note: str = ""
     target_on_value: bool = False  # the target is on the value even though an anchor is shown (for scale)
     extra: dict = field(default_factory=dict)  # raw samples and details, for the JSON
+    # the ratio when it is measured rather than value / anchor: e.g. the median of per-round ratios of runs made back
+    # to back, where value and anchor are each a median over the whole run
+    given_ratio: float | None = None
 
     @property
     def ratio(self) -> float | None:
+        if self.given_ratio is not None:
+            return self.given_ratio
         if self.value is None or not self.anchor:
             return None
         return self.value / self.anchor
