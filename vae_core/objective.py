@@ -74,7 +74,8 @@ def loss_terms(model: VAE, x: torch.Tensor, out: VAEOutput, beta: float = 1.0, f
     kl = kl_dims.sum()
     # free bits (Kingma et al. 2016): dimensions below the floor are not pushed further toward the prior
     kl_penalty = torch.clamp(kl_dims, min=free_bits).sum() if free_bits > 0 else kl
-    return LossTerms(total=recon + beta * kl_penalty, recon=recon, kl=kl, kl_per_dim=kl_dims, beta=beta)
+    total = recon + kl_penalty if beta == 1.0 else recon + beta * kl_penalty  # (no multiply node for beta 1)
+    return LossTerms(total=total, recon=recon, kl=kl, kl_per_dim=kl_dims, beta=beta)
 
 
 @torch.no_grad()
