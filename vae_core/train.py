@@ -19,7 +19,7 @@ from .config import (ARCHS, LARGE_LATENT, LIKELIHOODS, LR_SCHEDULES, SMALL_IMAGE
                      TrainConfig, default_latent_dim)
 from .data import load_source
 from .runs import load_run
-from .training import TrainingJob, resolve_device
+from .training import TrainingJob, keep_freed_heap, resolve_device
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -167,4 +167,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    keep_freed_heap()  # this process trains (not in main(): a caller's process keeps its own allocator settings)
     sys.exit(main())
