@@ -48,6 +48,40 @@ def test_a_worker_process_trains_exactly_like_a_training_job(digits, tmp_path):
     assert process.progress().fraction == 1.0 and process.progress().samples_per_s > 0
 
 
+@pytest.mark.parametrize("board", [True, False], ids=["shared-memory", "pipe"])
+def test_each_epochs_weights_reach_the_server_through_shared_memory_or_else_the_pipe(digits, tmp_path, monkeypatch,
+                                                                                     board):
+    from vae_core import process_job
+
+    through_pipe, from_bytes = [], process_job._model_from_bytes
+    monkeypatch.setattr(process_job, "_model_from_bytes", lambda *a: through_pipe.append(1) or from_bytes(*a))
+    if not board:  # no room for a board (a full /dev/shm): the pipe carries them
+        monkeypatch.setattr(process_job, "_new_board", lambda state: None)
+    job = ProcessJob(digits, SMALL, replace(QUICK, epochs=3), run_dir=tmp_path / "run", threads=1).start()
+    assert job.join(timeout=120) and job.state == "finished", job.error
+    saved = load_run(tmp_path / "run")  # written by the worker from its own weights
+    for key, value in saved.model.state_dict().items():
+        assert torch.equal(job.model_snapshot().state_dict()[key], value), key
+    assert (len(through_pipe) == 0) if board else (len(through_pipe) >= 1)  # 3 epochs: at least the last one
+    leftovers = [n for n in os.listdir("/dev/shm") if n.startswith(f"vae-images-{os.getpid()}-weights")]
+    assert leftovers == []  # the board's name went as soon as the worker had mapped it
+
+
+def test_a_weights_board_carries_a_state_dict_exactly_and_refuses_a_model_it_was_not_made_for(tmp_path):
+    from vae_core.training import build_model
+    from vae_core.weights_board import WeightsBoard
+
+    source, target = build_model(SMALL, 1), build_model(SMALL, 2)
+    server = WeightsBoard.create(str(tmp_path), "board-", target.state_dict())
+    worker = WeightsBoard(server.path, source.state_dict())  # the worker maps the same file
+    worker.write(source.state_dict())
+    server.read_into(target.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(source.state_dict().values(), target.state_dict().values()))
+    bigger = build_model(replace(SMALL, hidden_sizes=(64,)), 0)
+    with pytest.raises(ValueError, match=f"{server.path}: .* bytes, not the .* this model needs"):
+        WeightsBoard(server.path, bigger.state_dict())
+
+
 def test_pause_resume_live_lr_and_beta_and_stop_cross_the_process_boundary(digits, tmp_path):
     job = ProcessJob(digits, SMALL, LONG, run_dir=tmp_path / "run", threads=1).start()
     try:

@@ -12,7 +12,8 @@ import torch
 from .config import ModelConfig, TrainConfig
 from .data import Dataset
 from .runs import load_run
-from .training import TrainingJob
+from .training import TrainingJob, keep_freed_heap
+from .weights_board import WeightsBoard
 
 SEND_EVERY_S = 0.25  # how often the worker streams new history rows and progress back
 
@@ -20,6 +21,7 @@ SEND_EVERY_S = 0.25  # how often the worker streams new history rows and progres
 def worker_main(conn, spec: dict, cpu_before: float = 0.0) -> None:
     """Build the job, obey commands in one thread, stream updates from another, train in this one. The CPU seconds
     it reports are the job's: those spent before (cpu_before, a spare's rehearsal) are not counted."""
+    keep_freed_heap()
     try:
         job = _job_from(spec)
     except Exception as exc:  # reported like a failure while training, not as a dead process
@@ -35,8 +37,9 @@ def worker_main(conn, spec: dict, cpu_before: float = 0.0) -> None:
             except (OSError, ValueError):  # the server went away: the job stops (see _obey) and saves
                 pass
 
+    board = _open_board(spec.get("weights_board"), job)
     send(("ready", None))
-    streamer = _Streamer(job, send)
+    streamer = _Streamer(job, send, board)
     threading.Thread(target=_obey, args=(conn, job, streamer), name="vae-commands", daemon=True).start()
     ticker = threading.Thread(target=streamer.every, args=(SEND_EVERY_S,), name="vae-stream", daemon=True)
     ticker.start()
@@ -46,19 +49,20 @@ def worker_main(conn, spec: dict, cpu_before: float = 0.0) -> None:
     finally:
         streamer.done.set()
         ticker.join()
-        streamer.send_update()
+        streamer.send_update(last=True)
         progress = job.progress()
         send(("done", {"state": job.state, "error": progress.error, "warnings": progress.warnings,
                        "cpu_s": time.process_time() - cpu_before}))
         conn.close()
 
 
-def spare_main(conn) -> None:
+def spare_main(conn, shape: dict | None = None) -> None:
     """A worker started before its job (see process_job._Spare): wait for the job's spec, then be its worker. A
-    server that goes away (the pipe closes) or sends None ends it. While it waits it trains a tiny model once: a
-    forked process pays for its first torch calls and for copying the pages they touch, and that is better paid
-    here than on the job's clock."""
-    _rehearse()
+    server that goes away (the pipe closes) or sends None ends it. While it waits it rehearses (see _rehearse): a
+    forked process pays for its first torch calls, for growing its heap and for copying the pages they touch, and
+    that is better paid here than on the job's clock."""
+    keep_freed_heap()  # before the rehearsal, so that it warms the heap the job will use
+    _rehearse(shape)
     try:
         spec = conn.recv()
     except (EOFError, OSError):
@@ -67,13 +71,22 @@ def spare_main(conn) -> None:
         worker_main(conn, spec, cpu_before=time.process_time())
 
 
-def _rehearse() -> None:
-    """One epoch of a tiny model on 32 random images, with what a job does at an epoch end (validate, publish)."""
-    torch.set_num_threads(1)
-    images = np.random.default_rng(0).random((32, 1, 4, 4), dtype=np.float32)
-    model = ModelConfig(input_shape=(1, 4, 4), latent_dim=2, hidden_sizes=(4,))
-    TrainingJob(Dataset(images, name="rehearsal"), model, TrainConfig(epochs=1, batch_size=16, val_fraction=0.25),
-                threads=1).run()
+REHEARSAL_BATCH = 256  # at most: a rehearsal of a large batch of large images would hold the next job up
+
+
+def _rehearse(shape: dict | None = None) -> None:
+    """One short epoch (two steps, then what a job does at an epoch end: validate, publish) on random images, on the
+    CPU: of the model, batch size and threads of the job before (shape, from the server: the next job is most often
+    like it, and its first steps then run in a heap already grown to their size and through kernels already used),
+    else of a tiny model on one thread."""
+    if shape is None:
+        model, batch, threads = ModelConfig(input_shape=(1, 4, 4), latent_dim=2, hidden_sizes=(4,)), 16, 1
+    else:
+        model, batch, threads = shape["model"], min(shape["batch_size"], REHEARSAL_BATCH), shape["threads"]
+    torch.set_num_threads(threads)
+    images = np.random.default_rng(0).random((3 * batch, *model.input_shape), dtype=np.float32)
+    train = TrainConfig(epochs=1, batch_size=batch, val_fraction=1 / 3, device="cpu")
+    TrainingJob(Dataset(images, name="rehearsal"), model, train, threads=threads).run()
 
 
 def _job_from(spec: dict) -> TrainingJob:
@@ -87,6 +100,16 @@ def _job_from(spec: dict) -> TrainingJob:
     resume = load_run(spec["resume"], with_optimizer=True) if spec["resume"] else None
     return TrainingJob(dataset, spec["model"], spec["train"], run_dir=spec["run_dir"], resume=resume,
                        threads=spec["threads"])
+
+
+def _open_board(path: str | None, job: TrainingJob) -> WeightsBoard | None:
+    """The server's weights board for this job, or None (the weights then go over the pipe)."""
+    if not path:
+        return None
+    try:
+        return WeightsBoard(path, job.model.state_dict())
+    except (OSError, ValueError, RuntimeError):
+        return None
 
 
 def _obey(conn, job: TrainingJob, streamer: "_Streamer") -> None:
@@ -104,7 +127,9 @@ def _obey(conn, job: TrainingJob, streamer: "_Streamer") -> None:
         except (EOFError, OSError):
             job.stop()
             return
-        if message[0] == "lr":
+        if message[0] == "weights-read":
+            streamer.board_read()
+        elif message[0] == "lr":
             job.set_lr(message[1])
         elif message[0] == "beta":
             job.set_beta(message[1])
@@ -115,11 +140,16 @@ def _obey(conn, job: TrainingJob, streamer: "_Streamer") -> None:
 class _Streamer:
     """Sends what is new since the last update: step and epoch rows, the progress, the weights of a new version."""
 
-    def __init__(self, job: TrainingJob, send):
+    def __init__(self, job: TrainingJob, send, board: WeightsBoard | None = None):
         self.job, self.send = job, send
         self.last_step, self.epochs_sent, self.version = job.progress().step, len(job.history()["epochs"]), 0
         self.done = threading.Event()
         self.lock = threading.Lock()  # the ticker and a pause both send updates: one at a time, nothing twice
+        self.board, self.board_free = board, threading.Event()  # free: the server has read what was written last
+        self.board_free.set()
+
+    def board_read(self) -> None:
+        self.board_free.set()
 
     def every(self, seconds: float) -> None:
         wait = 0.05  # the first steps show at once, then a few updates a second
@@ -127,11 +157,12 @@ class _Streamer:
             self.send_update()
             wait = seconds
 
-    def send_update(self) -> None:
+    def send_update(self, last: bool = False) -> None:
+        """last: the job's final update, whose weights wait a little for the board rather than cross the pipe."""
         with self.lock:
-            self._send_update()
+            self._send_update(last)
 
-    def _send_update(self) -> None:
+    def _send_update(self, last: bool = False) -> None:
         snap = self.job.snapshot(since_step=self.last_step)
         update = {"steps": snap.steps, "epochs": snap.epochs[self.epochs_sent:], "progress": snap.progress,
                   "stride": self.job.history_stride}
@@ -139,7 +170,13 @@ class _Streamer:
             self.last_step = snap.steps[-1]["step"]
         self.epochs_sent = len(snap.epochs)
         if snap.model_version != self.version:
-            self.version = snap.model_version
-            update["weights"] = safetensors.torch.save(
-                {k: v.contiguous() for k, v in self.job.model_snapshot().state_dict().items()})
+            # the server reads them from the board, then says so (see weights_board.py)
+            if self.board is not None and (self.board_free.is_set() or (last and self.board_free.wait(2.0))):
+                self.board_free.clear()
+                self.version = self.job.read_published(self.board.write)
+                update["weights_on_board"] = True
+            else:
+                self.version = snap.model_version
+                update["weights"] = safetensors.torch.save(
+                    {k: v.contiguous() for k, v in self.job.model_snapshot().state_dict().items()})
         self.send(("update", update))

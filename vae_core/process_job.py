@@ -36,6 +36,7 @@ from .run_checks import model_skeleton
 from .job_worker import spare_main, worker_main
 from .runs import Run
 from .training import JobView, Progress, Snapshot, build_model, default_threads, resolve_device
+from .weights_board import WeightsBoard
 
 _CONTEXT = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
                                        else "spawn")
@@ -76,14 +77,16 @@ class _Spare:
             conn.close()
         return None
 
-    def refill(self) -> None:
-        """Start a spare worker unless one waits already; never raises (no spare: the next job starts its own)."""
+    def refill(self, shape: dict | None = None) -> None:
+        """Start a spare worker unless one waits already; never raises (no spare: the next job starts its own).
+        shape: the model, batch size and threads of the job that just ended, for the spare to rehearse with."""
         with self._lock:
             if self._process is not None and self._process.is_alive():
                 return
             try:
                 conn, child = _CONTEXT.Pipe()
-                process = _CONTEXT.Process(target=spare_main, args=(child,), name="vae-training-spare", daemon=True)
+                process = _CONTEXT.Process(target=spare_main, args=(child, shape), name="vae-training-spare",
+                                           daemon=True)
                 process.start()
                 child.close()
             except Exception:
@@ -202,7 +205,7 @@ class ProcessJob(JobView):
         self._published = (copy.deepcopy(resume.model) if resume else build_model(model_config, train_config.seed))
         self._published.eval()
         self._version = 0
-        self._conn = self._process = self._images_file = self._held = None
+        self._conn = self._process = self._images_file = self._held = self._board = None
         self._paused = threading.Event()  # set when the worker confirms a pause
         self._ended = threading.Event()  # set when the job's final state is known (what join() waits for)
         self.worker_cpu_s = 0.0  # the worker's CPU seconds, as it reports them when it ends
@@ -217,9 +220,11 @@ class ProcessJob(JobView):
                 raise RuntimeError(f"job already {self._state}")
             self._state = "running"
         try:
+            self._board = _new_board(self._published.state_dict())
             spec = {"images": self._share_images(), "name": self.dataset.name, "source": self.dataset.source,
                     "model": self.model_config, "train": self.train_config, "resume": self._resume_path,
-                    "run_dir": self.run_dir and str(self.run_dir), "threads": self.threads}
+                    "run_dir": self.run_dir and str(self.run_dir), "threads": self.threads,
+                    "weights_board": self._board and self._board.path}
             spare = _SPARE.take()
             if spare is not None:  # the usual case in the app: a worker waits already
                 conn, self._process = spare
@@ -232,6 +237,7 @@ class ProcessJob(JobView):
                 child.close()
         except Exception as exc:  # no worker: a failed job with the reason, like one that failed while training
             _unlink(self._images_file)
+            _unlink(self._board and self._board.path)
             self._release_held()
             with self._lock:
                 self._state, self._error = "failed", f"could not start the training process: {exc}"
@@ -318,8 +324,9 @@ class ProcessJob(JobView):
                     self._apply(payload)
                 elif kind == "paused":
                     self._paused.set()
-                elif kind == "ready":  # the worker has mapped the images: the name is no longer needed for it
+                elif kind == "ready":  # the worker has mapped the images and the board: their names can go
                     _unlink(self._images_file)
+                    _unlink(self._board and self._board.path)
                     self._release_held()
                 elif kind == "done":
                     final = payload
@@ -329,6 +336,7 @@ class ProcessJob(JobView):
         if final is None:  # its exit code says why
             self._process.join(timeout=30)
         _unlink(self._images_file)
+        _unlink(self._board and self._board.path)
         self._release_held()  # a worker that died before mapping the images
         with self._lock:
             self._conn.close()
@@ -340,12 +348,17 @@ class ProcessJob(JobView):
                 self._state, self._error = "failed", _death_message(self._process.exitcode, self.run_dir)
         self._ended.set()  # join() returns: the job's last word is in; the worker's exit is not waited for
         self._process.join(timeout=30)
-        _SPARE.refill()  # for the next job, now that this one no longer needs the cores
+        # for the next job, now that this one no longer needs the cores; rehearsed on this one's shapes
+        _SPARE.refill({"model": self.model_config, "batch_size": self.train_config.batch_size, "threads": self.threads})
 
     def _apply(self, update: dict) -> None:
         weights = update.pop("weights", None)
         model = _model_from_bytes(self.model_config, weights) if weights is not None else None
         with self._lock:
+            if update.pop("weights_on_board", False):
+                self._board.read_into(self._published.state_dict())
+                self._version += 1
+                self._send(("weights-read",))  # the worker may write the board again
             self._steps.extend(update["steps"])
             if update["stride"] != self._stride:  # the worker thinned its history: thin the mirror alike
                 self._stride = update["stride"]
@@ -431,6 +444,15 @@ def _unlink(path: str | None) -> None:
             os.unlink(path)
         except FileNotFoundError:
             pass
+
+
+def _new_board(state: dict) -> WeightsBoard | None:
+    """A weights board for a job (in /dev/shm where there is one), or None where there is no room for it."""
+    folder = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+    try:
+        return WeightsBoard.create(folder, f"{_PREFIX}{os.getpid()}-weights-", state)
+    except (OSError, ValueError):
+        return None
 
 
 def _death_message(exitcode: int | None, run_dir: Path | None) -> str:
