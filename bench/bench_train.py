@@ -1,8 +1,8 @@
-"""Training throughput: the engine's TrainingJob against a bare pytorch/examples-style loop written here, both in
-the same process, interleaved; and the engine's achieved FLOP/s against this machine's fp32 matmul peak.
+"""Training throughput: the engine's TrainingJob against bare loops written here, interleaved in one run; and the
+engine's achieved FLOP/s against this machine's fp32 matmul peak.
 
-    python -m bench.bench_train                      # defaults: 20k x 784 synthetic images, 2 epochs, 3 repeats
-    python -m bench.bench_train --repeats 5 --json bench-train.json
+    python -m bench.bench_train                      # defaults: 20k x 784 synthetic images, 2 epochs, 3 rounds
+    python -m bench.bench_train --repeats 9 --threads 1 --json bench-train.json
 
 Every method trains the pytorch/examples VAE (784-400-20 MLP, Adam 1e-3, batch 128, Bernoulli/BCE) on the same
 synthetic data split 90/10, and evaluates the held-out 10% once per epoch (as the examples' test() does and as the
@@ -13,13 +13,19 @@ jobs do: in the spare worker that waits for it (started when the previous job en
 is off the clock, as in the app), on the kept shared copy of the images; everything from start() to the last
 message back is on the clock, and so is the worker's CPU time from the moment it received the job.
 
+Where each run happens: the ProcessJob is started from this process (its worker is a process of its own); every
+other method runs in a fresh process forked from the same fork server as the app's workers (in_child), in its main
+thread, after the same rehearsal the app's spare worker does (the job before's model and batch), and reports its own
+seconds. So every method trains as the CLI and a job's worker do (a process's main thread, as warm as a spare
+worker), and none inherits the heap, caches or thread state another method left behind: in one process, the same
+run() measured 3% apart depending on which thread it ran in.
+
 Throughput = training images / wall-clock seconds, evaluation included. Each run is also timed in process CPU
 seconds: on a machine shared with other work, --threads 1 CPU-time figures are the stable ones (wall clock then
 measures the neighbours too). With 2+ threads on a busy small VM, libgomp's spin-waiting can make parallel regions
 wait for a scheduler tick (10-30x slower steps, at random); OMP_WAIT_POLICY=PASSIVE avoids that. The load average
-and these variables are recorded with the figures. Every run happens in a fresh worker thread: OpenMP keeps one
-thread team per calling thread, and libgomp spins less once there are more OpenMP threads than CPUs, so a baseline
-in the main thread beside an engine in a worker would not run under the same conditions.
+and these variables are recorded with the figures. Every process runs with keep_freed_heap() (glibc keeps freed
+memory), as the CLI and the app's workers do.
 
 "equal_maths" is the fair overhead anchor (issue 13): a bare loop doing the engine's maths (BCE with logits, the
 closed-form KL, fused Adam, the same batch indexing and noise), where the pytorch/examples loops do slower maths
@@ -53,10 +59,13 @@ from torch import nn
 
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.data import Dataset, split_indices
+from vae_core.process_job import _CONTEXT as WORKERS  # the app's fork server (torch imported once), for in_child
+from vae_core.job_worker import _rehearse as rehearse
 from vae_core.process_job import ProcessJob
-from vae_core.training import TrainingJob, default_threads
+from vae_core.training import TrainingJob, default_threads, keep_freed_heap
 
 SIDE, LATENT, HIDDEN, BATCH, LR, VAL_FRACTION = 28, 20, 400, 128, 1e-3, 0.1
+IN_THIS_PROCESS = ("engine_process",)  # a ProcessJob starts its own worker process, as in the app: started from here
 # run back to back every round, the anchor in the middle, so each target ratio compares runs seconds apart
 PAIRED = ("engine", "equal_maths", "engine_process")
 # the speed ratios reported, (a, b) for a's rate / b's
@@ -217,10 +226,15 @@ def run_equal_maths(images: torch.Tensor, train_idx, val_idx, epochs: int, seed:
 
 # ---------------------------------------------------------------- the engine
 
+def examples_model() -> ModelConfig:
+    """The pytorch/examples VAE as the engine's ModelConfig."""
+    return ModelConfig(input_shape=(1, SIDE, SIDE), latent_dim=LATENT, hidden_sizes=(HIDDEN,), arch="mlp",
+                       likelihood="bernoulli")
+
+
 def engine_job(dataset: Dataset, epochs: int, batch: int, seed: int, threads: int, kind: type = TrainingJob):
     """A TrainingJob (or ProcessJob) on the examples' model, recording history every step (log_every=1), not saving."""
-    model = ModelConfig(input_shape=(1, SIDE, SIDE), latent_dim=LATENT, hidden_sizes=(HIDDEN,), arch="mlp",
-                        likelihood="bernoulli")
+    model = examples_model()
     train = TrainConfig(epochs=epochs, batch_size=batch, lr=LR, lr_schedule="constant", lr_warmup_steps=0, seed=seed,
                         val_fraction=VAL_FRACTION, log_every=1)
     return kind(dataset, model, train, threads=threads)
@@ -300,18 +314,13 @@ def in_worker(fn, threads: int):
     return out["value"]
 
 
-def round_ratios(seconds: dict[str, dict[str, list[float]]], clock: str) -> dict[str, list[float]]:
-    """Each of RATIOS round by round: b's seconds / a's in the same round (a's speed relative to b's)."""
-    return {f"{a}_vs_{b}": [tb / ta for ta, tb in zip(seconds[a][clock], seconds[b][clock], strict=True)]
-            for a, b in RATIOS}
+def method_names(big_batch: int) -> list[str]:
+    return ["engine", "engine_process", "engine_background", "equal_maths", "bare_tensor", "examples_dataloader",
+            f"engine_batch_{big_batch}"]
 
 
-def measure(n: int = 20_000, epochs: int = 2, repeats: int = 3, threads: int | None = None,
-            big_batch: int = 1024) -> dict:
-    """Interleaved rounds of every method; median rates, per-round ratios and their medians, FLOP rates, as a
-    JSON-ready dict."""
-    threads = threads or default_threads()
-    load_before = os.getloadavg()
+def _methods(n: int, threads: int, big_batch: int, only: tuple[str, ...]) -> dict:
+    """The methods named in only, each as (seed, epochs) -> (wall, CPU) seconds on n synthetic images."""
     dataset = synthetic(n)
     train_idx, val_idx = split_indices(n, VAL_FRACTION, seed=0)  # the engine's own split, for equal work
     flat, images = dataset.images.reshape(n, -1), torch.from_numpy(dataset.images)
@@ -324,16 +333,83 @@ def measure(n: int = 20_000, epochs: int = 2, repeats: int = 3, threads: int | N
         "examples_dataloader": lambda r, e: run_examples_dataloader(flat, train_idx, val_idx, e, r),
         f"engine_batch_{big_batch}": lambda r, e: run_engine(dataset, e, r, threads, batch=big_batch),
     }
-    for run in methods.values():  # warm-up: allocator, thread pool, lazy imports
+    return {name: methods[name] for name in only}
+
+
+def _child_main(conn, name: str, n: int, epochs: int, seed: int, threads: int, big_batch: int) -> None:
+    """One timed run of one method in a process of its own (see in_child); sends ("ok", (wall, cpu)) or
+    ("error", message)."""
+    try:
+        keep_freed_heap()  # as the CLI and the app's workers run
+        torch.set_num_threads(threads)
+        # what the app's spare worker has done before its job (rehearsed the job before it, the same model and batch
+        # here), and no more: every method starts as warm as the app's path does
+        batch = big_batch if name == f"engine_batch_{big_batch}" else BATCH
+        rehearse({"model": examples_model(), "batch_size": batch, "threads": threads})
+        conn.send(("ok", _methods(n, threads, big_batch, only=(name,))[name](seed, epochs)))
+    except BaseException as exc:  # reported to the parent, which raises it
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        conn.close()
+
+
+def in_child(name: str, n: int, epochs: int, seed: int, threads: int, big_batch: int) -> tuple[float, float]:
+    """(wall, CPU) seconds of one run of a method in a fresh process forked from the app's fork server, the way the
+    app's job workers start, after the rehearsal the app's spare worker does (off the clock). Every method but the
+    app's path runs this way: each in the main thread of a process of its own (as the CLI and a job's worker train),
+    none inheriting the heap or the caches another method left behind."""
+    parent, child = WORKERS.Pipe()
+    process = WORKERS.Process(target=_child_main, args=(child, name, n, epochs, seed, threads, big_batch),
+                              name=f"bench-{name}", daemon=True)
+    process.start()
+    child.close()
+    try:
+        kind, value = parent.recv()
+    except EOFError:
+        process.join()
+        raise RuntimeError(f"{name}: its benchmark process died (exit code {process.exitcode})") from None
+    finally:
+        parent.close()
+    process.join()
+    if kind == "error":
+        raise RuntimeError(f"{name}: {value}")
+    return value
+
+
+def round_ratios(seconds: dict[str, dict[str, list[float]]], clock: str) -> dict[str, list[float]]:
+    """Each of RATIOS round by round: b's seconds / a's in the same round (a's speed relative to b's)."""
+    return {f"{a}_vs_{b}": [tb / ta for ta, tb in zip(seconds[a][clock], seconds[b][clock], strict=True)]
+            for a, b in RATIOS}
+
+
+def measure(n: int = 20_000, epochs: int = 2, repeats: int = 3, threads: int | None = None,
+            big_batch: int = 1024) -> dict:
+    """Interleaved rounds of every method; median rates, per-round ratios and their medians, FLOP rates, as a
+    JSON-ready dict."""
+    threads = threads or default_threads()
+    # the allocator settings of a process that trains (the CLI sets them, and so do the app's workers): every method
+    # here runs under them, the loops too
+    heap_kept = keep_freed_heap()
+    load_before = os.getloadavg()
+    train_idx, val_idx = split_indices(n, VAL_FRACTION, seed=0)  # the engine's own split, as every method uses
+    here = _methods(n, threads, big_batch, only=IN_THIS_PROCESS)  # the app's path starts its own worker process
+    for run in here.values():  # warm-up: the spare worker, the shared copy of the images, lazy imports
         in_worker(lambda: run(0, 1), threads)
-    seconds: dict[str, dict[str, list[float]]] = {name: {"wall": [], "cpu": []} for name in methods}
-    others = [name for name in methods if name not in PAIRED]
+    names = method_names(big_batch)
+
+    def timed(name: str, seed: int) -> tuple[float, float]:
+        if name in here:
+            return in_worker(lambda: here[name](seed, epochs), threads)
+        return in_child(name, n, epochs, seed, threads, big_batch)
+
+    seconds: dict[str, dict[str, list[float]]] = {name: {"wall": [], "cpu": []} for name in names}
+    others = [name for name in names if name not in PAIRED]
     peaks = []
     for r in range(repeats):
         # the anchor between the two paths it judges, the triple's order reversed every round; the rest rotated
         order = list(PAIRED if r % 2 == 0 else PAIRED[::-1]) + others[r % len(others):] + others[:r % len(others)]
         for name in order:
-            wall, cpu = in_worker(lambda: methods[name](r + 1, epochs), threads)
+            wall, cpu = timed(name, r + 1)
             seconds[name]["wall"].append(wall)
             seconds[name]["cpu"].append(cpu)
         peaks.append(in_worker(matmul_peak_gflops, threads))
@@ -343,6 +419,7 @@ def measure(n: int = 20_000, epochs: int = 2, repeats: int = 3, threads: int | N
     env = {k: os.environ[k] for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS") if k in os.environ}
     result = {
         "machine": {"threads": threads, "torch": torch.__version__, "cpus": os.cpu_count(), "env": env,
+                    "keep_freed_heap": heap_kept,
                     "load_average_before": load_before, "load_average_after": os.getloadavg()},
         "setup": {"n": n, "train_images": len(train_idx), "val_images": len(val_idx), "epochs": epochs,
                   "repeats": repeats, "batch": BATCH, "big_batch": big_batch,
