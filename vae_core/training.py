@@ -55,6 +55,28 @@ def keep_freed_heap() -> bool:
     return bool(mallopt(m_mmap_threshold, 32 << 20)) & bool(mallopt(m_trim_threshold, 256 << 20))
 
 
+class _MallInfo2(ctypes.Structure):  # glibc's struct mallinfo2 (malloc.h, glibc 2.33+)
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+
+def trim_freed_heap(keep_bytes: int) -> bool:
+    """Hand the freed heap back to the OS if more than keep_bytes of it is free (glibc's malloc_trim): for a process
+    under keep_freed_heap() that is about to sit idle after a large job (a spare worker after rehearsing a 64x64 RGB
+    conv model held ~360 MB it no longer used). True if it trimmed; False below keep_bytes or without glibc."""
+    try:
+        libc = ctypes.CDLL(None)
+        mallinfo2, malloc_trim = libc.mallinfo2, libc.malloc_trim
+    except (OSError, AttributeError):
+        return False
+    mallinfo2.restype = _MallInfo2
+    if mallinfo2().fordblks <= keep_bytes:
+        return False
+    malloc_trim(0)
+    return True
+
+
 def resolve_device(name: str = "auto") -> str:
     """'auto' picks cuda, then mps, then cpu (under torchrun each rank takes its LOCAL_RANK's GPU); a named device
     must exist here, or a ValueError says so."""
