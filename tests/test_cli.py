@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import struct
 import subprocess
 import sys
@@ -52,6 +53,20 @@ def test_train_on_digits_writes_a_loadable_run(digits_run):
     assert [e["epoch"] for e in run.history["epochs"]] == [1, 2]
     assert run.state["finished"] is True and run.optimizer_tensors is not None
     assert run.metrics["device"] == "cpu"  # --device auto on a machine without an accelerator
+
+
+PROGRESS = re.compile(r"epoch (\d+)/(\d+) step (\d+)/(\d+) +(\d+) img/s ETA +(\d+)s")
+
+
+def test_training_shows_progress_with_samples_per_second_and_eta(tmp_path, capsys):
+    # the bar the command line redraws on stderr; its last drawing is the finished job's
+    argv = ["--data", "digits", "--epochs", "2", "--out", str(tmp_path / "run"), *TINY[:-1]]  # not --quiet
+    assert train_cli.main(argv) == 0
+    bars = PROGRESS.findall(capsys.readouterr().err)
+    assert bars, "no progress bar on stderr"
+    epoch, epochs, step, steps, rate, eta = map(int, bars[-1])
+    assert (epoch, epochs) == (2, 2) and step == steps == 2 * 7  # 1617 training images at the default batch 256
+    assert rate > 0 and eta == 0
 
 
 def test_evaluate_prints_json_with_consistent_bounds(digits_run):

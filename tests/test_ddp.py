@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -38,7 +39,7 @@ def torchrun(out: Path, train: TrainConfig, nproc: int = 2) -> subprocess.Comple
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--master_addr=127.0.0.1",
            f"--master_port={free_port()}", "-m", "vae_core.train", "--data", "digits", "--epochs", str(train.epochs),
            "--batch-size", str(train.batch_size), "--lr", str(train.lr), "--seed", str(train.seed),
-           "--latent-dim", str(MODEL.latent_dim), "--hidden", "32", "--device", "cpu", "--out", str(out), "--quiet"]
+           "--latent-dim", str(MODEL.latent_dim), "--hidden", "32", "--device", "cpu", "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=110)
 
@@ -57,6 +58,10 @@ def test_two_gloo_processes_match_one_process_and_write_one_run(tmp_path, batch)
     assert sorted(p.name for p in runs.iterdir()) == ["ddp"]  # rank 0 alone saved, no staging leftovers
     ddp = load_run(runs / "ddp", with_optimizer=True)  # the same run format the app opens
     assert ddp.metrics["world_size"] == 2 and ddp.metrics["device"] == "cpu"
+    # rank 0 alone shows progress, over the global batches: its last bar is the finished job's
+    assert done.stdout.count("saved ") == 1, done.stdout
+    *_, (step, steps, rate) = re.findall(r"step (\d+)/(\d+) +(\d+) img/s ETA", done.stderr)
+    assert int(step) == int(steps) == math.ceil(N_TRAIN / batch) * train.epochs and int(rate) > 0
 
     single = TrainingJob(load_digits(), MODEL, train, threads=1).start()
     assert single.join(timeout=120) and single.state == "finished", single.error
