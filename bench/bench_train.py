@@ -59,9 +59,8 @@ from torch import nn
 
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.data import Dataset, split_indices
-from vae_core.process_job import _CONTEXT as WORKERS  # the app's fork server (torch imported once), for in_child
-from vae_core.job_worker import _rehearse as rehearse
-from vae_core.process_job import ProcessJob
+from vae_core.job_worker import rehearse
+from vae_core.process_job import WORKERS, ProcessJob  # WORKERS: the app's fork server (torch imported once)
 from vae_core.training import TrainingJob, default_threads, keep_freed_heap
 
 SIDE, LATENT, HIDDEN, BATCH, LR, VAL_FRACTION = 28, 20, 400, 128, 1e-3, 0.1

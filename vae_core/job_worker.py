@@ -59,14 +59,14 @@ def worker_main(conn, spec: dict, cpu_before: float = 0.0) -> None:
 
 def spare_main(conn, shape: dict | None = None) -> None:
     """A worker started before its job (see process_job._Spare): wait for the job's spec, then be its worker. A
-    server that goes away (the pipe closes) or sends None ends it. While it waits it rehearses (see _rehearse): a
+    server that goes away (the pipe closes) or sends None ends it. While it waits it rehearses (see rehearse): a
     forked process pays for its first torch calls, for growing its heap and for copying the pages they touch, and
     that is better paid here than on the job's clock."""
     keep_freed_heap()  # before the rehearsal, so that it warms the heap the job will use
     # what came from the fork server stays out of the collector's way: a collection writes to every object it
     # traverses, and would copy their pages into this process (a spare's own memory went from 34 to 93 MB)
     gc.freeze()
-    _rehearse(shape)
+    rehearse(shape)
     gc.collect()  # the rehearsal's job lives in reference cycles (its thread, its closures): free it now
     trim_freed_heap(SPARE_FREE_HEAP)  # a spare may wait for hours: keep a small job's heap, not a large one's
     try:
@@ -81,7 +81,7 @@ SPARE_FREE_HEAP = 64 << 20  # free heap a waiting spare keeps for its job (the 7
 REHEARSAL_BATCH = 256  # at most: a rehearsal of a large batch of large images would hold the next job up
 
 
-def _rehearse(shape: dict | None = None) -> None:
+def rehearse(shape: dict | None = None) -> None:
     """One short epoch (two steps, then what a job does at an epoch end: validate, publish) on random images, on the
     CPU: of the model, batch size and threads of the job before (shape, from the server: the next job is most often
     like it, and its first steps then run in a heap already grown to their size and through kernels already used),

@@ -38,13 +38,14 @@ from .runs import Run
 from .training import JobView, Progress, Snapshot, build_model, default_threads, resolve_device
 from .weights_board import WeightsBoard
 
-_CONTEXT = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
-                                       else "spawn")
-if _CONTEXT.get_start_method() == "forkserver":
+# where every training process comes from (public: the bench starts its timed runs from it too)
+WORKERS = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
+                                      else "spawn")
+if WORKERS.get_start_method() == "forkserver":
     # workers fork with torch imported, and with the server's main script imported once (a worker would else
     # import it again, as multiprocessing does for spawned children: `streamlit run` imports all of Streamlit)
     # torch._dynamo too: torch.optim imports it lazily at the first optimizer (seconds, in every worker otherwise)
-    _CONTEXT.set_forkserver_preload(["__main__", "vae_core.process_job", "torch._dynamo"])
+    WORKERS.set_forkserver_preload(["__main__", "vae_core.process_job", "torch._dynamo"])
 
 
 _WARMED = threading.Event()
@@ -84,8 +85,8 @@ class _Spare:
             if self._process is not None and self._process.is_alive():
                 return
             try:
-                conn, child = _CONTEXT.Pipe()
-                process = _CONTEXT.Process(target=spare_main, args=(child, shape), name="vae-training-spare",
+                conn, child = WORKERS.Pipe()
+                process = WORKERS.Process(target=spare_main, args=(child, shape), name="vae-training-spare",
                                            daemon=True)
                 process.start()
                 child.close()
@@ -230,8 +231,8 @@ class ProcessJob(JobView):
                 conn, self._process = spare
                 conn.send(spec)
             else:
-                conn, child = _CONTEXT.Pipe()
-                self._process = _CONTEXT.Process(target=worker_main, args=(child, spec), name="vae-training",
+                conn, child = WORKERS.Pipe()
+                self._process = WORKERS.Process(target=worker_main, args=(child, spec), name="vae-training",
                                                  daemon=True)
                 self._process.start()
                 child.close()
