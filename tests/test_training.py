@@ -337,3 +337,26 @@ def test_a_training_process_keeps_its_freed_heap_instead_of_faulting_pages_in_at
         return int(out.stdout)
 
     assert faults("kept") < 0.8 * faults("default")
+
+
+def test_samples_per_second_is_measured_over_seconds_not_per_step_and_not_across_a_pause(monkeypatch):
+    from vae_core import training
+
+    clock = [0.0]
+    monkeypatch.setattr(training.time, "perf_counter", lambda: clock[0])
+    rate = training._Rate()
+
+    def steps(n: int, images: int = 100, each_s: float = 0.01) -> float:
+        for _ in range(n):
+            clock[0] += each_s
+            shown = rate.add(images)
+        return shown
+
+    assert steps(100) == pytest.approx(10_000)  # 100 images every 10 ms
+    clock[0] += 0.2  # one slow step (an epoch end, another process on the core)...
+    right_after = steps(1)
+    assert 8_000 < right_after < 10_000  # ...moves the figure a little, not to 100 / 0.21 s = 476
+    assert steps(300) == pytest.approx(10_000, rel=0.01)  # and leaves the window after RATE_WINDOW_S
+    clock[0] += 60.0  # paused for a minute
+    rate.restart()
+    assert steps(10, each_s=0.02) == pytest.approx(5_000)  # after the pause: its own pace, the minute not counted
