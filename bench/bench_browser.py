@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.e2e.harness import (NEXT_FRAME_JS, VIEWPORT, browser_problem, explore_api, goto, key, launch_chromium, live,
+from harness.browser import (NEXT_FRAME_JS, VIEWPORT, browser_problem, explore_api, goto, key, launch_chromium, live,
                                new_page, start_server, wait_idle)
-from tests.helpers import wait_until
+from harness.wait import wait_until
 
 BARE_SLIDER_PAGE = '''"""The floor: one slider and st.image in a fragment, nothing else."""
 import numpy as np

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.bench_browser import explore_target
-from tests.e2e.harness import browser_problem, goto, key, launch_chromium, new_page, start_server
-from tests.e2e.test_train import progress_text, start_training
-from tests.helpers import wait_until
+from harness.browser import browser_problem, goto, key, launch_chromium, new_page, start_server
+from harness.train_page import progress_text, start_training
+from harness.wait import wait_until
 
 JOB_EPOCHS = 60  # digits: tens of seconds per job on one thread; a job's history stays small
 

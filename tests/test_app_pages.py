@@ -12,7 +12,8 @@ from streamlit.testing.v1 import AppTest
 from vae_core.config import ModelConfig, RunConfig, TrainConfig
 from vae_core.model import VAE
 from vae_core.runs import export_zip, save_run
-from tests.helpers import stop_session_jobs, wait_until
+from harness.wait import wait_until
+from tests.helpers import stop_session_jobs
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = {"pages/data.py": "Data", "pages/train.py": "Train", "pages/runs.py": "Runs", "pages/explore.py": "Explore"}

@@ -14,7 +14,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from tests.helpers import wait_until
+from harness.wait import wait_until
 from tests.test_runs import TINY, make_run, same_weights
 from vae_core.config import TrainConfig
 from vae_core.jobs import JobPool, PoolFull

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import wait_until
+from harness.wait import wait_until
 from tests.test_runs import TINY, files_of, make_run, same_weights
 from vae_core import runs
 from vae_core.config import TrainConfig

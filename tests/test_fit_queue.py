@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.helpers import wait_until
+from harness.wait import wait_until
 from ui.fit_queue import FitQueue, QueueFull
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.helpers import stop_session_jobs, wait_until
+from harness.wait import wait_until
+from tests.helpers import stop_session_jobs
 from ui.storage import make_room, prune_imported
 from vae_core.config import ModelConfig, RunConfig, TrainConfig
 from vae_core.data import load_digits

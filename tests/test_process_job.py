@@ -22,7 +22,7 @@ from vae_core.jobs import JobPool, PoolFull
 from vae_core.process_job import ProcessJob
 from vae_core.runs import load_run
 from vae_core.training import TrainingJob
-from tests.helpers import wait_until
+from harness.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ModelConfig(input_shape=(1, 8, 8), latent_dim=4, hidden_sizes=(32,))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import ARTIFACTS, start_server
+from harness.browser import ARTIFACTS, start_server
 
 pytestmark = pytest.mark.slow
 

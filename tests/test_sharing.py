@@ -13,7 +13,8 @@ from streamlit import config
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.local_script_runner import LocalScriptRunner
 
-from tests.helpers import stop_session_jobs, wait_until
+from harness.wait import wait_until
+from tests.helpers import stop_session_jobs
 from vae_core.config import ModelConfig, RunConfig, TrainConfig
 from vae_core.model import VAE
 from vae_core.runs import export_zip, save_run

@@ -19,7 +19,7 @@ from vae_core.data import Dataset, load_array
 from vae_core.metrics import evaluate
 from vae_core.runs import load_run
 from vae_core.training import TrainingJob, resolve_device
-from tests.helpers import wait_until
+from harness.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 

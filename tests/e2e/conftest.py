@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import ARTIFACTS, browser_problem, exception_texts, launch_chromium, new_page, start_server
+from harness.browser import ARTIFACTS, browser_problem, exception_texts, launch_chromium, new_page, start_server
 
 SERVER_ENV = {
     "VAE_THREADS": "1",  # the test machine's 2 cores are shared by the server, Chromium and pytest

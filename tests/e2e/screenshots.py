@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tests.e2e.harness import ARTIFACTS, ROOT
+from harness.browser import ARTIFACTS, ROOT
 
 SOURCE = ARTIFACTS / "screenshots"
 DEST = ROOT / "docs" / "screenshots"

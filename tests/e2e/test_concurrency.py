@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from tests.e2e.harness import ARTIFACTS, goto, key, live, plotly_traces, screenshot
-from tests.e2e.test_train import progress_text, start_training
-from tests.helpers import wait_until
+from harness.browser import ARTIFACTS, goto, key, live, plotly_traces, screenshot
+from harness.train_page import progress_text, start_training
+from harness.wait import wait_until
 from vae_core.config import TrainConfig
 
 pytestmark = pytest.mark.e2e

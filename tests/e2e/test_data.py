@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.e2e.harness import ARTIFACTS, goto, key, screenshot, wait_idle
+from harness.browser import ARTIFACTS, goto, key, screenshot, wait_idle
 
 pytestmark = pytest.mark.e2e
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from tests.e2e.harness import (ARTIFACTS, ROOT, click_point, drag, explore_api, key, live, next_frame, screenshot,
+from harness.browser import (ARTIFACTS, ROOT, click_point, drag, explore_api, key, live, next_frame, screenshot,
                                show_views, wait_idle)
-from tests.helpers import wait_until
+from harness.wait import wait_until
 from vae_core.config import ModelConfig, RunConfig
 from vae_core.data import load_digits, load_source
 from vae_core.latent import (Projection, aggregate_posterior_samples, encode, slider_ranges,

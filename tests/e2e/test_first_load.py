@@ -3,7 +3,7 @@ and the active model, and every page opens from the sidebar."""
 import pytest
 
 from tests.e2e.conftest import SERVER_ENV
-from tests.e2e.harness import ARTIFACTS, exception_texts, goto, live, new_page, start_server
+from harness.browser import ARTIFACTS, exception_texts, goto, live, new_page, start_server
 
 pytestmark = pytest.mark.e2e
 

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from tests.e2e.harness import ARTIFACTS, goto, key, new_page, start_server, wait_idle
-from tests.e2e.test_train import progress_step, progress_text, start_training
-from tests.helpers import wait_until
+from harness.browser import ARTIFACTS, goto, key, new_page, start_server, wait_idle
+from harness.train_page import progress_step, progress_text, start_training
+from harness.wait import wait_until
 
 pytestmark = pytest.mark.e2e
 

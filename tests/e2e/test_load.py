@@ -10,8 +10,8 @@ import os
 import pytest
 
 from bench.bench_soak import run_load, stop_trainers
-from tests.e2e.harness import ARTIFACTS, exception_texts, start_server
-from tests.e2e.test_train import progress_text
+from harness.browser import ARTIFACTS, exception_texts, start_server
+from harness.train_page import progress_text
 from vae_core.config import ModelConfig, RunConfig, TrainConfig
 from vae_core.model import VAE
 from vae_core.runs import load_run, save_run

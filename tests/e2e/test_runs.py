@@ -7,8 +7,8 @@ import zipfile
 
 import pytest
 
-from tests.e2e.harness import ARTIFACTS, goto, key, screenshot, wait_idle
-from tests.helpers import wait_until
+from harness.browser import ARTIFACTS, goto, key, screenshot, wait_idle
+from harness.wait import wait_until
 
 pytestmark = pytest.mark.e2e
 

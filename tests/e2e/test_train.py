@@ -6,37 +6,18 @@ import re
 
 import pytest
 
-from tests.e2e.harness import goto, key, plotly_traces
-from tests.helpers import wait_until
+from harness.browser import goto, key, plotly_traces
+from harness.train_page import progress_step, progress_text, start_training
+from harness.wait import wait_until
 
 pytestmark = pytest.mark.e2e
 
-PROGRESS = '[data-testid="stProgress"]'
 CURVES = ("reconstruction · train", "KL · train")
-
-
-def progress_text(page) -> str:
-    loc = page.locator(PROGRESS)
-    return loc.first.inner_text() if loc.count() else ""
-
-
-def progress_step(page) -> int:
-    """The step the progress bar reports ("… · step 123/3900 · …"), -1 when it is not shown."""
-    match = re.search(r"step (\d+)/", progress_text(page))
-    return int(match.group(1)) if match else -1
 
 
 def curve_points(page) -> dict[str, int]:
     """Points in each training curve of the loss chart."""
     return {t["name"]: t["n"] for t in plotly_traces(page, key("loss_chart")) if t["name"] in CURVES}
-
-
-def start_training(page, epochs: int, **numbers) -> None:
-    """Fill the settings form (epochs and any number inputs by key) and press Start."""
-    for name, value in {"tf_epochs": epochs, **numbers}.items():
-        page.locator(f"{key(name)} input").fill(str(value))
-    page.locator(f"{key('train_start')} button").click()
-    wait_until(lambda: progress_text(page).startswith(("running", "finished")), "the job to start", timeout=60)
 
 
 def test_train_pause_resume_stop_and_find_the_run(app, new_runs_removed):

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
-from tests.e2e.harness import (ARTIFACTS, click_point, explore_api, goto, key, live, screenshot, show_views,
+from harness.browser import (ARTIFACTS, click_point, explore_api, goto, key, live, screenshot, show_views,
                                wait_idle)
 from tests.e2e.test_explore import bundled, canvas_image, torch_decode, url_z
-from tests.e2e.test_train import progress_text, start_training
-from tests.helpers import wait_until
+from harness.train_page import progress_text, start_training
+from harness.wait import wait_until
 from vae_core.attributes import attribute_vector
 from vae_core.config import RunConfig
 from vae_core.data import load_digits

@@ -1,7 +1,8 @@
 """Drive the app in a real browser: start a Streamlit server on a free loopback port, launch Debian's Chromium
 through Playwright, wait for Streamlit to finish running, navigate pages, read plotly figures from the page.
 
-Shared by tests/e2e (the end-to-end tests) and bench/ (the browser benchmarks), so both measure the same thing."""
+Shared by tests/e2e (the end-to-end tests) and bench/ (the browser benchmarks), so both measure the same thing;
+it lives outside tests/ so that bench never imports the test suite."""
 from __future__ import annotations
 
 import importlib.util
@@ -16,7 +17,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"  # server log, page screenshots after use, failure screenshots (gitignored)
 CHROMIUM = Path(os.environ.get("VAE_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
