@@ -391,7 +391,7 @@ def test_split_indices_at_val_fraction_zero_keeps_every_row_for_training():
 
 def test_an_unknown_source_is_refused_at_the_table_with_the_known_names():
     with pytest.raises(ValueError, match="unknown dataset source 'mnist': known sources are digits, shapes, path"):
-        data.data_source("mnist")
+        data.source_entry("mnist")
     with pytest.raises(ValueError, match="unknown dataset source 'mnist': known sources are digits, shapes, path"):
         data.load_source({"kind": "mnist"})
     with pytest.raises(ValueError, match="'shapes' takes n, size, seed, got \\['colour'\\]"):

@@ -12,11 +12,11 @@ from .dataset import FILES_KIND, Dataset, preview_indices, split_indices
 from .idx import find_idx_labels, load_idx
 from .images import IMAGE_SUFFIXES, load_images
 from .npy import IMAGE_KEYS, LABEL_KEYS, MMAP_THRESHOLD, load_array
-from .sources import (DEFAULT_SOURCE, FILE_KINDS, SOURCES, DataSource, FileKind, Option, data_source, file_kind,
-                      load_path, load_source, named_source, register_source, source_named, source_words)
+from .sources import (DEFAULT_SOURCE, FILE_KINDS, SOURCES, DataSource, FileKind, Option, file_kind,
+                      load_path, load_source, named_source, register_source, source_entry, source_named, source_words)
 
 __all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_SOURCE", "FILE_KINDS", "FILES_KIND", "IMAGE_KEYS", "IMAGE_SUFFIXES",
            "LABEL_KEYS", "MMAP_THRESHOLD", "SHAPE_FACTORS", "SHAPE_NAMES", "SOURCES", "DataSource", "Dataset",
-           "FileKind", "Option", "data_source", "file_kind", "find_idx_labels", "load_array", "load_digits",
+           "FileKind", "Option", "file_kind", "find_idx_labels", "load_array", "load_digits",
            "load_idx", "load_images", "load_path", "load_source", "make_shapes", "named_source", "preview_indices",
-           "register_source", "source_named", "source_words", "split_indices"]
+           "register_source", "source_entry", "source_named", "source_words", "split_indices"]

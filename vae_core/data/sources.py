@@ -88,7 +88,7 @@ def register_source(source: DataSource) -> DataSource:
     return source
 
 
-def data_source(name: str) -> DataSource:
+def source_entry(name: str) -> DataSource:
     """The table's entry for name, or a ValueError listing the known names."""
     if name not in SOURCES:
         raise ValueError(f"unknown dataset source {name!r}: known sources are {', '.join(SOURCES)}")
@@ -120,9 +120,9 @@ def load_source(source: str | os.PathLike | dict) -> Dataset:
     if isinstance(source, str):
         source = {"kind": source} if source_named(source) else {"kind": FILES_KIND, "path": source}
     if not isinstance(source, dict) or "kind" not in source:
-        raise ValueError(f"unknown dataset source {source!r}: expected a source's name ({', '.join(SOURCES)}), a "
+        raise ValueError(f"unknown dataset source {source!r}: expected a source's name ({', '.join(source_words())}), a "
                          "path, or a dict with its kind")
-    entry = data_source(source["kind"])
+    entry = source_entry(source["kind"])
     return entry.load(**entry.arguments({k: v for k, v in source.items() if k != "kind"}))
 
 
