@@ -1,179 +1,19 @@
 """Data: choose the bundled digits, generated shapes, or your own files; see samples, classes, shape and range."""
-from __future__ import annotations
-
-import hashlib
-import json
-import os
-import tempfile
-from pathlib import Path
-
-import numpy as np
-from ui.warmup import settle
-
-settle()  # the warm-up thread may be importing pandas right now (see ui/warmup.py)
-import pandas as pd
 import streamlit as st
 
+from ui.data_ui import CHOICES, message_ui, source_choice_ui, source_ui, summary_ui, upload_ui
 from ui.frame import require_app_frame
-from ui.images import to_uint8
-from ui.sharing import note_upload, upload_in_use
-from ui.state import active_dataset, dataset_for, set_active_dataset, upload_result, uploads_root
-from ui.storage import check_upload, prune_uploads
-from vae_core.data import Dataset
-from vae_core.runs import sanitize_name
+from ui.state import active_dataset
 
 require_app_frame()  # a deep link on a fresh server: run through app.py first (see ui/frame.py)
 
-KINDS = {"digits": "Bundled digits", "shapes": "Generated shapes", "upload": "Upload files"}
-N_SAMPLES = 32
-LABELS_HINTS = ("label", "idx1")  # how an IDX labels file is told from its images file
-
-
-def save_uploads(files: list) -> dict:
-    """Write uploaded files to uploads_root()/<sha256 prefix>/<sanitized name> and describe them as a data source;
-    their count and size are checked first, and old uploads nobody uses make room (ui/storage.py)."""
-    size = check_upload(files)
-    digest = hashlib.sha256()
-    for f in sorted(files, key=lambda f: f.name):
-        digest.update(f.name.encode() + b"\0" + f.getvalue())
-    folder = uploads_root() / digest.hexdigest()[:16]
-    prune_uploads(uploads_root(), upload_in_use, incoming=0 if folder.is_dir() else size)
-    folder.mkdir(parents=True, exist_ok=True)
-    os.utime(folder)  # used now: the cleaner removes the least recently used first
-    note_upload(folder)  # private to the sessions that uploaded it (ui/sharing.py)
-    paths = [_write_once(folder / sanitize_name(f.name), f.getvalue()) for f in files]
-    return upload_source(paths)
-
-
-def _write_once(path: Path, data: bytes) -> Path:
-    """Write data to path through a temporary file (content-addressed folder: an existing file is already right)."""
-    if not path.exists():
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    return path
-
-
-def upload_source(paths: list[Path]) -> dict:
-    """One data file, or an IDX images file with its labels file, as a source dict for load_source."""
-    if len(paths) == 1:
-        return {"kind": "path", "path": str(paths[0])}
-    labels = [p for p in paths if any(hint in p.name.lower() for hint in LABELS_HINTS)]
-    if len(paths) == 2 and len(labels) == 1:
-        images = next(p for p in paths if p != labels[0])
-        return {"kind": "path", "path": str(images), "labels_path": str(labels[0])}
-    names = ", ".join(p.name for p in paths)
-    raise ValueError(f"{names}: upload one data file (.npy, .npz, a .zip of images, an IDX file), or an IDX images "
-                     "file together with its labels file (whose name contains 'labels' or 'idx1')")
-
-
-@st.cache_data(max_entries=16, show_spinner="Summarising the dataset…")
-def describe(source_json: str) -> dict:
-    """Dataset.describe() of a source, once per source."""
-    return dataset_for(json.loads(source_json)).describe()
-
-
-def source_kind(source: str | dict) -> str:
-    kind = source if isinstance(source, str) else source.get("kind", "path")
-    return kind if kind in ("digits", "shapes") else "upload"
-
-
-def activate(source: str | dict, what: str) -> str:
-    """Make source the active dataset (ValueError: the previous one stays active); a message saying so."""
-    dataset = set_active_dataset(source)
-    return f"Active dataset: {what} ({dataset.n:,} images)"
-
-
-def show(level: str, message: str) -> None:
-    if level == "success":
-        st.success(message, icon=":material/check_circle:")
-    else:
-        st.error(message, icon=":material/error:")
-
-
-def activate_cb(source: str | dict, what: str) -> None:
-    """Button callback (runs before the page, so the sidebar already shows the new dataset); keeps the outcome."""
-    try:
-        st.session_state.data_message = ("success", activate(source, what))
-    except ValueError as exc:
-        st.session_state.data_message = ("error", str(exc))
-
-
-def shapes_source() -> dict:
-    s = st.session_state
-    return {"kind": "shapes", "n": int(s.shapes_n), "size": int(s.shapes_size), "seed": int(s.shapes_seed)}
-
-
-def shapes_ui() -> None:
-    st.caption("dSprites-style shapes (square, ellipse, triangle, heart) at a seeded scale, rotation and position; "
-               "labels are the shape, the other factors are kept for disentanglement metrics.")
-    with st.form("shapes_form", border=False):
-        c1, c2, c3 = st.columns(3)
-        c1.number_input("Images", 100, 200_000, 20_000, step=1000, key="shapes_n", persist_state="session")
-        c2.number_input("Size (pixels)", 8, 128, 32, step=4, key="shapes_size", persist_state="session")
-        c3.number_input("Seed", 0, 2**31 - 1, 0, key="shapes_seed", persist_state="session")
-        st.form_submit_button("Generate shapes", key="data_use_shapes", type="primary",
-                              on_click=lambda: activate_cb(shapes_source(), "generated shapes"))
-
-
-def upload_ui() -> None:
-    st.caption("An IDX images file with its labels file (MNIST style, optionally .gz), a .npy / .npz array "
-               "(images under x / images, labels under y / labels), or a .zip of images (one folder per class).")
-    files = st.file_uploader("Data files", accept_multiple_files=True, key="data_upload",
-                             help="Any extension: the type is read from the file's first bytes")
-    before = st.session_state.dataset_source
-    result = upload_result("data_upload_result", files,
-                           lambda: activate(save_uploads(files), ", ".join(f.name for f in files)))
-    if result is not None and st.session_state.dataset_source != before:
-        st.rerun()  # redraw the sidebar with the new dataset; the message is remembered
-    if result is not None:
-        show(*result)
-
-
-def sample_captions(dataset: Dataset, idx: np.ndarray) -> list[str]:
-    """Each sample's class name (or label, or row number when unlabelled)."""
-    if dataset.labels is None:
-        return [f"#{i}" for i in idx]
-    names = dataset.class_names or []
-    return [names[label] if label < len(names) else str(label) for label in dataset.labels[idx]]
-
-
-def summary_ui(dataset: Dataset) -> None:
-    """Counts, shape and range, a grid of samples with labels, and images per class."""
-    info = describe(json.dumps(dataset.source, sort_keys=True))
-    c, h, w = info["shape"]
-    m = st.columns(4)
-    m[0].metric("Images", f"{info['n']:,}")
-    m[1].metric("Shape (C×H×W)", f"{c}×{h}×{w}")
-    m[2].metric("Classes", info["n_classes"] or "unlabelled")
-    m[3].metric("Value range", f"{info['min']:.2f} … {info['max']:.2f}")
-    if dataset.factor_names:
-        st.caption("Generating factors: " + ", ".join(dataset.factor_names))
-    idx = np.sort(np.random.default_rng(0).choice(dataset.n, min(N_SAMPLES, dataset.n), replace=False))
-    images = dataset.batch(idx)
-    st.markdown("**Samples**")
-    st.image([to_uint8(x, scale=max(1, 64 // h)) for x in images], caption=sample_captions(dataset, idx), width=64)
-    if info["class_counts"]:
-        st.markdown("**Images per class**")
-        counts = pd.DataFrame({"class": list(info["class_counts"]), "images": list(info["class_counts"].values())})
-        st.bar_chart(counts, x="class", y="images", sort=False, height=240)
-
-
 st.title("Data")
-st.session_state.setdefault("data_kind", source_kind(st.session_state.dataset_source))
-kind = st.segmented_control("Source", list(KINDS), format_func=KINDS.get, key="data_kind", required=True,
-                            persist_state="session")
-if kind == "digits":
-    st.caption("scikit-learn's 1,797 handwritten digits, 8×8 pixels, 10 classes — trains a VAE in seconds.")
-    st.button("Use bundled digits", key="data_use_digits", type="primary",
-              on_click=activate_cb, args=("digits", "bundled digits"))
-elif kind == "shapes":
-    shapes_ui()
+source = CHOICES[source_choice_ui()]
+if source.reads_files:
+    upload_ui(source)
 else:
-    upload_ui()
-if "data_message" in st.session_state:
-    show(*st.session_state.pop("data_message"))
+    source_ui(source)
+message_ui()
 
 st.divider()
 try:

@@ -72,6 +72,26 @@ def test_data_page_shows_the_dataset(app):
     assert at.get("vega_lite_chart")  # images per class
 
 
+def test_the_data_pages_sources_are_the_engines_table(app):
+    """The Source control offers one choice per source of vae_core's table, labelled from it; each source without
+    files loads from its button at the options its form holds, the dataset load_source builds from its name."""
+    from vae_core.data import SOURCES, load_source
+
+    at = app("pages/data.py")
+    assert at.segmented_control(key="data_kind").options == [s.label for s in SOURCES.values()]
+    for source in (s for s in SOURCES.values() if not s.reads_files):
+        at.segmented_control(key="data_kind").set_value(source.name).run()
+        options = {o.name: o.low for o in source.options}  # the smallest: quick to generate
+        for name, value in options.items():
+            at.number_input(key=f"{source.name}_{name}").set_value(value)
+        at.button(key=f"data_use_{source.name}").click().run()
+        assert not at.exception and not at.error, texts(at.error)
+        expected = load_source({"kind": source.name, **options})
+        assert f"({expected.n:,} images)" in texts(at.success)
+        assert load_source(at.session_state["dataset_source"]).source == expected.source
+        assert {m.label: m.value for m in at.metric}["Images"] == f"{expected.n:,}"
+
+
 def test_train_pause_resume_live_lr_and_beta_stop_then_runs(app):
     at = app("pages/train.py")
     job = start_training(at, tf_epochs=2000, tf_lr_schedule="constant", tf_lr_warmup=0)  # rows then carry the lr set

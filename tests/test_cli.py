@@ -198,3 +198,27 @@ def test_without_latent_dim_the_size_follows_the_images(tmp_path, capsys):
         assert load_run(tmp_path / out).config.model.latent_dim == expected
     assert train_cli.main(["--data", str(path), "--latent-dim", "5", "--out", str(tmp_path / "m5"), *small]) == 0
     assert load_run(tmp_path / "m5").config.model.latent_dim == 5
+
+
+def test_the_data_flags_come_from_the_sources_table(tmp_path, capsys):
+    """--data takes each source of the table by name (with a --SOURCE-OPTION flag per option) or a PATH of any of its
+    file kinds, and the source it names loads through load_source: the CLI and the Data page read one table."""
+    from vae_core.data import FILE_KINDS, SOURCES, load_source, source_words
+
+    assert source_words() == [name for name, s in SOURCES.items() if not s.reads_files] and "digits" in source_words()
+    for name in source_words():
+        options = SOURCES[name].options
+        flags = [a for o in options for a in (f"--{name}-{o.name}", str(o.low))]
+        args = train_cli.parse_args(["--data", name, *flags, "--out", str(tmp_path / "out")])
+        source = train_cli.data_source(args)
+        assert source == {"kind": name, **{o.name: o.low for o in options}}
+        assert load_source(source).source == source
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(idx_bytes(np.zeros((3, 4, 4), np.uint8)))
+    args = train_cli.parse_args(["--data", str(path), "--labels", "y", "--out", str(tmp_path / "out")])
+    assert train_cli.data_source(args) == {"kind": "path", "path": str(path), "labels_path": "y"}
+    with pytest.raises(SystemExit):
+        train_cli.parse_args(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    for word in [*source_words(), *(k.label for k in FILE_KINDS)]:
+        assert word in help_text, word

@@ -385,3 +385,59 @@ def test_split_indices_at_val_fraction_zero_keeps_every_row_for_training():
     for bad in (-0.1, 1.0):
         with pytest.raises(ValueError, match=r"val_fraction must be in \[0, 1\)"):
             data.split_indices(101, bad, seed=7)
+
+
+# ---------------------------------------------------------------- the sources table
+
+def test_an_unknown_source_is_refused_at_the_table_with_the_known_names():
+    with pytest.raises(ValueError, match="unknown dataset source 'mnist': known sources are digits, shapes, path"):
+        data.source_entry("mnist")
+    with pytest.raises(ValueError, match="unknown dataset source 'mnist': known sources are digits, shapes, path"):
+        data.load_source({"kind": "mnist"})
+    with pytest.raises(ValueError, match="'shapes' takes n, size, seed, got \\['colour'\\]"):
+        data.load_source({"kind": "shapes", "colour": 1})
+    with pytest.raises(ValueError, match="'path' takes path, labels_path"):
+        data.load_source({"kind": "path"})
+
+
+def one_file_of_each_kind(folder: Path, images: np.ndarray) -> dict[str, Path]:
+    """A small data file (or folder) of every file kind, written from its format; 4 images of 6x6 each."""
+    npy, npz = io.BytesIO(), io.BytesIO()
+    np.save(npy, images)
+    np.savez(npz, x=images)
+    pngs = {f"set/{'ab'[i % 2]}/{i}.png": png_bytes(image) for i, image in enumerate(images)}
+    with zipfile.ZipFile(folder / "pictures.zip", "w") as zf:
+        for name, payload in pngs.items():
+            zf.writestr(name, payload)
+    for name, payload in pngs.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(payload)
+    files = {"npy": npy.getvalue(), "npz": npz.getvalue(), "idx": idx_bytes(images), "idx.gz": gzip.compress(
+        idx_bytes(images))}
+    paths = {"folder": folder / "set", "zip": folder / "pictures.zip"}
+    for kind, payload in files.items():  # named without their suffix where the first bytes tell them apart
+        paths[kind] = folder / ("arrays.npz" if kind == "npz" else f"data-{kind.replace('.', '-')}")
+        paths[kind].write_bytes(payload)
+    return paths
+
+
+def test_every_source_and_file_kind_in_the_table_loads_through_load_source(tmp_path):
+    """Each source of the table loads by its source dict at its smallest options, and rebuilds from what it
+    records; each file kind is recognised by its first bytes (and suffix) and read to the same images."""
+    images = np.random.default_rng(3).integers(0, 256, (4, 6, 6), dtype=np.uint8)
+    files = one_file_of_each_kind(tmp_path, images)
+    for source in data.SOURCES.values():
+        if source.reads_files:
+            assert {k.name for k in source.file_kinds} == set(files), "a sample file for every kind"
+            for kind in source.file_kinds:
+                assert data.file_kind(files[kind.name]) is kind
+                ds = data.load_source({"kind": source.name, "path": str(files[kind.name])})
+                assert ds.source["kind"] == source.name and ds.shape == (1, 6, 6)
+                assert np.allclose(np.sort(ds.batch(np.arange(4)).ravel()), np.sort(images.ravel() / 255), atol=1e-6)
+            continue
+        options = {o.name: o.low for o in source.options}
+        ds = data.load_source({"kind": source.name, **options})
+        assert ds.source == {"kind": source.name, **options} and ds.n >= 1
+        assert np.array_equal(data.load_source(ds.source).images, ds.images)
+        if not options:  # a source without options is also named by its bare name
+            assert np.array_equal(data.load_source(source.name).images, ds.images)

@@ -2,8 +2,8 @@
 
     python -m vae_core.evaluate runs/digits --data digits --iwae-k 50 --json
 
-`--data digits` / `--data shapes` mean the run's own validation split; a PATH is evaluated in full (the held-out
-measure of a run trained with --val-fraction 0).
+`--data digits` / `--data shapes` (a source of the data sources table that reads no file) mean the run's own
+validation split; a PATH is evaluated in full (the held-out measure of a run trained with --val-fraction 0).
 """
 from __future__ import annotations
 
@@ -11,14 +11,15 @@ import argparse
 import json
 import sys
 
-from .data import Dataset, load_source, split_indices
+from .data import (DEFAULT_SOURCE, Dataset, load_source, named_source, source_named, source_words,
+                   split_indices)
 from .metrics import encode_dataset, evaluate, mig
 from .runs import Run, load_run
 
 
 def held_out(run: Run, data: str, labels: str | None = None) -> Dataset:
     """The images to evaluate on: the run's validation split for a built-in source, else the whole file."""
-    if data in ("digits", "shapes"):
+    if source_named(data):
         recorded = run.config.data_source
         source = recorded if isinstance(recorded, dict) and recorded.get("kind") == data else data
         dataset = load_source(source)
@@ -27,7 +28,7 @@ def held_out(run: Run, data: str, labels: str | None = None) -> Dataset:
             raise ValueError(f"{run.name} was trained without a validation split (val_fraction 0): pass --data FILE "
                              "with held-out images")
         return dataset.subset(val)
-    return load_source({"kind": "path", "path": data, "labels_path": labels} if labels else data)
+    return load_source(named_source(data, labels))
 
 
 def report(run: Run, dataset: Dataset, iwae_k: int, seed: int) -> dict:
@@ -43,7 +44,8 @@ def report(run: Run, dataset: Dataset, iwae_k: int, seed: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vae_core.evaluate", description=__doc__.splitlines()[0])
     p.add_argument("run_dir")
-    p.add_argument("--data", default="digits", help="digits | shapes (the run's validation split) | PATH")
+    p.add_argument("--data", default=DEFAULT_SOURCE,
+                   help=f"{' | '.join(source_words())} (the run's validation split) | PATH")
     p.add_argument("--labels", default=None, help="IDX labels file for PATH")
     p.add_argument("--iwae-k", type=int, default=50, help="importance samples for the IWAE bound (0: skip)")
     p.add_argument("--seed", type=int, default=0)

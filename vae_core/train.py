@@ -17,7 +17,7 @@ import torch.distributed as dist
 
 from .config import (ARCHS, LARGE_LATENT, LIKELIHOODS, LR_SCHEDULES, SMALL_IMAGE_PIXELS, SMALL_LATENT, ModelConfig,
                      TrainConfig, default_latent_dim)
-from .data import load_source
+from .data import DEFAULT_SOURCE, FILE_KINDS, SOURCES, load_source, named_source, source_named, source_words
 from .runs import load_run
 from .training import TrainingJob, keep_freed_heap, resolve_device
 
@@ -25,11 +25,7 @@ from .training import TrainingJob, keep_freed_heap, resolve_device
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m vae_core.train", description=__doc__.splitlines()[0])
     d, m = TrainConfig(), ModelConfig()
-    p.add_argument("--data", default=None,
-                   help="digits | shapes | PATH (IDX images file, .npz/.npy, .zip or folder); default: digits, or the "
-                        "resumed run's data")
-    p.add_argument("--labels", default=None, help="IDX labels file (default: found beside the images by name)")
-    p.add_argument("--shapes-n", type=int, default=20000, help="number of generated shapes images")
+    add_data_args(p)
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--latent-dim", type=int, default=None,
                    help=f"latent dimensions (default: {SMALL_LATENT} for images up to {SMALL_IMAGE_PIXELS} pixels, "
@@ -80,16 +76,30 @@ def hidden_sizes(text: str) -> tuple[int, ...]:
         raise ValueError(f"--hidden must be comma-separated integers like 512,256, got {text!r}") from None
 
 
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    """--data NAME|PATH, --labels, and --SOURCE-OPTION for each option of each source, from the sources table."""
+    words, kinds = " | ".join(source_words()), ", ".join(k.label for k in FILE_KINDS)
+    p.add_argument("--data", default=None,
+                   help=f"{words} | PATH ({kinds}); default: {DEFAULT_SOURCE}, or the resumed run's data")
+    p.add_argument("--labels", default=None, help="IDX labels file (default: found beside the images by name)")
+    for source in SOURCES.values():
+        for option in source.options:
+            p.add_argument(f"--{source.name}-{option.name}", dest=_dest(source.name, option.name), type=int,
+                           default=option.default, help=f"{source.label.lower()}: {option.help}")
+
+
+def _dest(source: str, option: str) -> str:
+    return f"{source}_{option}".replace("-", "_")
+
+
 def data_source(args: argparse.Namespace, resume=None) -> str | dict:
-    """What --data, --labels and --shapes-n name, or the resumed run's own data when --data is not given."""
+    """What --data, --labels and the source's options name, or the resumed run's own data when --data is not given."""
     if args.data is None and resume is not None and resume.config.dataset:
         return resume.config.data_source
-    data = args.data or "digits"
-    if data == "shapes":
-        return {"kind": "shapes", "n": args.shapes_n, "size": 32, "seed": 0}
-    if args.labels is not None:
-        return {"kind": "path", "path": data, "labels_path": args.labels}
-    return data
+    data = args.data or DEFAULT_SOURCE
+    source = source_named(data)
+    options = {o.name: getattr(args, _dest(data, o.name)) for o in source.options} if source else {}
+    return named_source(data, args.labels, options)
 
 
 def _validation_summary(last: dict, model_cfg: ModelConfig, out: str) -> str:
