@@ -5,8 +5,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from .likelihoods import DEFAULT_LIKELIHOOD, likelihood
+
 ARCHS = ("mlp", "conv")
-LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned")
 LR_SCHEDULES = ("constant", "cosine")
 
 
@@ -30,8 +31,8 @@ class ModelConfig:
     latent_dim: int = 8
     hidden_sizes: tuple[int, ...] = (256,)  # MLP hidden layers; conv uses hidden_sizes[-1] for its dense layer
     arch: str = "mlp"  # "mlp" | "conv" (conv needs H, W >= 28 and divisible by 4)
-    likelihood: str = "bernoulli"  # "bernoulli" | "gaussian" (fixed sigma) | "gaussian-learned"
-    gaussian_sigma: float = 0.1  # observation std for likelihood="gaussian"
+    likelihood: str = DEFAULT_LIKELIHOOD  # a name in vae_core/likelihoods.py (LIKELIHOODS)
+    gaussian_sigma: float = 0.1  # observation std of the likelihood with a fixed sigma
 
     def __post_init__(self) -> None:
         self.input_shape = tuple(int(v) for v in self.input_shape)  # JSON gives lists
@@ -44,8 +45,7 @@ class ModelConfig:
             raise ValueError(f"hidden_sizes must be positive, got {self.hidden_sizes}")
         if self.arch not in ARCHS:
             raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
-        if self.likelihood not in LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
+        likelihood(self.likelihood)  # an unknown name raises ValueError listing the known ones
         if self.arch == "conv":
             _, h, w = self.input_shape
             if h < 28 or w < 28 or h % 4 or w % 4:

@@ -9,7 +9,9 @@ A program is a list of ops in forward order, each a small dict (JSON) whose tens
     {"op": "conv2d" | "conv_transpose2d", "in_ch", "out_ch", "kernel", "stride", "padding", "in_hw", "out_hw",
      "weight": offset, "bias": offset}                                              weight as torch stores it
 
-Offsets count float32 values from the start of the blob. Every module is translated one to one; a module the
+The spec's "output" is the op that ends the decoder, E[x|z] from its output ("sigmoid" or "clamp": the
+likelihood's `output_op`, vae_core/likelihoods.py); the browser never sees a likelihood's name. Offsets count float32
+values from the start of the blob. Every module is translated one to one; a module the
 browser cannot run (a new activation, dilation, groups...) raises ValueError naming it, so the page can fall back to
 decoding on the server instead of drawing something wrong."""
 from __future__ import annotations
@@ -25,6 +27,10 @@ from torch import nn
 from .model import VAE, ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 
 FORMAT = "vae-browser/2"
+OUTPUT_OPS = {  # the decoder's last op, E[x|z] from its output (vae_core/likelihoods.py: Likelihood.output_op), in numpy
+    "sigmoid": lambda h: 1.0 / (1.0 + np.exp(-h)),
+    "clamp": lambda h: np.clip(h, 0.0, 1.0),
+}
 
 
 @dataclass
@@ -122,8 +128,10 @@ def _encoder_ops(encoder: nn.Module, input_shape: tuple[int, int, int], blob: _B
 def export_model(model: VAE) -> BrowserModel:
     """Both networks of a model for the browser; the hash names the content (same weights -> same hash)."""
     config, blob = model.config, _Blob()
+    if model.likelihood.output_op not in OUTPUT_OPS:
+        raise ValueError(f"the browser cannot end a decoder with {model.likelihood.output_op!r}")
     spec = {"format": FORMAT, "latent_dim": config.latent_dim, "shape": list(config.input_shape),
-            "output": "sigmoid" if config.likelihood == "bernoulli" else "clamp",
+            "output": model.likelihood.output_op,
             "decoder": _decoder_ops(model.decoder, config.latent_dim, blob),
             "encoder": _encoder_ops(model.encoder, config.input_shape, blob), "n_floats": blob.size}
     data = np.concatenate(blob.parts).astype("<f4").tobytes() if blob.parts else b""
@@ -185,7 +193,7 @@ def reference_decode(model: BrowserModel, z: np.ndarray) -> np.ndarray:
     """E[x|z] as the browser computes it: z (N, D) -> images (N, C, H, W) in [0, 1]."""
     z = np.atleast_2d(np.asarray(z, np.float32))
     h = run_program(model.spec["decoder"], model.blob, z).reshape(len(z), *model.spec["shape"])
-    return (1.0 / (1.0 + np.exp(-h)) if model.spec["output"] == "sigmoid" else np.clip(h, 0.0, 1.0)).astype(np.float32)
+    return OUTPUT_OPS[model.spec["output"]](h).astype(np.float32)
 
 
 def reference_encode(model: BrowserModel, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
+from .likelihoods import LEARNED_LOG_SIGMA_INIT, likelihood
 
 
 @dataclass
@@ -15,7 +16,7 @@ class VAEOutput:
     mu: torch.Tensor  # (B, D)
     logvar: torch.Tensor  # (B, D)
     z: torch.Tensor  # (B, D) one sample of q(z|x)
-    x_params: torch.Tensor  # (B, C, H, W) logits (bernoulli) or means (gaussian) of p(x|z)
+    x_params: torch.Tensor  # (B, C, H, W) p(x|z)'s parameters: logits (Bernoulli) or means (Gaussian)
 
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
@@ -91,21 +92,25 @@ class ConvDecoder(nn.Module):
 
 
 class VAE(nn.Module):
+    """The networks of `config.arch` and the likelihood `config.likelihood` (vae_core/likelihoods.py), with its
+    observation log-std where it has one."""
+
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
+        self.likelihood = likelihood(config.likelihood)
         if config.arch == "mlp":
             self.encoder, self.decoder = MLPEncoder(config), MLPDecoder(config)
         else:
             self.encoder, self.decoder = ConvEncoder(config), ConvDecoder(config)
-        if config.likelihood == "gaussian-learned":
-            self.log_sigma = nn.Parameter(torch.full((), -1.0))  # one learned observation log-std
+        if self.likelihood.sigma == "learned":
+            self.log_sigma = nn.Parameter(torch.full((), LEARNED_LOG_SIGMA_INIT))  # one learned observation log-std
         self.reset_constants()
 
     def reset_constants(self, device: torch.device | str | None = None) -> None:
-        """The buffers rebuilt from the config rather than saved: the fixed Gaussian log-std (it follows the model's
+        """The buffers rebuilt from the config rather than saved: a fixed observation log-std (it follows the model's
         device). A model loaded onto the meta device's skeleton needs this after its weights are assigned."""
-        if self.config.likelihood == "gaussian":
+        if self.likelihood.sigma == "fixed":
             value = torch.tensor(math.log(self.config.gaussian_sigma), device=device)
             self.register_buffer("fixed_log_sigma", value, persistent=False)
 
@@ -119,21 +124,18 @@ class VAE(nn.Module):
         return mu + torch.exp(0.5 * logvar) * eps
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """p(x|z)'s parameters: logits for bernoulli, means for gaussian. See `decode_mean` for images."""
+        """p(x|z)'s parameters (logits for Bernoulli, means for Gaussian). See `decode_mean` for images."""
         return self.decoder(z)
 
     def decode_mean(self, z: torch.Tensor) -> torch.Tensor:
-        """E[x|z] as an image in [0, 1]: sigmoid of the logits, or the clamped Gaussian mean."""
-        x_params = self.decode(z)
-        if self.config.likelihood == "bernoulli":
-            return torch.sigmoid(x_params)
-        return x_params.clamp(0.0, 1.0)
+        """E[x|z] as an image in [0, 1], the likelihood's mean of the decoder's output."""
+        return self.likelihood.mean(self.decode(z))
 
     def obs_log_sigma(self) -> torch.Tensor | None:
-        """log std of the Gaussian likelihood (None for bernoulli)."""
-        if self.config.likelihood == "gaussian-learned":
+        """The likelihood's observation log-std: learned, fixed from the config, or None where it has none."""
+        if self.likelihood.sigma == "learned":
             return self.log_sigma
-        if self.config.likelihood == "gaussian":
+        if self.likelihood.sigma == "fixed":
             return self.fixed_log_sigma
         return None
 
