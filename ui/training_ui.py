@@ -14,7 +14,8 @@ from ui.exports import epoch_reconstructions_download_ui
 from ui.images import grid
 from ui.sharing import note_created
 from ui.state import adopt_finished_job, job_pool, run_dataset, runs_root, session_id
-from vae_core.config import (ARCHS, LARGE_LATENT, LR_SCHEDULES, SMALL_IMAGE_PIXELS, SMALL_LATENT, ModelConfig, TrainConfig,
+from vae_core.architectures import ARCHS, architecture
+from vae_core.config import (LARGE_LATENT, LR_SCHEDULES, SMALL_IMAGE_PIXELS, SMALL_LATENT, ModelConfig, TrainConfig,
                              default_latent_dim)
 from vae_core.data import Dataset, preview_indices, split_indices
 from vae_core.kl_history import kl_over_time
@@ -55,7 +56,8 @@ def settings_form_ui(dataset: Dataset) -> tuple[ModelConfig, TrainConfig] | None
     keep = dict(persist_state="session")
     with st.form("train_form", border=False):
         st.markdown("**Model**")
-        st.selectbox("Architecture", ARCHS, key="tf_arch", help="conv needs images of at least 28×28", **keep)
+        st.selectbox("Architecture", ARCHS, key="tf_arch",
+                     help="  \n".join(f"**{name}**: {architecture(name).description}" for name in ARCHS), **keep)
         st.number_input("Latent dimensions", 1, 128, step=1, key="tf_latent",
                         placeholder=f"auto: {default_latent_dim(dataset.shape)}",
                         help=f"Empty: {SMALL_LATENT} for images up to {SMALL_IMAGE_PIXELS} pixels, {LARGE_LATENT} for "

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .model import VAE, ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
+from .model import VAE
 
 FORMAT = "vae-browser/2"
 OUTPUT_OPS = {  # the decoder's last op, E[x|z] from its output (vae_core/likelihoods.py: Likelihood.output_op), in numpy
@@ -77,6 +77,10 @@ def _ops(module: nn.Module, shape: tuple[int, ...], blob: _Blob) -> tuple[list[d
         return [{"op": "relu"}], shape
     if isinstance(module, nn.Flatten):
         return [], (int(np.prod(shape)),)  # (C, H, W) is already stored flat in that order
+    if isinstance(module, nn.Unflatten):
+        if module.dim != 1 or int(np.prod(module.unflattened_size)) != int(np.prod(shape)):
+            raise ValueError(f"the browser reshapes whole samples only, not {shape} by {module}")
+        return [{"op": "reshape", "shape": list(module.unflattened_size)}], tuple(module.unflattened_size)
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
         return _conv_op(module, shape, blob)
     raise ValueError(f"the browser cannot run a {type(module).__name__} layer")
@@ -107,19 +111,15 @@ def _conv_op(module: nn.Conv2d | nn.ConvTranspose2d, shape: tuple[int, ...], blo
 
 
 def _decoder_ops(decoder: nn.Module, latent_dim: int, blob: _Blob) -> list[dict]:
-    """The decoder's forward pass (vae_core.model) as ops: its layers plus the reshapes between them."""
-    if isinstance(decoder, MLPDecoder):
-        ops, _ = _ops(decoder.net, (latent_dim,), blob)
-        return ops + [{"op": "reshape", "shape": list(decoder.shape)}]
-    if isinstance(decoder, ConvDecoder):
-        dense, _ = _ops(decoder.dense, (latent_dim,), blob)
-        deconv, _ = _ops(decoder.deconv, decoder.grid, blob)
-        return dense + [{"op": "reshape", "shape": list(decoder.grid)}] + deconv
-    raise ValueError(f"the browser cannot run a {type(decoder).__name__}")
+    """The decoder's forward pass (vae_core/architectures.py: `as_sequential`) as ops."""
+    if not hasattr(decoder, "as_sequential"):
+        raise ValueError(f"the browser cannot run a {type(decoder).__name__}")
+    return _ops(decoder.as_sequential(), (latent_dim,), blob)[0]
 
 
 def _encoder_ops(encoder: nn.Module, input_shape: tuple[int, int, int], blob: _Blob) -> dict:
-    if not isinstance(encoder, (MLPEncoder, ConvEncoder)):
+    """The encoder's body and its two heads (every encoder of vae_core/architectures.py has them) as ops."""
+    if not all(isinstance(getattr(encoder, name, None), nn.Module) for name in ("body", "mu", "logvar")):
         raise ValueError(f"the browser cannot run a {type(encoder).__name__}")
     body, shape = _ops(encoder.body, tuple(input_shape), blob)
     return {"body": body, "mu": _ops(encoder.mu, shape, blob)[0], "logvar": _ops(encoder.logvar, shape, blob)[0]}

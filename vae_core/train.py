@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from .config import (ARCHS, LARGE_LATENT, LR_SCHEDULES, SMALL_IMAGE_PIXELS, SMALL_LATENT, ModelConfig, TrainConfig,
+from .architectures import ARCHS, architecture
+from .config import (LARGE_LATENT, LR_SCHEDULES, SMALL_IMAGE_PIXELS, SMALL_LATENT, ModelConfig, TrainConfig,
                      default_latent_dim)
 from .data import load_source
 from .likelihoods import LIKELIHOODS, likelihood
@@ -36,7 +37,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"latent dimensions (default: {SMALL_LATENT} for images up to {SMALL_IMAGE_PIXELS} pixels, "
                         f"{LARGE_LATENT} for larger ones)")
     p.add_argument("--hidden", default=",".join(map(str, m.hidden_sizes)), help="hidden sizes, e.g. 400 or 512,256")
-    p.add_argument("--arch", choices=ARCHS, default=m.arch)
+    p.add_argument("--arch", choices=ARCHS, default=m.arch,
+                   help="; ".join(f"{name}: {architecture(name).description}" for name in ARCHS))
     p.add_argument("--likelihood", choices=LIKELIHOODS, default=m.likelihood,
                    help="; ".join(f"{name}: {likelihood(name).description}" for name in LIKELIHOODS))
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch (split across torchrun ranks)")
