@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from vae_core.architectures import ARCHS, architecture
 from vae_core.config import ModelConfig, RunConfig, TrainConfig
+from vae_core.likelihoods import LIKELIHOODS, likelihood
 from vae_core.model import VAE
 from vae_core.runs import export_zip, save_run
 from harness.wait import wait_until
@@ -138,6 +140,15 @@ def test_the_latent_size_is_auto_unless_set_and_says_what_auto_means(app):
     job = start_training(at, tf_epochs=1)
     assert job.model_config.latent_dim == 8
     assert job.join(timeout=60)
+
+
+def test_the_form_offers_each_architecture_and_likelihood_with_what_it_is(app):
+    at = app("pages/train.py")
+    for key, names, describe in (("tf_arch", ARCHS, lambda n: architecture(n).description),
+                                 ("tf_likelihood", LIKELIHOODS, lambda n: likelihood(n).description)):
+        field = at.selectbox(key=key)
+        assert list(field.options) == list(names)
+        assert all(f"**{name}**: {describe(name)}" in field.proto.help for name in names)
 
 
 def test_kl_vanishing_warning_and_one_click_remedy(app):

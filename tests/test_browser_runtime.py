@@ -45,3 +45,14 @@ def test_the_runtime_decodes_and_encodes_like_torch(name, kernel, tmp_path):
         want_mu, want_logvar = model.encode(torch.as_tensor(x))
     np.testing.assert_allclose(mu, want_mu.numpy(), atol=1e-5)
     np.testing.assert_allclose(logvar, want_logvar.numpy(), atol=1e-5)
+
+
+def test_the_runtime_refuses_an_output_op_it_does_not_know(tmp_path):
+    """A decoder ending in an op the runtime lacks fails loudly instead of drawing clamped pixels."""
+    exported = export_model(model_for("mlp-bernoulli"))
+    (tmp_path / "spec.json").write_text(json.dumps(exported.spec | {"output": "softplus"}))
+    (tmp_path / "blob.bin").write_bytes(exported.blob)
+    for name in ("z.bin", "x.bin"):
+        (tmp_path / name).write_bytes(b"")
+    done = subprocess.run([NODE, str(DRIVER), str(tmp_path), "js"], capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "unknown output op softplus" in done.stderr

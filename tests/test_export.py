@@ -72,3 +72,10 @@ def test_a_layer_the_browser_cannot_run_is_refused_by_name(layer, message):
     model.decoder.deconv[1] = layer
     with pytest.raises(ValueError, match=message):
         export_model(model)
+
+
+def test_a_likelihood_whose_output_op_the_browser_lacks_is_refused(monkeypatch):
+    model = model_for("mlp-bernoulli")
+    monkeypatch.setattr(model.likelihood, "output_op", "softplus")  # a new likelihood's op, not yet in the runtime
+    with pytest.raises(ValueError, match="softplus"):
+        export_model(model)

@@ -9,7 +9,8 @@ from vae_core.config import ModelConfig
 from vae_core.latent import (Projection, aggregate_posterior_samples, decode, dims_by_kl, encode, kl_per_image, lerp,
                              manifold_grid, nearest_neighbours, posterior_samples, prior_log_density, prior_samples,
                              projection_key, reconstruction_error, slerp, slider_ranges, traversal_grid)
-from vae_core.objective import kl_per_dim, log_likelihood
+from vae_core.likelihoods import likelihood
+from vae_core.objective import kl_per_dim
 from vae_core.training import build_model
 
 
@@ -210,7 +211,7 @@ def test_encode_and_reconstruction_error_agree_with_the_model():
     np.testing.assert_array_equal(z, mu)
     with torch.no_grad():
         mu_t, logvar_t = model.encode(torch.as_tensor(x))
-        nll = -log_likelihood(torch.as_tensor(x), model.decode(mu_t), "bernoulli", None).numpy()
+        nll = -likelihood("bernoulli").log_prob(torch.as_tensor(x), model.decode(mu_t)).numpy()
     np.testing.assert_allclose(mu, mu_t.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(reconstruction_error(model, x, mu), nll, rtol=1e-5)
     sampled, _, _ = encode(model, x, sample=True, seed=1)

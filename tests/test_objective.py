@@ -1,5 +1,5 @@
-"""The objective against trusted references: torch.distributions for KL and likelihoods, Monte Carlo for KL,
-and the IWAE bound's ordering on a briefly trained model."""
+"""The objective against trusted references: torch.distributions for KL, Monte Carlo for KL, and the IWAE bound's
+ordering on a briefly trained model (the likelihoods themselves: tests/test_likelihoods.py)."""
 from __future__ import annotations
 
 import math
@@ -11,9 +11,10 @@ from torch.distributions import Bernoulli, Normal, kl_divergence
 
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.data import load_digits
+from vae_core.likelihoods import likelihood
 from vae_core.metrics import evaluate
 from vae_core.model import VAE
-from vae_core.objective import iwae_bound, kl_per_dim, kl_weight, log_likelihood, loss_terms
+from vae_core.objective import iwae_bound, kl_per_dim, kl_weight, loss_terms
 from vae_core.training import TrainingJob, build_model
 
 
@@ -60,33 +61,6 @@ def test_kl_is_zero_exactly_at_the_prior_and_positive_elsewhere():
     assert (kl_per_dim(mu, logvar) > 0).all()
 
 
-# ---------------------------------------------------------------- likelihoods
-
-def test_bernoulli_log_likelihood_matches_torch_distribution():
-    gen = torch.Generator().manual_seed(3)
-    logits = torch.randn(6, 1, 4, 4, generator=gen) * 3
-    for x in (torch.randint(0, 2, (6, 1, 4, 4), generator=gen).float(), torch.rand(6, 1, 4, 4, generator=gen)):
-        ref = Bernoulli(logits=logits, validate_args=False).log_prob(x).flatten(1).sum(1)  # grey pixels too
-        torch.testing.assert_close(log_likelihood(x, logits, "bernoulli", None), ref)
-
-
-@pytest.mark.parametrize("sigma", [0.1, 1.0, 2.5])
-def test_gaussian_log_likelihood_matches_torch_distribution(sigma):
-    gen = torch.Generator().manual_seed(4)
-    x, means = torch.rand(5, 3, 2, 2, generator=gen), torch.rand(5, 3, 2, 2, generator=gen)
-    ref = Normal(means, sigma).log_prob(x).flatten(1).sum(1)
-    ours = log_likelihood(x, means, "gaussian", torch.tensor(sigma).log())
-    torch.testing.assert_close(ours, ref)
-
-
-@pytest.mark.parametrize("likelihood", ["gaussian", "gaussian-learned"])
-def test_gaussian_models_use_their_configured_or_learned_sigma(likelihood):
-    model = VAE(ModelConfig(likelihood=likelihood, gaussian_sigma=0.3))
-    expected = math.log(0.3) if likelihood == "gaussian" else -1.0
-    assert model.obs_log_sigma().item() == pytest.approx(expected)
-    assert (likelihood == "gaussian-learned") == any(p is model.obs_log_sigma() for p in model.parameters())
-
-
 # ---------------------------------------------------------------- the loss
 
 def test_loss_is_recon_plus_beta_kl_in_nats_per_image():
@@ -94,7 +68,7 @@ def test_loss_is_recon_plus_beta_kl_in_nats_per_image():
     x = torch.rand(10, 1, 8, 8, generator=torch.Generator().manual_seed(5))
     out = model(x, generator=torch.Generator().manual_seed(6))
     terms = loss_terms(model, x, out, beta=0.25)
-    recon = -log_likelihood(x, out.x_params, "bernoulli", None).mean()
+    recon = -likelihood("bernoulli").log_prob(x, out.x_params).mean()
     kl_dims = kl_per_dim(out.mu, out.logvar).mean(0)
     torch.testing.assert_close(terms.recon, recon)
     torch.testing.assert_close(terms.kl_per_dim, kl_dims)

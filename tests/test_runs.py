@@ -16,7 +16,6 @@ from vae_core.config import ModelConfig, RunConfig, TrainConfig
 from vae_core.runs import (MODEL_FILE, delete_run, export_zip, import_zip, list_runs, load_run, recover_runs,
                            rename_run, resolve_run, sanitize_name, save_run, tensors_to_optimizer_state,
                            unique_run_name)
-from vae_core.objective import log_likelihood
 from vae_core.training import build_model
 
 TINY = ModelConfig(input_shape=(1, 8, 8), latent_dim=2, hidden_sizes=(8,))
@@ -64,7 +63,7 @@ def test_save_then_load_gives_back_the_same_run(tmp_path, likelihood):
     x = torch.rand(5, 1, 8, 8)
     x_params = run.model.decode(run.model.encode(x)[0])
     assert torch.isfinite(run.model.decode_mean(run.model.encode(x)[0])).all()
-    assert torch.isfinite(log_likelihood(x, x_params, likelihood, run.model.obs_log_sigma())).all()
+    assert torch.isfinite(run.model.likelihood.log_prob(x, x_params, run.model.obs_log_sigma())).all()
     opt = torch.optim.Adam(run.model.parameters())
     opt.load_state_dict(tensors_to_optimizer_state(run.optimizer_tensors, run.state["optimizer_param_groups"]))
     assert len(opt.state) == len(list(run.model.parameters()))

@@ -14,10 +14,12 @@ from ui.exports import epoch_reconstructions_download_ui
 from ui.images import grid
 from ui.sharing import note_created
 from ui.state import adopt_finished_job, job_pool, run_dataset, runs_root, session_id
-from vae_core.config import (ARCHS, LARGE_LATENT, LIKELIHOODS, LR_SCHEDULES, SMALL_IMAGE_PIXELS, SMALL_LATENT, ModelConfig,
-                             TrainConfig, default_latent_dim)
+from vae_core.architectures import ARCHS, architecture
+from vae_core.config import (LARGE_LATENT, LR_SCHEDULES, SMALL_IMAGE_PIXELS, SMALL_LATENT, ModelConfig, TrainConfig,
+                             default_latent_dim)
 from vae_core.data import Dataset, preview_indices, split_indices
 from vae_core.kl_history import kl_over_time
+from vae_core.likelihoods import LIKELIHOODS, likelihood
 from vae_core.model import VAE
 from vae_core.runs import Run, unique_run_name
 from vae_core.process_job import ProcessJob, warm_up
@@ -54,14 +56,16 @@ def settings_form_ui(dataset: Dataset) -> tuple[ModelConfig, TrainConfig] | None
     keep = dict(persist_state="session")
     with st.form("train_form", border=False):
         st.markdown("**Model**")
-        st.selectbox("Architecture", ARCHS, key="tf_arch", help="conv needs images of at least 28×28", **keep)
+        st.selectbox("Architecture", ARCHS, key="tf_arch",
+                     help="  \n".join(f"**{name}**: {architecture(name).description}" for name in ARCHS), **keep)
         st.number_input("Latent dimensions", 1, 128, step=1, key="tf_latent",
                         placeholder=f"auto: {default_latent_dim(dataset.shape)}",
                         help=f"Empty: {SMALL_LATENT} for images up to {SMALL_IMAGE_PIXELS} pixels, {LARGE_LATENT} for "
                              f"larger ones (this data: {dataset.shape[1]}×{dataset.shape[2]}). More dimensions than "
                              "the data needs collapse onto the prior (shown on the KL chart).", **keep)
         st.selectbox("Hidden size", HIDDEN_SIZES, key="tf_hidden", **keep)
-        st.selectbox("Likelihood p(x|z)", LIKELIHOODS, key="tf_likelihood", **keep)
+        st.selectbox("Likelihood p(x|z)", LIKELIHOODS, key="tf_likelihood",
+                     help="  \n".join(f"**{name}**: {likelihood(name).description}" for name in LIKELIHOODS), **keep)
         st.markdown("**Objective**")
         st.number_input("β (KL weight)", 0.0, 50.0, step=0.1, key="tf_beta", help="1 is the true ELBO", **keep)
         st.number_input("KL warm-up (steps)", 0, 1_000_000, step=50, key="tf_warmup",

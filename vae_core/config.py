@@ -5,8 +5,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-ARCHS = ("mlp", "conv")
-LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned")
+from .architectures import DEFAULT_ARCH, architecture
+from .likelihoods import DEFAULT_LIKELIHOOD, likelihood
+
 LR_SCHEDULES = ("constant", "cosine")
 
 
@@ -29,9 +30,9 @@ class ModelConfig:
     input_shape: tuple[int, int, int] = (1, 8, 8)  # (C, H, W)
     latent_dim: int = 8
     hidden_sizes: tuple[int, ...] = (256,)  # MLP hidden layers; conv uses hidden_sizes[-1] for its dense layer
-    arch: str = "mlp"  # "mlp" | "conv" (conv needs H, W >= 28 and divisible by 4)
-    likelihood: str = "bernoulli"  # "bernoulli" | "gaussian" (fixed sigma) | "gaussian-learned"
-    gaussian_sigma: float = 0.1  # observation std for likelihood="gaussian"
+    arch: str = DEFAULT_ARCH  # a name in vae_core/architectures.py (ARCHS), which also says the shapes each takes
+    likelihood: str = DEFAULT_LIKELIHOOD  # a name in vae_core/likelihoods.py (LIKELIHOODS)
+    gaussian_sigma: float = 0.1  # observation std of the likelihood with a fixed sigma
 
     def __post_init__(self) -> None:
         self.input_shape = tuple(int(v) for v in self.input_shape)  # JSON gives lists
@@ -42,14 +43,9 @@ class ModelConfig:
             raise ValueError(f"latent_dim must be >= 1, got {self.latent_dim}")
         if not self.hidden_sizes or min(self.hidden_sizes) < 1:
             raise ValueError(f"hidden_sizes must be positive, got {self.hidden_sizes}")
-        if self.arch not in ARCHS:
-            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
-        if self.likelihood not in LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
-        if self.arch == "conv":
-            _, h, w = self.input_shape
-            if h < 28 or w < 28 or h % 4 or w % 4:
-                raise ValueError(f"arch='conv' needs images of at least 28x28 with sides divisible by 4, got {h}x{w}")
+        arch = architecture(self.arch)  # an unknown name raises ValueError listing the known ones
+        likelihood(self.likelihood)  # likewise
+        arch.check_shape(self.input_shape)
         if not self.gaussian_sigma > 0:
             raise ValueError(f"gaussian_sigma must be > 0, got {self.gaussian_sigma}")
 

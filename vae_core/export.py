@@ -9,7 +9,9 @@ A program is a list of ops in forward order, each a small dict (JSON) whose tens
     {"op": "conv2d" | "conv_transpose2d", "in_ch", "out_ch", "kernel", "stride", "padding", "in_hw", "out_hw",
      "weight": offset, "bias": offset}                                              weight as torch stores it
 
-Offsets count float32 values from the start of the blob. Every module is translated one to one; a module the
+The spec's "output" is the op that ends the decoder, E[x|z] from its output ("sigmoid" or "clamp": the
+likelihood's `output_op`, vae_core/likelihoods.py); the browser never sees a likelihood's name. Offsets count float32
+values from the start of the blob. Every module is translated one to one; a module the
 browser cannot run (a new activation, dilation, groups...) raises ValueError naming it, so the page can fall back to
 decoding on the server instead of drawing something wrong."""
 from __future__ import annotations
@@ -22,9 +24,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .model import VAE, ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
+from .model import VAE
 
 FORMAT = "vae-browser/2"
+OUTPUT_OPS = {  # the decoder's last op, E[x|z] from its output (vae_core/likelihoods.py: Likelihood.output_op), in numpy
+    "sigmoid": lambda h: 1.0 / (1.0 + np.exp(-h)),
+    "clamp": lambda h: np.clip(h, 0.0, 1.0),
+}
 
 
 @dataclass
@@ -71,6 +77,10 @@ def _ops(module: nn.Module, shape: tuple[int, ...], blob: _Blob) -> tuple[list[d
         return [{"op": "relu"}], shape
     if isinstance(module, nn.Flatten):
         return [], (int(np.prod(shape)),)  # (C, H, W) is already stored flat in that order
+    if isinstance(module, nn.Unflatten):
+        if module.dim != 1 or int(np.prod(module.unflattened_size)) != int(np.prod(shape)):
+            raise ValueError(f"the browser reshapes whole samples only, not {shape} by {module}")
+        return [{"op": "reshape", "shape": list(module.unflattened_size)}], tuple(module.unflattened_size)
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
         return _conv_op(module, shape, blob)
     raise ValueError(f"the browser cannot run a {type(module).__name__} layer")
@@ -101,19 +111,15 @@ def _conv_op(module: nn.Conv2d | nn.ConvTranspose2d, shape: tuple[int, ...], blo
 
 
 def _decoder_ops(decoder: nn.Module, latent_dim: int, blob: _Blob) -> list[dict]:
-    """The decoder's forward pass (vae_core.model) as ops: its layers plus the reshapes between them."""
-    if isinstance(decoder, MLPDecoder):
-        ops, _ = _ops(decoder.net, (latent_dim,), blob)
-        return ops + [{"op": "reshape", "shape": list(decoder.shape)}]
-    if isinstance(decoder, ConvDecoder):
-        dense, _ = _ops(decoder.dense, (latent_dim,), blob)
-        deconv, _ = _ops(decoder.deconv, decoder.grid, blob)
-        return dense + [{"op": "reshape", "shape": list(decoder.grid)}] + deconv
-    raise ValueError(f"the browser cannot run a {type(decoder).__name__}")
+    """The decoder's forward pass (vae_core/architectures.py: `as_sequential`) as ops."""
+    if not hasattr(decoder, "as_sequential"):
+        raise ValueError(f"the browser cannot run a {type(decoder).__name__}")
+    return _ops(decoder.as_sequential(), (latent_dim,), blob)[0]
 
 
 def _encoder_ops(encoder: nn.Module, input_shape: tuple[int, int, int], blob: _Blob) -> dict:
-    if not isinstance(encoder, (MLPEncoder, ConvEncoder)):
+    """The encoder's body and its two heads (every encoder of vae_core/architectures.py has them) as ops."""
+    if not all(isinstance(getattr(encoder, name, None), nn.Module) for name in ("body", "mu", "logvar")):
         raise ValueError(f"the browser cannot run a {type(encoder).__name__}")
     body, shape = _ops(encoder.body, tuple(input_shape), blob)
     return {"body": body, "mu": _ops(encoder.mu, shape, blob)[0], "logvar": _ops(encoder.logvar, shape, blob)[0]}
@@ -122,8 +128,10 @@ def _encoder_ops(encoder: nn.Module, input_shape: tuple[int, int, int], blob: _B
 def export_model(model: VAE) -> BrowserModel:
     """Both networks of a model for the browser; the hash names the content (same weights -> same hash)."""
     config, blob = model.config, _Blob()
+    if model.likelihood.output_op not in OUTPUT_OPS:
+        raise ValueError(f"the browser cannot end a decoder with {model.likelihood.output_op!r}")
     spec = {"format": FORMAT, "latent_dim": config.latent_dim, "shape": list(config.input_shape),
-            "output": "sigmoid" if config.likelihood == "bernoulli" else "clamp",
+            "output": model.likelihood.output_op,
             "decoder": _decoder_ops(model.decoder, config.latent_dim, blob),
             "encoder": _encoder_ops(model.encoder, config.input_shape, blob), "n_floats": blob.size}
     data = np.concatenate(blob.parts).astype("<f4").tobytes() if blob.parts else b""
@@ -185,7 +193,7 @@ def reference_decode(model: BrowserModel, z: np.ndarray) -> np.ndarray:
     """E[x|z] as the browser computes it: z (N, D) -> images (N, C, H, W) in [0, 1]."""
     z = np.atleast_2d(np.asarray(z, np.float32))
     h = run_program(model.spec["decoder"], model.blob, z).reshape(len(z), *model.spec["shape"])
-    return (1.0 / (1.0 + np.exp(-h)) if model.spec["output"] == "sigmoid" else np.clip(h, 0.0, 1.0)).astype(np.float32)
+    return OUTPUT_OPS[model.spec["output"]](h).astype(np.float32)
 
 
 def reference_encode(model: BrowserModel, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

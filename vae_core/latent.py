@@ -11,7 +11,7 @@ import torch
 
 from .metrics import encode_dataset
 from .model import VAE
-from .objective import kl_per_dim, log_likelihood
+from .objective import kl_per_dim
 
 COLLAPSED_KL = 0.05  # nats: a dimension with less mean KL carries (almost) no information (as ui.charts)
 METHODS = ("identity", "pca", "tsne", "umap")  # umap: only with the optional umap-learn (requirements-umap.txt)
@@ -177,7 +177,7 @@ def reconstruction_error(model: VAE, images, mu: np.ndarray, batch_size: int = 1
         idx = np.arange(start, min(n, start + batch_size))
         x = torch.as_tensor(images.batch(idx) if hasattr(images, "batch") else np.asarray(images[idx], np.float32))
         x_params = model.decode(torch.as_tensor(mu[idx]))
-        errors.append(-log_likelihood(x, x_params, model.config.likelihood, model.obs_log_sigma()).numpy())
+        errors.append(-model.likelihood.log_prob(x, x_params, model.obs_log_sigma()).numpy())
     return np.concatenate(errors) if errors else np.zeros(0, np.float32)
 
 

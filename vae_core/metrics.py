@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from .model import VAE
-from .objective import iwae_bound, kl_per_dim, log_likelihood
+from .objective import iwae_bound, kl_per_dim
 
 KL_COLLAPSE_NATS = 0.05  # a latent dimension with less KL than this carries (almost) no information
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015: unit u is active if Cov_x(E_q[z_u]) > 0.01
@@ -68,7 +68,7 @@ def evaluate(model: VAE, images, iwae_k: int = 0, seed: int = 0, batch_size: int
         x = x.to(device)
         mu, logvar = model.encode(x)
         z = model.reparameterize(mu, logvar, gen)
-        recon_sum += -log_likelihood(x, model.decode(z), model.config.likelihood, model.obs_log_sigma()).sum().item()
+        recon_sum += -model.likelihood.log_prob(x, model.decode(z), model.obs_log_sigma()).sum().item()
         kl_b = kl_per_dim(mu, logvar).sum(0)  # (D,)
         kl_dims_sum = kl_b if kl_dims_sum is None else kl_dims_sum + kl_b
         if iwae_k > 0:

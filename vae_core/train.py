@@ -15,9 +15,11 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from .config import (ARCHS, LARGE_LATENT, LIKELIHOODS, LR_SCHEDULES, SMALL_IMAGE_PIXELS, SMALL_LATENT, ModelConfig,
-                     TrainConfig, default_latent_dim)
+from .architectures import ARCHS, architecture
+from .config import (LARGE_LATENT, LR_SCHEDULES, SMALL_IMAGE_PIXELS, SMALL_LATENT, ModelConfig, TrainConfig,
+                     default_latent_dim)
 from .data import DEFAULT_SOURCE, FILE_KINDS, SOURCES, load_source, named_source, source_named, source_words
+from .likelihoods import LIKELIHOODS, likelihood
 from .runs import load_run
 from .training import TrainingJob, keep_freed_heap, resolve_device
 
@@ -31,8 +33,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"latent dimensions (default: {SMALL_LATENT} for images up to {SMALL_IMAGE_PIXELS} pixels, "
                         f"{LARGE_LATENT} for larger ones)")
     p.add_argument("--hidden", default=",".join(map(str, m.hidden_sizes)), help="hidden sizes, e.g. 400 or 512,256")
-    p.add_argument("--arch", choices=ARCHS, default=m.arch)
-    p.add_argument("--likelihood", choices=LIKELIHOODS, default=m.likelihood)
+    p.add_argument("--arch", choices=ARCHS, default=m.arch,
+                   help="; ".join(f"{name}: {architecture(name).description}" for name in ARCHS))
+    p.add_argument("--likelihood", choices=LIKELIHOODS, default=m.likelihood,
+                   help="; ".join(f"{name}: {likelihood(name).description}" for name in LIKELIHOODS))
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch (split across torchrun ranks)")
     p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (the schedule scales it)")
     p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=d.lr_schedule,

@@ -160,6 +160,12 @@ class Network {
   }
 }
 
+// The decoder's output op -> E[x|z] per pixel (the spec's "output": vae_core/likelihoods.py, Likelihood.output_op)
+const OUTPUTS = {
+  sigmoid: (v) => 1 / (1 + Math.exp(-v)), // Bernoulli logits -> probabilities
+  clamp: (v) => Math.min(1, Math.max(0, v)), // Gaussian means kept to the image range
+};
+
 // One model in the browser: decode z -> E[x|z] (vae_core.model.VAE.decode_mean) and encode x -> (mu, logvar).
 class VaeModel {
   constructor(spec, floats, kernel = "auto") {
@@ -169,7 +175,8 @@ class VaeModel {
     this.latentDim = spec.latent_dim;
     this.shape = spec.shape; // (C, H, W)
     this.imageSize = product(spec.shape);
-    this.sigmoid = spec.output === "sigmoid";
+    if (!Object.hasOwn(OUTPUTS, spec.output)) throw new Error(`unknown output op ${spec.output}`);
+    this.output = OUTPUTS[spec.output];
     this.decoder = new Network(spec.decoder, floats, [spec.latent_dim], this.heap);
     const enc = spec.encoder;
     this.encoderBody = new Network(enc.body, floats, spec.shape, this.heap);
@@ -177,13 +184,11 @@ class VaeModel {
     this.encoderLogvar = new Network(enc.logvar, floats, this.encoderBody.outShape, this.heap);
   }
 
-  // z: Float32Array (n * latentDim) -> images (n * C * H * W) in [0, 1]: sigmoid of logits, or clamped means
+  // z: Float32Array (n * latentDim) -> images (n * C * H * W) in [0, 1]: the output op of the decoder's last layer
   decode(z, n = 1) {
     const at = this.decoder.run(z, n), f = this.heap.f32, out = new Float32Array(n * this.imageSize);
-    for (let i = 0; i < out.length; i++) {
-      const v = f[at + i];
-      out[i] = this.sigmoid ? 1 / (1 + Math.exp(-v)) : Math.min(1, Math.max(0, v));
-    }
+    const output = this.output;
+    for (let i = 0; i < out.length; i++) out[i] = output(f[at + i]);
     return out;
   }
 
