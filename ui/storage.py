@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from vae_core.runs import _write_atomic
+from vae_core.runs.folder import _write_atomic
 
 MAX_UPLOAD_FILES = 2  # one data file, or an IDX images file with its labels file
 IMPORTED_LEDGER = ".imported.json"  # in the runs folder: run name -> when it was imported (unix time)

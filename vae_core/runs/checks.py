@@ -19,8 +19,8 @@ from typing import Any, Callable
 import torch
 from safetensors.torch import load as st_load
 
-from .config import ModelConfig, RunConfig, TrainConfig, from_dict
-from .model import VAE
+from ..config import ModelConfig, RunConfig, TrainConfig, from_dict
+from ..model import VAE
 
 MODEL_FILE, OPTIMIZER_FILE = "model.safetensors", "optimizer.safetensors"
 JSON_FILES = ("config.json", "history.json", "metrics.json", "state.json")

@@ -12,9 +12,10 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from .config import RunConfig
-from .run_checks import (MAX_JSON_BYTES, MAX_TENSOR_BYTES, MODEL_FILE, RUN_FILES, read_file, read_json,
-                         refuse_pickles, sanitize_name)
+from ..config import RunConfig
+from .checks import (MAX_JSON_BYTES, MAX_TENSOR_BYTES, MODEL_FILE, RUN_FILES, read_file, read_json,
+                     refuse_pickles, sanitize_name)
+from .folder import _move_in, _write_atomic, load_run
 
 MAX_ZIP_BYTES = 512 * 2**20  # the upload itself, and the sum of its members' sizes
 MAX_ZIP_MEMBERS = 256
@@ -118,7 +119,6 @@ def _usable(name: str) -> str | None:
 
 def import_zip(data: bytes, root: str | Path, name: str | None = None, zip_name: str = "upload.zip") -> Path:
     """Unpack a run zip into root after validating every member and loading it in a scratch folder."""
-    from .runs import _move_in, _write_atomic, load_run  # here, not on top: runs re-exports this module's names
     if len(data) > MAX_ZIP_BYTES:
         raise ValueError(f"{zip_name}: {len(data)} bytes is larger than the {MAX_ZIP_BYTES}-byte limit")
     try:

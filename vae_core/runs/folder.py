@@ -1,6 +1,7 @@
 """A run on disk: one folder of safetensors + JSON. Saves are atomic; loading never unpickles and checks everything.
 
-Every file is read as untrusted input through run_checks; run_zip packs a run into a zip and unpacks an uploaded one.
+Every file is read as untrusted input through runs.checks; runs.archive packs a run into a zip and unpacks an uploaded
+one.
 """
 from __future__ import annotations
 
@@ -22,14 +23,11 @@ from typing import Any, Iterator
 import torch
 from safetensors.torch import save as st_save
 
-from .config import RunConfig, to_dict
-from .model import VAE
-from .run_checks import (ADAM_STATE, JSON_FILES, MAX_JSON_BYTES, MAX_JSON_CONTAINERS,  # noqa: F401 (re-exported)
-                         MAX_JSON_DEPTH, MAX_JSON_ITEMS, MAX_SMALL_JSON_BYTES, MAX_TENSOR_BYTES, MODEL_FILE,
-                         OPTIMIZER_FILE, PICKLE_SUFFIXES, RUN_FILES, check_history, check_metrics, check_optimizer,
-                         check_state, check_weights, empty_history, load_config, model_skeleton, read_json,
-                         read_optional_json, read_tensors, refuse_pickles, resolve_run, sanitize_name)
-from .run_zip import DATA_PATH_KEYS, MAX_ZIP_BYTES, MAX_ZIP_MEMBERS, export_zip, import_zip  # noqa: F401 (re-exported)
+from ..config import RunConfig, to_dict
+from ..model import VAE
+from .checks import (MODEL_FILE, OPTIMIZER_FILE, check_history, check_metrics, check_optimizer, check_state,
+                     check_weights, empty_history, load_config, model_skeleton, read_optional_json, read_tensors,
+                     refuse_pickles, resolve_run, sanitize_name)
 
 _SWAPS: set[str] = set()  # run folders this process is swapping with two renames right now
 _SWAPS_LOCK = threading.Lock()
