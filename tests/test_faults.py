@@ -16,7 +16,7 @@ import pytest
 
 from harness.wait import wait_until
 from tests.test_runs import TINY, files_of, make_run, same_weights
-from vae_core import runs
+from vae_core.runs import folder as run_folder
 from vae_core.config import TrainConfig
 from vae_core.metrics import evaluate
 from vae_core.runs import MODEL_FILE, list_runs, load_run, recover_runs
@@ -138,7 +138,7 @@ def test_killing_a_process_in_the_middle_of_saves_never_loses_the_run(tmp_path, 
     """SIGKILL at random moments while a process saves the same run in a loop: the run always loads afterwards."""
     out = tmp_path / "r"
     script = SAVE_LOOP if swap == "exchange" else SAVE_LOOP.replace(
-        "while True:", "import vae_core.runs as runs\nruns._exchange = lambda a, b: False\nwhile True:")
+        "while True:", "import vae_core.runs.folder as run_folder\nrun_folder._exchange = lambda a, b: False\nwhile True:")
     saved = []
     for kill_after in (0.05, 0.3, 0.11, 0.7, 0.23):
         proc = subprocess.Popen([sys.executable, "-c", script, str(out)], cwd=ROOT, env=ENV, stdout=subprocess.PIPE)
@@ -164,8 +164,8 @@ def test_killing_a_process_in_the_middle_of_saves_never_loses_the_run(tmp_path, 
 def test_a_failed_save_raises_and_never_corrupts_the_previous_run(tmp_path, monkeypatch, fail):
     path = make_run(tmp_path / "r", seed=0, optimizer=True)
     before = files_of(path)
-    target = {"fsync": (runs.os, "fsync"), "replace": (runs.os, "replace"), "mkdtemp": (runs.tempfile, "mkdtemp"),
-              "exchange": (runs, "_exchange")}[fail]
+    target = {"fsync": (run_folder.os, "fsync"), "replace": (run_folder.os, "replace"),
+              "mkdtemp": (run_folder.tempfile, "mkdtemp"), "exchange": (run_folder, "_exchange")}[fail]
     monkeypatch.setattr(*target, disk_full)
     with pytest.raises(OSError, match="No space left on device"):
         make_run(tmp_path / "r", seed=1, optimizer=True)
@@ -185,7 +185,7 @@ def test_a_job_whose_saves_fail_reports_it_and_keeps_the_previous_run(tmp_path, 
     path = make_run(tmp_path / "r", seed=0, optimizer=True)
     before, reference = files_of(path), load_run(path)
     previous = load_run(path, with_optimizer=True)  # the job trains this one's model in place
-    monkeypatch.setattr(runs.os, "fsync", disk_full)  # the disk is full for the whole job
+    monkeypatch.setattr(run_folder.os, "fsync", disk_full)  # the disk is full for the whole job
     job = TrainingJob(digits, TINY, TrainConfig(epochs=3, batch_size=256), run_dir=path, resume=previous,
                       threads=1).start()
     assert job.join(timeout=120)
@@ -214,8 +214,8 @@ def _rename_failing_from(monkeypatch, call: int, exc: BaseException) -> None:
             raise exc
         real(src, dst)
 
-    monkeypatch.setattr(runs, "_exchange", lambda a, b: False)  # a platform without renameat2: two renames
-    monkeypatch.setattr(runs.os, "rename", rename)
+    monkeypatch.setattr(run_folder, "_exchange", lambda a, b: False)  # a platform without renameat2: two renames
+    monkeypatch.setattr(run_folder.os, "rename", rename)
 
 
 def test_a_crash_between_the_two_renames_is_repaired_by_list_runs(tmp_path, monkeypatch):
@@ -241,8 +241,8 @@ def test_a_failed_second_rename_puts_the_previous_run_back_at_once(tmp_path, mon
             raise OSError(errno.EIO, "Input/output error")
         real(src, dst)
 
-    monkeypatch.setattr(runs, "_exchange", lambda a, b: False)
-    monkeypatch.setattr(runs.os, "rename", rename)
+    monkeypatch.setattr(run_folder, "_exchange", lambda a, b: False)
+    monkeypatch.setattr(run_folder.os, "rename", rename)
     with pytest.raises(OSError, match="Input/output error"):
         make_run(tmp_path / "r", seed=1)
     monkeypatch.undo()

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_runs import files_of, make_run
-from vae_core import runs
-from vae_core.runs import load_run, recover_runs
+from vae_core.runs import files, load_run, recover_runs
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "VAE_THREADS": "1"}
@@ -23,7 +22,7 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT), "VAE_THREADS": "1"}
 # armed: at the chosen point the child says "inside" and hangs until it is killed.
 SAVER = """
 import os, sys, threading
-import vae_core.runs as runs
+from vae_core.runs import files, folder as run_folder
 from tests.test_runs import make_run
 out, point = sys.argv[1], sys.argv[2]
 
@@ -34,8 +33,8 @@ def hang():
 make_run(out, seed=0, optimizer=True)
 print("saved", flush=True)
 sys.stdin.readline()
-if point.startswith("file-"):  # half of the k-th file written into the staging folder
-    k, calls, write = int(point[5:]), [0], runs._write_atomic
+if point.startswith("file-"):  # half of the k-th file written into the staging folder (a save writes each through it)
+    k, calls, write = int(point[5:]), [0], files.write_atomic
     def half_then_hang(path, data):
         calls[0] += 1
         if calls[0] == k:
@@ -45,17 +44,17 @@ if point.startswith("file-"):  # half of the k-th file written into the staging 
                 os.fsync(f.fileno())
             hang()
         write(path, data)
-    runs._write_atomic = half_then_hang
+    files.write_atomic = half_then_hang
 elif point == "before-swap":
-    runs._swap_in = lambda staging, run_dir: hang()
+    run_folder._swap_in = lambda staging, run_dir: hang()
 elif point == "between-renames":
-    runs._exchange = lambda a, b: False
+    run_folder._exchange = lambda a, b: False
     rename = os.rename
     def rename_then_hang(src, dst):
         rename(src, dst)
         if ".old-" in str(dst):
             hang()
-    runs.os.rename = rename_then_hang
+    run_folder.os.rename = rename_then_hang
 make_run(out, seed=1, optimizer=True)
 print("not killed", flush=True)
 """
@@ -117,7 +116,7 @@ def test_disk_full_during_the_data_write_keeps_the_previous_run(tmp_path, monkey
         f = fdopen(fd, *args, **kwargs)
         return FillsUp(f) if calls[0] == nth_file else f
 
-    monkeypatch.setattr(runs.os, "fdopen", fills_up)
+    monkeypatch.setattr(files.os, "fdopen", fills_up)
     with pytest.raises(OSError, match="No space left on device"):
         make_run(tmp_path / "r", seed=1, optimizer=True)
     monkeypatch.undo()

@@ -22,10 +22,11 @@ from safetensors.torch import save as st_save
 
 from tests.test_runs import files_of, make_run
 from vae_core import evaluate as evaluate_cli
-from vae_core import run_zip, runs
+from vae_core.runs import archive, checks
 from vae_core import train as train_cli
-from vae_core.runs import (MAX_JSON_DEPTH, MODEL_FILE, OPTIMIZER_FILE, delete_run, export_zip, import_zip, list_runs,
-                           load_run, rename_run, resolve_run)
+from vae_core.runs import (MODEL_FILE, OPTIMIZER_FILE, delete_run, export_zip, import_zip, list_runs, load_run,
+                           rename_run, resolve_run)
+from vae_core.runs.checks import MAX_JSON_DEPTH
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -209,8 +210,8 @@ def test_brackets_inside_strings_are_not_nesting(run_dir):
     assert load_run(run_dir).config.dataset["name"].startswith("[[[")
 
 
-@pytest.mark.parametrize("name, limit", [("config.json", runs.MAX_SMALL_JSON_BYTES),
-                                         ("history.json", runs.MAX_JSON_BYTES)])
+@pytest.mark.parametrize("name, limit", [("config.json", checks.MAX_SMALL_JSON_BYTES),
+                                         ("history.json", checks.MAX_JSON_BYTES)])
 def test_huge_json_is_refused_before_it_is_read(run_dir, name, limit):
     with open(run_dir / name, "wb") as f:
         f.truncate(limit + 1)  # sparse: no need to write 64 MB
@@ -474,7 +475,7 @@ def test_a_zip_with_extra_files_or_too_many_entries_is_refused(tmp_path, run_dir
     good = run_members(run_dir)
     with pytest.raises(ValueError, match="unexpected file 'r/notes.txt'"):
         import_zip(zip_of({**good, "r/notes.txt": b"hi"}), tmp_path / "runs")
-    junk = {f"r/.junk{i}": b"" for i in range(runs.MAX_ZIP_MEMBERS)}
+    junk = {f"r/.junk{i}": b"" for i in range(archive.MAX_ZIP_MEMBERS)}
     with pytest.raises(ValueError, match="entries"):
         import_zip(zip_of({**good, **junk}), tmp_path / "runs")
     ok = import_zip(zip_of({**good, "r/.DS_Store": b"x", "__MACOSX/r/._model.safetensors": b"x"}), tmp_path / "runs")
@@ -497,7 +498,7 @@ def _patch_sizes(data: bytes, member: str, size: int) -> bytes:
 def test_zip_bombs_and_lying_headers_are_refused(tmp_path, run_dir, monkeypatch):
     good = run_members(run_dir)
     honest = zip_of({**good, "r/history.json": b" " * 3_000_000})  # inflates ~1000x
-    monkeypatch.setattr(run_zip, "MAX_ZIP_BYTES", 2_000_000)
+    monkeypatch.setattr(archive, "MAX_ZIP_BYTES", 2_000_000)
     with pytest.raises(ValueError, match="unpacks to more than 2000000 bytes"):
         import_zip(honest, tmp_path / "runs")
     monkeypatch.undo()
@@ -507,7 +508,7 @@ def test_zip_bombs_and_lying_headers_are_refused(tmp_path, run_dir, monkeypatch)
     claims_huge = _patch_sizes(zip_of(good), "r/history.json", 2**31)
     with pytest.raises(ValueError, match="unpacks to more than"):
         import_zip(claims_huge, tmp_path / "runs")
-    monkeypatch.setattr(run_zip, "MAX_ZIP_BYTES", 1000)
+    monkeypatch.setattr(archive, "MAX_ZIP_BYTES", 1000)
     with pytest.raises(ValueError, match="larger than the 1000-byte limit"):
         import_zip(zip_of(good), tmp_path / "runs")
     assert [p.name for p in (tmp_path / "runs").iterdir()] == ["r"]  # only the fixture's run: nothing unpacked
@@ -524,7 +525,7 @@ def test_a_corrupt_member_is_refused(tmp_path, run_dir):
 def test_streamlit_limits_uploads_and_keeps_xsrf_protection_on():
     server = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["server"]
     assert server["enableXsrfProtection"] is True
-    assert 0 < server["maxUploadSize"] * 2**20 <= runs.MAX_ZIP_BYTES  # the code's own limit is never looser
+    assert 0 < server["maxUploadSize"] * 2**20 <= archive.MAX_ZIP_BYTES  # the code's own limit is never looser
     assert server.get("enableCORS", True) is True
 
 
@@ -562,7 +563,7 @@ def fuzz_run_files(tmp_path_factory, examples: int):
         try:
             run = load_run(base, with_optimizer=True)
         except ValueError as exc:
-            assert str(exc).split(":")[0] in runs.RUN_FILES, str(exc)
+            assert str(exc).split(":")[0] in checks.RUN_FILES, str(exc)
             return
         assert all(torch.isfinite(t).all() for t in run.model.state_dict().values())
 

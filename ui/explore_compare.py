@@ -16,7 +16,7 @@ from ui.images import grid, scale_for
 from ui.state import BUNDLED_RUN, run_for, runs_root
 from vae_core.data import Dataset
 from vae_core.latent import decode
-from vae_core.run_checks import load_config
+from vae_core.runs.checks import load_config
 from vae_core.runs import Run, list_runs
 
 IMAGE_PX = 160

@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from vae_core.runs import _write_atomic
+from vae_core.runs.files import write_atomic
 
 MAX_UPLOAD_FILES = 2  # one data file, or an IDX images file with its labels file
 IMPORTED_LEDGER = ".imported.json"  # in the runs folder: run name -> when it was imported (unix time)
@@ -89,14 +89,14 @@ def note_imported(root: Path, name: str) -> None:
     with _LOCK:
         ledger = _ledger(root)
         ledger[name] = time.time()
-        _write_atomic(root / IMPORTED_LEDGER, json.dumps(ledger).encode())
+        write_atomic(root / IMPORTED_LEDGER, json.dumps(ledger).encode())
 
 
 def forget_imported(root: Path, name: str) -> None:
     with _LOCK:
         ledger = _ledger(root)
         if ledger.pop(name, None) is not None:
-            _write_atomic(root / IMPORTED_LEDGER, json.dumps(ledger).encode())
+            write_atomic(root / IMPORTED_LEDGER, json.dumps(ledger).encode())
 
 
 def prune_imported(root: Path, in_use, incoming: int = 0) -> list[Path]:
@@ -108,7 +108,7 @@ def prune_imported(root: Path, in_use, incoming: int = 0) -> list[Path]:
         removed = make_room(items, in_use, imported_max_bytes(), incoming, "imported runs")
         kept = {name: when for name, when in ledger.items() if (root / name).is_dir()}
         if kept != ledger:
-            _write_atomic(root / IMPORTED_LEDGER, json.dumps(kept).encode())
+            write_atomic(root / IMPORTED_LEDGER, json.dumps(kept).encode())
         return removed
 
 

@@ -32,7 +32,7 @@ from safetensors.torch import load as weights_from_bytes
 from .config import ModelConfig, TrainConfig
 from .data import Dataset, split_indices
 from .model import VAE
-from .run_checks import model_skeleton
+from .runs.checks import model_skeleton
 from .job_worker import spare_main, worker_main
 from .runs import Run
 from .training import JobView, Progress, Snapshot, build_model, default_threads, resolve_device

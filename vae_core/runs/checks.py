@@ -1,4 +1,4 @@
-"""A run's files and names as untrusted input: bounded reads, strict JSON, checked configs and tensors, no pickles.
+"""A run's files as untrusted input: bounded reads, strict JSON, checked configs and tensors, no pickles.
 
 A run folder may come from anyone (an upload, a copied folder), so every file is read as untrusted: only regular files
 (never through a symlink, never a FIFO), under a size limit, JSON without NaN and at most 32 levels deep, configs with
@@ -6,12 +6,10 @@ known keys of the right types, tensors with exactly the names, shapes and dtype 
 """
 from __future__ import annotations
 
-import errno
 import json
 import math
 import os
 import re
-import stat
 from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any, Callable
@@ -19,8 +17,9 @@ from typing import Any, Callable
 import torch
 from safetensors.torch import load as st_load
 
-from .config import ModelConfig, RunConfig, TrainConfig, from_dict
-from .model import VAE
+from ..config import ModelConfig, RunConfig, TrainConfig, from_dict
+from ..model import VAE
+from .files import read_file
 
 MODEL_FILE, OPTIMIZER_FILE = "model.safetensors", "optimizer.safetensors"
 JSON_FILES = ("config.json", "history.json", "metrics.json", "state.json")
@@ -44,31 +43,7 @@ def empty_history() -> dict[str, list]:
     return {"steps": [], "epochs": []}
 
 
-# --------------------------------------------------------------------------- reading bytes
-
-
-def read_file(path: Path, limit: int) -> bytes:
-    """A regular file's bytes, refusing symlinks, FIFOs and devices, and anything past limit bytes."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-    try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        raise ValueError(f"{path.name}: missing from run folder {path.parent.name!r}") from None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise ValueError(f"{path.name}: is a symbolic link; run files must be plain files in the run folder") \
-                from None
-        raise ValueError(f"{path.name}: cannot be read ({exc.strerror})") from None
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ValueError(f"{path.name}: not a regular file")
-        if info.st_size > limit:
-            raise ValueError(f"{path.name}: {info.st_size} bytes is larger than the {limit}-byte limit")
-        data = f.read(limit + 1)
-    if len(data) > limit:
-        raise ValueError(f"{path.name}: larger than the {limit}-byte limit")
-    return data
+# --------------------------------------------------------------------------- reading files
 
 
 def refuse_pickles(path: Path) -> None:
@@ -143,28 +118,6 @@ def _deeper_than(obj: Any, limit: int) -> bool:
 def read_optional_json(path: Path, check: Callable[[Any], dict], default: dict) -> dict:
     """An optional JSON file of a run, checked; default when the file is absent."""
     return check(read_json(path)) if os.path.lexists(path) else default
-
-
-# --------------------------------------------------------------------------- run names
-
-
-def sanitize_name(name: str) -> str:
-    """A safe folder name: letters, digits, '-', '_' and '.', no leading dot, at most 64 characters."""
-    clean = re.sub(r"[^A-Za-z0-9._-]+", "-", str(name))[:64].strip(".-_")
-    if not clean:
-        raise ValueError(f"run name {name!r} has no usable characters (letters, digits, '-', '_', '.')")
-    return clean
-
-
-def resolve_run(root: str | Path, name: str) -> Path:
-    """The folder of run `name` inside root; refuses anything that would leave root (../, absolute, symlinks)."""
-    root = Path(root).resolve()
-    if not isinstance(name, str) or name != sanitize_name(name):
-        raise ValueError(f"run name {name!r} is not allowed (use letters, digits, '-', '_', '.')")
-    path = root / name
-    if path.is_symlink() or path.resolve().parent != root:
-        raise ValueError(f"run {name!r} is outside the runs folder")
-    return path
 
 
 # --------------------------------------------------------------------------- configs

@@ -12,9 +12,11 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from .config import RunConfig
-from .run_checks import (MAX_JSON_BYTES, MAX_TENSOR_BYTES, MODEL_FILE, RUN_FILES, read_file, read_json,
-                         refuse_pickles, sanitize_name)
+from ..config import RunConfig
+from .checks import MAX_JSON_BYTES, MAX_TENSOR_BYTES, MODEL_FILE, RUN_FILES, read_json, refuse_pickles
+from .files import move_in, read_file, write_atomic
+from .folder import load_run
+from .names import sanitize_name
 
 MAX_ZIP_BYTES = 512 * 2**20  # the upload itself, and the sum of its members' sizes
 MAX_ZIP_MEMBERS = 256
@@ -118,7 +120,6 @@ def _usable(name: str) -> str | None:
 
 def import_zip(data: bytes, root: str | Path, name: str | None = None, zip_name: str = "upload.zip") -> Path:
     """Unpack a run zip into root after validating every member and loading it in a scratch folder."""
-    from .runs import _move_in, _write_atomic, load_run  # here, not on top: runs re-exports this module's names
     if len(data) > MAX_ZIP_BYTES:
         raise ValueError(f"{zip_name}: {len(data)} bytes is larger than the {MAX_ZIP_BYTES}-byte limit")
     try:
@@ -140,8 +141,8 @@ def import_zip(data: bytes, root: str | Path, name: str | None = None, zip_name:
             raise ValueError(f"{zip_name}: {exc}") from None
         confined = _confined_config(scratch, run.config, root)
         if confined is not None:
-            _write_atomic(scratch / "config.json", json.dumps(confined, allow_nan=False).encode())
-        return _move_in(scratch, root, base)
+            write_atomic(scratch / "config.json", json.dumps(confined, allow_nan=False).encode())
+        return move_in(scratch, root, base)
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise

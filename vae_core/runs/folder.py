@@ -1,6 +1,7 @@
 """A run on disk: one folder of safetensors + JSON. Saves are atomic; loading never unpickles and checks everything.
 
-Every file is read as untrusted input through run_checks; run_zip packs a run into a zip and unpacks an uploaded one.
+Every file is read as untrusted input through checks.py and written through files.py (atomic writes, a staging folder);
+archive.py packs a run into a zip and unpacks an uploaded one.
 """
 from __future__ import annotations
 
@@ -22,19 +23,16 @@ from typing import Any, Iterator
 import torch
 from safetensors.torch import save as st_save
 
-from .config import RunConfig, to_dict
-from .model import VAE
-from .run_checks import (ADAM_STATE, JSON_FILES, MAX_JSON_BYTES, MAX_JSON_CONTAINERS,  # noqa: F401 (re-exported)
-                         MAX_JSON_DEPTH, MAX_JSON_ITEMS, MAX_SMALL_JSON_BYTES, MAX_TENSOR_BYTES, MODEL_FILE,
-                         OPTIMIZER_FILE, PICKLE_SUFFIXES, RUN_FILES, check_history, check_metrics, check_optimizer,
-                         check_state, check_weights, empty_history, load_config, model_skeleton, read_json,
-                         read_optional_json, read_tensors, refuse_pickles, resolve_run, sanitize_name)
-from .run_zip import DATA_PATH_KEYS, MAX_ZIP_BYTES, MAX_ZIP_MEMBERS, export_zip, import_zip  # noqa: F401 (re-exported)
+from ..config import RunConfig, to_dict
+from ..model import VAE
+from .checks import (MODEL_FILE, OPTIMIZER_FILE, check_history, check_metrics, check_optimizer, check_state,
+                     check_weights, empty_history, load_config, model_skeleton, read_optional_json, read_tensors,
+                     refuse_pickles)
+from .files import fsync_dir, rename_to_free, stage_folder
+from .names import resolve_run, sanitize_name
 
 _SWAPS: set[str] = set()  # run folders this process is swapping with two renames right now
 _SWAPS_LOCK = threading.Lock()
-_HANDED_OUT: set[tuple[str, str]] = set()  # (root, name) pairs unique_run_name has returned in this process
-_NAMES_LOCK = threading.Lock()
 
 
 @dataclass
@@ -53,31 +51,6 @@ class Run:
 
 
 # --------------------------------------------------------------------------- saving
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write a file through a temporary file and a rename, so a reader never sees half of it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make renames inside path durable (best effort: not every platform can open a folder)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def optimizer_to_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict]]:
@@ -133,17 +106,13 @@ def save_run(run_dir: str | Path, model: VAE, config: RunConfig, history: dict |
                       ("history.json", history or empty_history()),
                       ("metrics.json", metrics or {}), ("state.json", state)):
         files[name] = _json_bytes(obj)
-    staging = Path(tempfile.mkdtemp(dir=run_dir.parent, prefix=f".{run_dir.name}.new-"))
+    staging = stage_folder(run_dir, files)  # every file written atomically, then the folder synced
     try:
-        staging.chmod(0o755)
-        for name, data in files.items():
-            _write_atomic(staging / name, data)
-        _fsync_dir(staging)
         _swap_in(staging, run_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    _fsync_dir(run_dir.parent)
+    fsync_dir(run_dir.parent)
     return run_dir
 
 
@@ -280,41 +249,6 @@ def default_runs_root() -> Path:
     return Path(os.environ.get("VAE_RUNS_DIR", "runs"))
 
 
-def unique_run_name(root: str | Path, base: str) -> str:
-    """base, or base-2, base-3, ...: the first name neither taken in root nor handed out before by this process, so
-    two sessions starting a run at once never share its folder (never longer than 64 characters)."""
-    base, root_key = sanitize_name(base), os.path.abspath(root)
-    with _NAMES_LOCK:
-        name, i = base, 2
-        while os.path.lexists(Path(root) / name) or (root_key, name) in _HANDED_OUT:
-            suffix = f"-{i}"
-            name, i = f"{base[:64 - len(suffix)].rstrip('.-_')}{suffix}", i + 1
-        _HANDED_OUT.add((root_key, name))
-    return name
-
-
-def _rename_to_free(src: Path, dst: Path) -> bool:
-    """Rename src to dst unless dst exists (False): mkdir claims the name atomically, so two movers never share it."""
-    try:
-        os.mkdir(dst)
-    except FileExistsError:
-        return False
-    try:
-        os.rename(src, dst)  # replaces our own empty folder
-    except BaseException:
-        os.rmdir(dst)
-        raise
-    return True
-
-
-def _move_in(src: Path, root: Path, base: str) -> Path:
-    """Rename src into root under a free name derived from base; a concurrent mover never gets the same name."""
-    while True:
-        dst = resolve_run(root, unique_run_name(root, base))
-        if _rename_to_free(src, dst):
-            return dst
-
-
 @dataclass
 class RunSummary:
     name: str
@@ -362,7 +296,7 @@ def _existing_run(root: str | Path, name: str) -> Path:
 def rename_run(root: str | Path, old: str, new: str) -> Path:
     """Give run `old` a new (sanitized) name; refuses a name that is taken."""
     src, dst = _existing_run(root, old), resolve_run(root, sanitize_name(new))
-    if not _rename_to_free(src, dst):
+    if not rename_to_free(src, dst):
         raise ValueError(f"a run named {dst.name!r} already exists")
     return dst
 

@@ -1,0 +1,181 @@
+"""The Runs page's pieces: the table of runs, the selected run's actions (make active, download, rename, delete), the
+curves of several runs in one chart, and the upload of a run zip. Rename and delete ask ui/sharing.py first."""
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from ui.charts import OVERLAY_METRICS, overlay_figure
+from ui.sharing import note_created, note_deleted, note_renamed, run_in_use, why_not_change
+from ui.state import BUNDLED_RUN, run_for, runs_root, set_active_run, upload_result
+from ui.storage import forget_imported, note_imported, prune_imported
+from vae_core.runs import RunSummary, delete_run, export_zip, import_zip, list_runs, rename_run
+
+BUNDLED_SUFFIX = " (bundled)"
+
+
+def all_runs() -> dict[str, RunSummary]:
+    """Label -> run: the runs folder's runs, newest first, then the bundled run."""
+    runs = {r.name: r for r in list_runs(runs_root())}
+    runs |= {r.name + BUNDLED_SUFFIX: r for r in list_runs(BUNDLED_RUN.parent) if r.path == BUNDLED_RUN}
+    return runs
+
+
+def same(a: str | Path | None, b: str | Path | None) -> bool:
+    """Whether two run paths name the same folder."""
+    return a is not None and b is not None and Path(a).resolve() == Path(b).resolve()
+
+
+# --------------------------------------------------------------------------- what the buttons do
+
+
+def say(level: str, message: str) -> None:
+    """Leave a message ("success" or "error") for the next run of the page: a callback runs before the page draws."""
+    st.session_state.runs_message = (level, message)
+
+
+def message_ui() -> None:
+    """The message the last action left, once."""
+    if "runs_message" in st.session_state:
+        level, message = st.session_state.pop("runs_message")
+        (st.success if level == "success" else st.error)(message)
+
+
+def activate_cb(label: str, path: Path) -> None:
+    """Make the run this session's active model."""
+    try:
+        set_active_run(path)
+        say("success", f"{label} is the active model")
+    except ValueError as exc:
+        say("error", str(exc))
+
+
+def rename_cb(label: str, path: Path) -> None:
+    """Rename (the name is sanitized; nothing can leave the runs folder) and keep it selected and active."""
+    refused = why_not_change(path)  # checked again here: the page may be older than another session's action
+    if refused:
+        say("error", f"{label} was not renamed. {refused}")
+        return
+    try:
+        new = rename_run(runs_root(), path.name, st.session_state.get("runs_new_name", ""))
+    except (ValueError, OSError) as exc:
+        say("error", str(exc))
+        return
+    note_renamed(path, new)
+    forget_imported(runs_root(), path.name)  # a renamed import is kept like any other run
+    if same(st.session_state.get("active_run"), path):
+        st.session_state.active_run = str(new)
+    st.session_state.runs_pick, st.session_state.runs_new_name = new.name, ""
+    say("success", f"{label} renamed to {new.name}")
+
+
+def delete_cb(label: str, path: Path) -> None:
+    """Delete the run from disk; the bundled run becomes active if this one was."""
+    refused = why_not_change(path)
+    if refused:
+        say("error", f"{label} was not deleted. {refused}")
+        return
+    try:
+        delete_run(runs_root(), path.name)
+    except (ValueError, OSError) as exc:
+        say("error", str(exc))
+        return
+    note_deleted(path)
+    if same(st.session_state.get("active_run"), path):
+        bundled = (BUNDLED_RUN / "model.safetensors").exists()
+        st.session_state.active_run = str(BUNDLED_RUN) if bundled else None
+    st.session_state.runs_confirm_delete = False
+    st.session_state.pop("runs_pick", None)
+    say("success", f"{label} deleted")
+
+
+# --------------------------------------------------------------------------- the page's parts
+
+
+def table_ui(runs: dict[str, RunSummary]) -> None:
+    """Every run in one table; ● marks the active model."""
+    active = st.session_state.get("active_run")
+    rows = [{"active": "●" if same(r.path, active) else "", "run": label, "dataset": r.dataset, "arch": r.arch,
+             "latent": r.latent_dim, "epochs": r.epochs, "val −ELBO": r.val_neg_elbo, "active units": r.active_units,
+             "saved": datetime.fromtimestamp(r.modified)} for label, r in runs.items()]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="runs_table", column_config={
+        "active": st.column_config.TextColumn("", width="small"),
+        "val −ELBO": st.column_config.NumberColumn(format="%.2f", help="validation negative ELBO, nats per image (empty for a run trained without a validation split)"),
+        "saved": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")})
+
+
+def pick_ui(runs: dict[str, RunSummary]) -> str:
+    """The selected run's label (a pick renamed or deleted since falls back to the first run)."""
+    if st.session_state.get("runs_pick") not in runs:
+        st.session_state.pop("runs_pick", None)
+    return st.selectbox("Run", list(runs), key="runs_pick")
+
+
+def actions_ui(label: str, run: RunSummary) -> None:
+    """Make active, download; rename and delete where this session may (ui/sharing.py), else why not."""
+    c1, c2 = st.columns(2)
+    c1.button("Make active model", key="runs_activate", type="primary", icon=":material/check:",
+              on_click=activate_cb, args=(label, run.path), width="stretch")
+    c2.download_button("Download zip (safetensors + JSON)", lambda: export_zip(run.path), file_name=f"{run.name}.zip",
+                       mime="application/zip", key="runs_download", on_click="ignore", icon=":material/download:",
+                       width="stretch")
+    refused = why_not_change(run.path)
+    if label.endswith(BUNDLED_SUFFIX):
+        st.caption(refused)
+        return
+    busy = refused is not None
+    if busy:
+        st.caption(f":material/lock: {refused}")
+    r1, r2 = st.columns([3, 1], vertical_alignment="bottom")
+    r1.text_input("New name", key="runs_new_name", placeholder=run.name, disabled=busy,
+                  help="Letters, digits, '-', '_' and '.'; anything else becomes '-'")
+    r2.button("Rename", key="runs_rename", on_click=rename_cb, args=(label, run.path), width="stretch",
+              disabled=busy or not st.session_state.get("runs_new_name"))
+    d1, d2 = st.columns([3, 1], vertical_alignment="bottom")
+    confirm = d1.checkbox(f"Yes, delete {run.name} from disk", key="runs_confirm_delete", disabled=busy)
+    d2.button("Delete", key="runs_delete", icon=":material/delete:", on_click=delete_cb, args=(label, run.path),
+              disabled=busy or not confirm, width="stretch")
+
+
+def overlay_ui(runs: dict[str, RunSummary]) -> None:
+    """One metric of several runs in one chart."""
+    if "runs_overlay" in st.session_state:  # runs renamed or deleted since
+        st.session_state.runs_overlay = [label for label in st.session_state.runs_overlay if label in runs]
+    c1, c2, c3 = st.columns([4, 2, 1], vertical_alignment="bottom")
+    labels = c1.multiselect("Runs", list(runs), default=list(runs)[:3], key="runs_overlay", persist_state="session")
+    metric = c2.selectbox("Metric", list(OVERLAY_METRICS), key="runs_overlay_metric", persist_state="session")
+    x_axis = c3.segmented_control("x axis", ["epoch", "step"], default="epoch", key="runs_overlay_x", required=True,
+                                  persist_state="session")
+    histories = {}
+    for label in labels:
+        try:
+            histories[label] = run_for(runs[label].path).history
+        except (ValueError, OSError) as exc:
+            st.warning(f"{label}: {exc}")
+    if histories:
+        st.plotly_chart(overlay_figure(histories, metric, x_axis or "epoch"), key="runs_overlay_chart")
+    table, key = OVERLAY_METRICS[metric]
+    missing = [label for label, h in histories.items() if not any(r.get(key) is not None for r in h.get(table, []))]
+    if missing:
+        st.caption(f"No {metric} for {', '.join(missing)}: trained without a validation split, or no epoch done yet.")
+
+
+def import_upload(upload) -> str:
+    """Import an uploaded run zip; this session created it (it may rename and delete it). Its new name."""
+    prune_imported(runs_root(), run_in_use, incoming=len(upload.getvalue()))  # old imports nobody uses make room
+    path = import_zip(upload.getvalue(), runs_root(), zip_name=upload.name)
+    note_created(path)
+    note_imported(runs_root(), path.name)
+    return path.name
+
+
+def upload_ui() -> None:
+    """The uploader of a run zip, and what became of the last upload."""
+    upload = st.file_uploader("A run zip exported by this app", type=["zip"], key="runs_upload",
+                              help="Only safetensors + JSON are accepted; pickled checkpoints are refused")
+    result = upload_result("runs_upload_result", [upload] if upload else [], lambda: "Imported as " + import_upload(upload))
+    if result is not None:
+        (st.success if result[0] == "success" else st.error)(result[1])
