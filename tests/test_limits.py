@@ -67,7 +67,7 @@ def test_one_job_per_session_and_a_wall_clock_cap():
 
 
 def test_the_train_page_says_why_the_cap_stopped_a_job(app, monkeypatch):
-    from ui.state import job_pool
+    from ui.server import job_pool
 
     at = app("pages/train.py")
     at.number_input(key="tf_epochs").set_value(5000)
@@ -196,14 +196,14 @@ def test_the_byte_budget_cache_keeps_the_newest_within_budget_and_loads_each_key
 
 
 def test_the_servers_datasets_stay_within_their_byte_budget(monkeypatch):
-    from ui import state
+    from ui import server
 
     monkeypatch.setenv("VAE_DATASET_CACHE_BYTES", str(3 * 4 * 1000 * 16 * 16))  # three 1000-image 16x16 float32 sets
-    state._datasets.clear()
+    server.dataset_cache.reset()
     try:
         for seed in range(6):
-            state.dataset_for({"kind": "shapes", "n": 1000, "size": 16, "seed": seed})
-            assert state._datasets().nbytes <= 3 * 4 * 1000 * 16 * 16 + 1000 * (8 + 4 * 8)  # labels and factors
-        assert len(state._datasets()) < 6
+            server.dataset_for({"kind": "shapes", "n": 1000, "size": 16, "seed": seed})
+            assert server.dataset_cache().nbytes <= 3 * 4 * 1000 * 16 * 16 + 1000 * (8 + 4 * 8)  # labels and factors
+        assert len(server.dataset_cache()) < 6
     finally:
-        state._datasets.clear()
+        server.dataset_cache.reset()
