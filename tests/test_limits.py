@@ -4,6 +4,7 @@ what a connected session or a job uses)."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import time
 from pathlib import Path
@@ -139,6 +140,26 @@ def test_old_uploads_nobody_uses_make_room_for_new_ones(app, tmp_path, monkeypat
     monkeypatch.setattr(ui.sharing, "session_is_alive", lambda sid: False)  # ... until it goes away
     at = upload(app("pages/data.py"), ("third.npz", npz_bytes(32)))
     assert not at.error and not first.exists() and Path(at.session_state["dataset_source"]["path"]).is_file()
+
+
+def test_a_cache_clear_leaves_the_servers_resources_and_a_sessions_upload(app, tmp_path, monkeypatch):
+    """What Streamlit does on any client's clear_cache message (AppSession._handle_clear_cache_request) forgets no
+    limit, no registry entry and no loaded dataset (tests/e2e/test_clear_cache.py sends the real message)."""
+    import streamlit as st
+
+    from ui import server
+
+    at = upload(app("pages/data.py"), ("mine.npz", npz_bytes(30)))
+    mine = Path(at.session_state["dataset_source"]["path"]).parent
+    made = {name: getattr(server, name)() for name in ("job_pool", "fit_queue", "registry", "dataset_cache",
+                                                        "run_cache")}
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    assert all(getattr(server, name)() is value for name, value in made.items())
+    assert json.dumps(at.session_state["dataset_source"], sort_keys=True) in server.dataset_cache()
+    monkeypatch.setenv("VAE_UPLOADS_MAX_BYTES", str(int(1.5 * len(npz_bytes(30)))))  # room for one upload
+    at = upload(app("pages/data.py"), ("theirs.npz", npz_bytes(31)))
+    assert "space for uploaded data is full" in at.error[0].value and mine.exists()  # still the uploader's
 
 
 def test_imported_runs_are_cleaned_by_size_renamed_ones_kept(app, tmp_path, monkeypatch):
