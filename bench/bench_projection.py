@@ -50,7 +50,7 @@ def app_projection(run_path: Path, method: str, params: dict, n: int) -> dict:
     first and again (cache hits)."""
     _quiet_streamlit()
     from ui.explore_data import _latents, _projection, source_json
-    from ui.state import dataset_for
+    from ui.server import dataset_for
     from vae_core.latent import projection_key
 
     run = load_run(run_path)

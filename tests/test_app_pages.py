@@ -235,7 +235,7 @@ def test_runs_upload_rename_delete(app, tmp_path):
 
 
 def test_a_full_job_pool_refuses_with_a_clear_message(app):
-    from ui.state import job_pool
+    from ui.server import job_pool
     from vae_core.data import load_digits
     from vae_core.training import TrainingJob
 
@@ -256,7 +256,7 @@ def test_a_full_job_pool_refuses_with_a_clear_message(app):
 
 
 def test_theory_shows_each_formula_with_the_active_models_numbers(app):
-    from ui.state import BUNDLED_RUN
+    from ui.server import BUNDLED_RUN
     from ui.theory import theory_numbers
 
     if not (BUNDLED_RUN / "model.safetensors").exists():

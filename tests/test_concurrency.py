@@ -180,19 +180,19 @@ def per_session_id() -> str:
 @pytest.fixture
 def server(monkeypatch, tmp_path):
     """One 'server' process: an empty runs folder, a job limit of 2, and a fresh job pool; stops leftovers after."""
-    import ui.state
+    import ui.server
     import ui.training_ui
 
     monkeypatch.setenv("VAE_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("VAE_THREADS", "1")
     monkeypatch.setenv("VAE_MAX_JOBS", str(MAX_JOBS))
-    monkeypatch.setattr(ui.state, "session_id", per_session_id)
+    monkeypatch.setattr(ui.server, "session_id", per_session_id)
     monkeypatch.setattr(ui.training_ui, "session_id", per_session_id)
-    ui.state.job_pool.clear()
-    yield ui.state
-    ui.state.job_pool().reap(lambda owner: False, grace_s=0)
+    ui.server.job_pool.reset()
+    yield ui.server
+    ui.server.job_pool().reap(lambda owner: False, grace_s=0)
     wait_until(lambda: not training_threads(), timeout=60, what="leftover jobs to stop")
-    ui.state.job_pool.clear()
+    ui.server.job_pool.reset()
 
 
 def open_train_page(seed: int, epochs: int) -> AppTest:

@@ -93,7 +93,7 @@ def explore(monkeypatch, tmp_path):
 
 
 def test_the_explore_page_fits_tsne_through_the_servers_queue(explore, monkeypatch):
-    from ui.state import fit_queue
+    from ui.server import fit_queue
 
     queue = fit_queue()
     before = queue.fits

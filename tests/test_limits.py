@@ -4,6 +4,7 @@ what a connected session or a job uses)."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import time
 from pathlib import Path
@@ -68,7 +69,7 @@ def test_one_job_per_session_and_a_wall_clock_cap():
 
 
 def test_the_train_page_says_why_the_cap_stopped_a_job(app, monkeypatch):
-    from ui.state import job_pool
+    from ui.server import job_pool
 
     at = app("pages/train.py")
     at.number_input(key="tf_epochs").set_value(5000)
@@ -142,6 +143,26 @@ def test_old_uploads_nobody_uses_make_room_for_new_ones(app, tmp_path, monkeypat
     assert not at.error and not first.exists() and Path(at.session_state["dataset_source"]["path"]).is_file()
 
 
+def test_a_cache_clear_leaves_the_servers_resources_and_a_sessions_upload(app, tmp_path, monkeypatch):
+    """What Streamlit does on any client's clear_cache message (AppSession._handle_clear_cache_request) forgets no
+    limit, no registry entry and no loaded dataset (tests/e2e/test_clear_cache.py sends the real message)."""
+    import streamlit as st
+
+    from ui import server
+
+    at = upload(app("pages/data.py"), ("mine.npz", npz_bytes(30)))
+    mine = Path(at.session_state["dataset_source"]["path"]).parent
+    made = {name: getattr(server, name)() for name in ("job_pool", "fit_queue", "registry", "dataset_cache",
+                                                        "run_cache")}
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    assert all(getattr(server, name)() is value for name, value in made.items())
+    assert json.dumps(at.session_state["dataset_source"], sort_keys=True) in server.dataset_cache()
+    monkeypatch.setenv("VAE_UPLOADS_MAX_BYTES", str(int(1.5 * len(npz_bytes(30)))))  # room for one upload
+    at = upload(app("pages/data.py"), ("theirs.npz", npz_bytes(31)))
+    assert "space for uploaded data is full" in at.error[0].value and mine.exists()  # still the uploader's
+
+
 def test_imported_runs_are_cleaned_by_size_renamed_ones_kept(app, tmp_path, monkeypatch):
     import ui.sharing
 
@@ -197,14 +218,14 @@ def test_the_byte_budget_cache_keeps_the_newest_within_budget_and_loads_each_key
 
 
 def test_the_servers_datasets_stay_within_their_byte_budget(monkeypatch):
-    from ui import state
+    from ui import server
 
     monkeypatch.setenv("VAE_DATASET_CACHE_BYTES", str(3 * 4 * 1000 * 16 * 16))  # three 1000-image 16x16 float32 sets
-    state._datasets.clear()
+    server.dataset_cache.reset()
     try:
         for seed in range(6):
-            state.dataset_for({"kind": "shapes", "n": 1000, "size": 16, "seed": seed})
-            assert state._datasets().nbytes <= 3 * 4 * 1000 * 16 * 16 + 1000 * (8 + 4 * 8)  # labels and factors
-        assert len(state._datasets()) < 6
+            server.dataset_for({"kind": "shapes", "n": 1000, "size": 16, "seed": seed})
+            assert server.dataset_cache().nbytes <= 3 * 4 * 1000 * 16 * 16 + 1000 * (8 + 4 * 8)  # labels and factors
+        assert len(server.dataset_cache()) < 6
     finally:
-        state._datasets.clear()
+        server.dataset_cache.reset()

@@ -16,8 +16,9 @@ import pandas as pd
 import streamlit as st
 
 from ui.images import to_uint8
+from ui.server import dataset_for, uploads_root
 from ui.sharing import note_upload, upload_in_use
-from ui.state import dataset_for, set_active_dataset, upload_result, uploads_root
+from ui.state import set_active_dataset, upload_result
 from ui.storage import check_upload, prune_uploads
 from vae_core.data import FILES_KIND, SOURCES, Dataset, DataSource, source_named
 from vae_core.runs import sanitize_name

@@ -13,7 +13,7 @@ from ui.explore_latent import on_browser_z, view_state
 from ui.explore_live import mount
 from ui.explore_state import current_z, kept
 from ui.images import grid, scale_for
-from ui.state import BUNDLED_RUN, run_for, runs_root
+from ui.server import BUNDLED_RUN, run_for, runs_root
 from vae_core.data import Dataset
 from vae_core.latent import decode
 from vae_core.runs.checks import load_config

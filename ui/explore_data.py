@@ -11,7 +11,8 @@ import streamlit as st
 
 from ui.explore_live import Asset
 from ui.fit_queue import QueueFull
-from ui.state import active_dataset, dataset_for, fit_queue, run_dataset, run_for, session_id
+from ui.server import dataset_for, fit_queue, run_for, session_id
+from ui.state import active_dataset, run_dataset
 from vae_core.data import Dataset
 from vae_core.export import export_model
 from vae_core.latent import (DimOrder, Projection, aggregate_posterior_samples, dims_by_kl, encode, kl_per_image,

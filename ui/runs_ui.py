@@ -9,8 +9,9 @@ import pandas as pd
 import streamlit as st
 
 from ui.charts import OVERLAY_METRICS, overlay_figure
+from ui.server import BUNDLED_RUN, run_for, runs_root
 from ui.sharing import note_created, note_deleted, note_renamed, run_in_use, why_not_change
-from ui.state import BUNDLED_RUN, run_for, runs_root, set_active_run, upload_result
+from ui.state import set_active_run, upload_result
 from ui.storage import forget_imported, note_imported, prune_imported
 from vae_core.runs import RunSummary, delete_run, export_zip, import_zip, list_runs, rename_run
 

@@ -8,18 +8,14 @@
 - Uploaded data files belong to the sessions that uploaded them: a run trained on another session's upload opens with
   the viewer's own data instead.
 
-The registry lives in the server's memory (st.cache_resource): a restart forgets creators, which the rule above
-covers. Session liveness is Streamlit's own (ui.state.session_is_alive)."""
+The registry lives in the server's memory (ui/server.py, where no client message can clear it): a restart forgets
+creators, which the rule above covers. Session liveness is Streamlit's own (ui.server.session_is_alive)."""
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import streamlit as st
-
 from ui.access import serves_beyond_loopback
-from ui.state import BUNDLED_RUN, job_pool, session_id, session_is_alive, uploads_root
+from ui.server import BUNDLED_RUN, job_pool, registry, session_id, session_is_alive, uploads_root
 
 
 MAX_REMEMBERED = 256  # active runs remembered before those of ended sessions are forgotten
@@ -27,21 +23,6 @@ MAX_REMEMBERED = 256  # active runs remembered before those of ended sessions ar
 
 def _key(path: str | Path) -> str:
     return str(Path(path).resolve())
-
-
-@dataclass
-class Registry:
-    """Who created which run, which run each session has active, who uploaded which upload folder. Thread-safe."""
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    creators: dict[str, str] = field(default_factory=dict)  # run path -> session id
-    active: dict[str, str] = field(default_factory=dict)  # session id -> its active run's path
-    uploaders: dict[str, set[str]] = field(default_factory=dict)  # upload folder -> session ids
-
-
-@st.cache_resource
-def registry() -> Registry:
-    """The one registry of this server."""
-    return Registry()
 
 
 def note_created(path: str | Path, sid: str | None = None) -> None:

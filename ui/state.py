@@ -1,121 +1,22 @@
-"""Per-session state (active dataset, active model, training job) and the caches shared by every page."""
+"""Per-session state: the active dataset, the active model, this session's training job and its uploads' results.
+What all sessions share (the loaded datasets and runs, the job pool, the sharing registry) is in ui/server.py."""
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import streamlit as st
 
-from ui.byte_cache import ByteBudgetCache
-from ui.fit_queue import FitQueue
-from vae_core.data import Dataset, load_source
-from vae_core.jobs import JobPool
-from vae_core.runs import Run, default_runs_root, list_runs, load_run
+from ui.server import BUNDLED_RUN, dataset_for, run_for, runs_root
+from ui.sharing import created_elsewhere, note_active, upload_visible
+from vae_core.data import Dataset
+from vae_core.runs import Run, list_runs
 from vae_core.process_job import ProcessJob
-
-ROOT = Path(__file__).resolve().parent.parent
-BUNDLED_RUN = ROOT / "assets" / "runs" / "digits-default"  # made by `make-bundled-run` in README, shipped in git
-
-
-def runs_root() -> Path:
-    """The runs folder (env VAE_RUNS_DIR, default ./runs), created on demand."""
-    root = default_runs_root()
-    root.mkdir(parents=True, exist_ok=True)
-    return root
-
-
-def uploads_root() -> Path:
-    """Where uploaded data files are written so loaders can read them (inside the runs folder, hidden)."""
-    path = runs_root() / ".uploads"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def dataset_bytes(dataset: Dataset) -> int:
-    """The memory a dataset holds (a memory-mapped file's pages belong to the page cache, not to us)."""
-    arrays = (dataset.images, dataset.labels, dataset.factors)
-    return sum(a.nbytes for a in arrays if a is not None and not isinstance(a, np.memmap))
-
-
-def run_bytes(run: Run) -> int:
-    """A loaded run's memory: its tensors, and its history and metrics (parsed JSON takes several times its text)."""
-    tensors = [*run.model.state_dict().values(), *(run.optimizer_tensors or {}).values()]
-    json_text = sum((run.path / name).stat().st_size for name in ("history.json", "metrics.json")
-                    if (run.path / name).is_file())
-    return sum(t.numel() * t.element_size() for t in tensors) + 4 * json_text
-
-
-@st.cache_resource
-def _datasets() -> ByteBudgetCache[Dataset]:
-    """The server's loaded datasets: at most 8, and VAE_DATASET_CACHE_BYTES (default 4 GiB) together."""
-    return ByteBudgetCache(int(float(os.environ.get("VAE_DATASET_CACHE_BYTES") or 4 * 2**30)), dataset_bytes, 8)
-
-
-@st.cache_resource
-def _runs() -> ByteBudgetCache[Run]:
-    """The server's loaded runs: at most 16, and VAE_RUN_CACHE_BYTES (default 1 GiB) together."""
-    return ByteBudgetCache(int(float(os.environ.get("VAE_RUN_CACHE_BYTES") or 2**30)), run_bytes, 16)
-
-
-def _cached(cache: ByteBudgetCache, key, load: Callable, loading: str):
-    """cache.get(key, load), with a spinner saying `loading` only when it has to load."""
-    if key in cache:
-        return cache.get(key, load)
-    with st.spinner(loading):
-        return cache.get(key, load)
-
-
-def dataset_for(source: str | dict) -> Dataset:
-    """A dataset, loaded once per source for all sessions (read-only: never modify its arrays)."""
-    key = json.dumps(source, sort_keys=True)
-    return _cached(_datasets(), key, lambda: load_source(json.loads(key)), "Loading dataset…")
-
-
-def run_for(path: str | Path) -> Run:
-    """A run, loaded once per (path, modification time); reloaded when the run is saved again."""
-    path = Path(path)
-    key = (str(path), (path / "model.safetensors").stat().st_mtime)
-    return _cached(_runs(), key, lambda: load_run(path), "Loading model…")
-
-
-@st.cache_resource
-def job_pool() -> JobPool:
-    """The one pool of training jobs of this server, with its watchdog for sessions that went away."""
-    pool = JobPool()
-    pool.start_watchdog(session_is_alive, grace_s=float(os.environ.get("VAE_DISCONNECT_GRACE_S", 120)))
-    return pool
-
-
-@st.cache_resource
-def fit_queue() -> FitQueue:
-    """The one queue of slow projection fits (t-SNE) of this server."""
-    return FitQueue(session_is_alive)
-
-
-def session_id() -> str:
-    from streamlit.runtime.scriptrunner import get_script_run_ctx
-
-    ctx = get_script_run_ctx()
-    return ctx.session_id if ctx is not None else "local"
-
-
-def session_is_alive(sid: str) -> bool:
-    """Whether a browser session is still connected (True where there is no runtime, e.g. in AppTest)."""
-    from streamlit import runtime
-
-    if not runtime.exists():
-        return True
-    return runtime.get_instance().is_active_session(sid)
 
 
 def init_state() -> None:
     """Defaults for a new session: bundled digits, and the newest run not created by another connected session (or
     the bundled one) as the active model."""
-    from ui.sharing import created_elsewhere, note_active  # (ui.sharing imports this module)
-
     if "dataset_source" not in st.session_state:
         st.session_state.dataset_source = "digits"
     if "active_run" not in st.session_state:
@@ -173,8 +74,6 @@ def adopt_finished_job() -> None:
 def run_dataset(run: Run) -> Dataset:
     """The dataset a run was trained on (falls back to the active dataset when its file is gone, or when it is
     another session's upload: uploads are private to the sessions that made them)."""
-    from ui.sharing import upload_visible
-
     if not upload_visible(run.config.data_source):
         return active_dataset()
     try:

@@ -9,7 +9,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from ui.state import dataset_for, run_for
+from ui.server import dataset_for, run_for
 from ui.warmup import settle
 from vae_core.data import Dataset, preview_indices
 from vae_core.metrics import KL_COLLAPSE_NATS, evaluate

@@ -12,8 +12,9 @@ from ui.charts import (KL_COLLAPSE_NATS, collapsed_dims, history_frame, kl_bars_
                        loss_figure)
 from ui.exports import epoch_reconstructions_download_ui
 from ui.images import grid
+from ui.server import job_pool, runs_root, session_id
 from ui.sharing import note_created
-from ui.state import adopt_finished_job, job_pool, run_dataset, runs_root, session_id
+from ui.state import adopt_finished_job, run_dataset
 from vae_core.architectures import ARCHS, architecture
 from vae_core.config import (LARGE_LATENT, LR_SCHEDULES, SMALL_IMAGE_PIXELS, SMALL_LATENT, ModelConfig, TrainConfig,
                              default_latent_dim)

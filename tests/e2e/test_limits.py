@@ -15,7 +15,7 @@ from harness.wait import wait_until
 pytestmark = pytest.mark.e2e
 
 GRACE_S = 2.0
-WATCHDOG_S = 5.0  # ui.state.job_pool's watchdog interval (JobPool.start_watchdog's default)
+WATCHDOG_S = 5.0  # ui.server.job_pool's watchdog interval (JobPool.start_watchdog's default)
 ALERT = '[data-testid="stAlert"]'
 
 

@@ -1,0 +1,174 @@
+"""What one server process holds for all its browser sessions: the runs and uploads folders, the loaded datasets and
+runs, the pool of training jobs (its limit and watchdog), the queue of slow projection fits, and the registry of who
+created which run and which run each session has active.
+
+Each is made once per process, on first use, under a lock (`server_wide`), and never in `st.cache_resource`: any
+client, before the app's password check, may send Streamlit's `clear_cache` message, which empties every
+`st.cache_resource` and `st.cache_data` of the server. What lives there must be a cache whose loss costs only a
+recomputation (latents, fitted projections, the browser's assets); the limits and sharing rules live here
+(tests/e2e/test_clear_cache.py sends that message and checks they hold)."""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Generic, TypeVar
+
+import numpy as np
+import streamlit as st
+
+from ui.byte_cache import ByteBudgetCache
+from ui.fit_queue import FitQueue
+from vae_core.data import Dataset, load_source
+from vae_core.jobs import JobPool
+from vae_core.runs import Run, default_runs_root, load_run
+
+ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_RUN = ROOT / "assets" / "runs" / "digits-default"  # made by `make-bundled-run` in README, shipped in git
+
+T = TypeVar("T")
+
+
+class server_wide(Generic[T]):  # noqa: N801 - used as a decorator, like functools.cache
+    """Decorate a factory of no arguments: the first call makes the value, every later call returns the same one,
+    in every thread and session of this process."""
+
+    def __init__(self, make: Callable[[], T]):
+        functools.update_wrapper(self, make)
+        self.make = make
+        self._lock = threading.Lock()
+        self._value: T | None = None
+
+    def __call__(self) -> T:
+        with self._lock:
+            if self._value is None:
+                self._value = self.make()
+            return self._value
+
+    def reset(self) -> None:
+        """Forget the value (tests only: the next call makes a new one, e.g. under other environment limits)."""
+        with self._lock:
+            self._value = None
+
+
+# --------------------------------------------------------------------------- folders on disk
+
+def runs_root() -> Path:
+    """The runs folder (env VAE_RUNS_DIR, default ./runs), created on demand."""
+    root = default_runs_root()
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def uploads_root() -> Path:
+    """Where uploaded data files are written so loaders can read them (inside the runs folder, hidden). A dataset
+    loaded from an upload is read again from here whenever it has left the dataset cache."""
+    path = runs_root() / ".uploads"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# --------------------------------------------------------------------------- sessions
+
+def session_id() -> str:
+    """The Streamlit session this script run belongs to ("local" outside a script run)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else "local"
+
+
+def session_is_alive(sid: str) -> bool:
+    """Whether a browser session is still connected (True where there is no runtime, e.g. in AppTest)."""
+    from streamlit import runtime
+
+    if not runtime.exists():
+        return True
+    return runtime.get_instance().is_active_session(sid)
+
+
+# --------------------------------------------------------------------------- loaded datasets and runs
+
+def dataset_bytes(dataset: Dataset) -> int:
+    """The memory a dataset holds (a memory-mapped file's pages belong to the page cache, not to us)."""
+    arrays = (dataset.images, dataset.labels, dataset.factors)
+    return sum(a.nbytes for a in arrays if a is not None and not isinstance(a, np.memmap))
+
+
+def run_bytes(run: Run) -> int:
+    """A loaded run's memory: its tensors, and its history and metrics (parsed JSON takes several times its text)."""
+    tensors = [*run.model.state_dict().values(), *(run.optimizer_tensors or {}).values()]
+    json_text = sum((run.path / name).stat().st_size for name in ("history.json", "metrics.json")
+                    if (run.path / name).is_file())
+    return sum(t.numel() * t.element_size() for t in tensors) + 4 * json_text
+
+
+@server_wide
+def dataset_cache() -> ByteBudgetCache[Dataset]:
+    """The server's loaded datasets: at most 8, and VAE_DATASET_CACHE_BYTES (default 4 GiB) together."""
+    return ByteBudgetCache(int(float(os.environ.get("VAE_DATASET_CACHE_BYTES") or 4 * 2**30)), dataset_bytes, 8)
+
+
+@server_wide
+def run_cache() -> ByteBudgetCache[Run]:
+    """The server's loaded runs: at most 16, and VAE_RUN_CACHE_BYTES (default 1 GiB) together."""
+    return ByteBudgetCache(int(float(os.environ.get("VAE_RUN_CACHE_BYTES") or 2**30)), run_bytes, 16)
+
+
+def _cached(cache: ByteBudgetCache, key, load: Callable, loading: str):
+    """cache.get(key, load), with a spinner saying `loading` only when it has to load."""
+    if key in cache:
+        return cache.get(key, load)
+    with st.spinner(loading):
+        return cache.get(key, load)
+
+
+def dataset_for(source: str | dict) -> Dataset:
+    """A dataset, loaded once per source for all sessions (read-only: never modify its arrays)."""
+    key = json.dumps(source, sort_keys=True)
+    return _cached(dataset_cache(), key, lambda: load_source(json.loads(key)), "Loading dataset…")
+
+
+def run_for(path: str | Path) -> Run:
+    """A run, loaded once per (path, modification time); reloaded when the run is saved again."""
+    path = Path(path)
+    key = (str(path), (path / "model.safetensors").stat().st_mtime)
+    return _cached(run_cache(), key, lambda: load_run(path), "Loading model…")
+
+
+# --------------------------------------------------------------------------- jobs and fits
+
+@server_wide
+def job_pool() -> JobPool:
+    """The one pool of training jobs of this server (VAE_MAX_JOBS at once), with its watchdog for sessions that
+    went away."""
+    pool = JobPool()
+    pool.start_watchdog(session_is_alive, grace_s=float(os.environ.get("VAE_DISCONNECT_GRACE_S", 120)))
+    return pool
+
+
+@server_wide
+def fit_queue() -> FitQueue:
+    """The one queue of slow projection fits (t-SNE, UMAP) of this server."""
+    return FitQueue(session_is_alive)
+
+
+# --------------------------------------------------------------------------- who created and uses which run
+
+@dataclass
+class Registry:
+    """Who created which run, which run each session has active, who uploaded which upload folder (keys are
+    resolved paths); the rules that read it are in ui/sharing.py. Thread-safe through `lock`."""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    creators: dict[str, str] = field(default_factory=dict)  # run path -> session id
+    active: dict[str, str] = field(default_factory=dict)  # session id -> its active run's path
+    uploaders: dict[str, set[str]] = field(default_factory=dict)  # upload folder -> session ids
+
+
+@server_wide
+def registry() -> Registry:
+    """The one registry of this server (a restart forgets it: see ui/sharing.py)."""
+    return Registry()
