@@ -9,12 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from streamlit import config
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.local_script_runner import LocalScriptRunner
 
 from harness.wait import wait_until
-from tests.helpers import stop_session_jobs
+from tests.helpers import serving_beyond_loopback, stop_session_jobs
 from vae_core.config import ModelConfig, RunConfig, TrainConfig
 from vae_core.model import VAE
 from vae_core.runs import export_zip, save_run
@@ -136,14 +135,10 @@ def test_runs_without_a_living_creator_change_on_loopback_only(session, tmp_path
     model_config = ModelConfig(latent_dim=2, hidden_sizes=(8,))
     save_run(tmp_path / "runs" / "old", VAE(model_config), RunConfig(model_config, TrainConfig(),
              {"kind": "digits", "name": "digits"}))  # there before the server: nobody created it here
-    old_address = config.get_option("server.address")
-    try:
-        config.set_option("server.address", "0.0.0.0")
+    with serving_beyond_loopback():
         b = pick(session("B"), "old")
         assert "on a shared server, remove it from the runs folder on disk" in refusal(b) and locked(b)
         assert (tmp_path / "runs" / "old" / "model.safetensors").exists()
-    finally:
-        config.set_option("server.address", old_address)
     pick(b.run(), "old")  # loopback: one person's laptop (B has it active itself, which does not hold it)
     assert not locked(b)
     b.checkbox(key="runs_confirm_delete").check().run().button(key="runs_delete").click().run()

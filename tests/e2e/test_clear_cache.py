@@ -16,11 +16,11 @@ from streamlit.proto.ClientState_pb2 import ClientState
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from websockets.sync.client import connect
 
-from tests.e2e.harness import ARTIFACTS, goto, key, new_page, start_server, wait_idle
+from harness.browser import ARTIFACTS, goto, key, new_page, start_server, wait_idle
+from harness.train_page import progress_text, start_training
+from harness.wait import wait_until
 from tests.e2e.test_limits import press_start, refusal
 from tests.e2e.test_runs import pick_run
-from tests.e2e.test_train import progress_text, start_training
-from tests.helpers import wait_until
 
 pytestmark = pytest.mark.e2e
 
