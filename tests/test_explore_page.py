@@ -124,7 +124,7 @@ def test_a_new_sessions_first_screen_waits_for_a_scroll_before_the_views(explore
 
 def test_tsne_places_z_approximately_and_says_so(explore):
     at = explore("conv")
-    at.session_state["explore_tsne_points"] = 100  # a quick map: 100 of the 300 shapes, 250 iterations
+    at.session_state["explore_tsne_max_points"] = 100  # a quick map: 100 of the 300 shapes, 250 iterations
     at.session_state["explore_tsne_iterations"] = 250
     at.selectbox(key="w_explore_method").set_value("tsne").run()
     assert not at.exception

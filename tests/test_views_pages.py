@@ -20,8 +20,9 @@ from tests.test_explore_page import ROOT, explore, parts, runs  # noqa: F401  (f
 from vae_core.attributes import attribute_vector, factor_alignment
 from vae_core.data import load_digits, load_source
 from vae_core.metrics import mig
-from vae_core.latent import Projection, dims_by_kl, encode, lerp, prior_samples, slerp
+from vae_core.latent import dims_by_kl, encode, lerp, prior_samples, slerp
 from vae_core.media import STRIP_PX, epoch_reconstructions
+from vae_core.projections import Projection
 from vae_core.runs import load_run
 from vae_core.kl_history import kl_over_time
 

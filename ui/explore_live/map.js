@@ -1,8 +1,8 @@
 // The map: latent codes projected to 2-D on a canvas, coloured by label / factor / error / KL, with the current z as
-// a star that follows z while anything moves it (exact for latent axes and PCA; for t-SNE the same k-nearest-codes
-// placement the server uses), hover to see an image beside its reconstruction (decoded here), click to go to an
+// a star that follows z while anything moves it (exact for a linear map: latent axes, PCA; for t-SNE and UMAP the same
+// k-nearest-codes placement the server uses), hover to see an image beside its reconstruction (decoded here), click to go to an
 // image's code, drag the star to move z in the map's plane, box / lasso selection, wheel zoom, pan, legend.
-// Reference maths: vae_core.latent.Projection (transform, _place) and nearest_neighbours.
+// Reference maths: vae_core.projections.Projection (transform, _place) and vae_core.latent.nearest_neighbours.
 
 const PALETTE = ["#4B6BFB", "#E4572E", "#17BEBB", "#F3A712", "#76B041", "#A14DA0", "#2E2E3A", "#FF6F91", "#8D6A9F",
   "#00A6ED", "#7FB800", "#FFB400"]; // as ui/explore_projection.py
@@ -234,11 +234,9 @@ class MapView {
     return [v.x0 + (sx - MARGIN.left) / this.kx, v.y1 - (sy - MARGIN.top) / this.ky];
   }
 
-  // where z lands on the map: vae_core.latent.Projection.transform
+  // where z lands on the map: vae_core.projections.Projection.transform (a linear map: y = A (z - m))
   place(z) {
-    const meta = this.map.meta;
-    if (meta.method === "identity") return [z[meta.dims[0]], z[meta.dims[1]]];
-    if (meta.method === "pca") {
+    if (this.map.meta.linear) {
       const { mean, components } = this.map.arrays, d = z.length;
       let x = 0, y = 0;
       for (let j = 0; j < d; j++) {
@@ -251,7 +249,7 @@ class MapView {
     return this.placeByNeighbours(z);
   }
 
-  // t-SNE has no map for new points: the distance-weighted mean of the positions of z's k nearest fitted codes
+  // t-SNE, UMAP have no map for new points: the distance-weighted mean of the positions of z's k nearest fitted codes
   // (Projection._place: weights 1 / (distance + 1e-6))
   placeByNeighbours(z) {
     const { codes, xy } = this.map.arrays, d = z.length, k = Math.min(this.map.meta.neighbours, this.n);
@@ -528,17 +526,12 @@ class MapView {
     this.drawOverlay();
   }
 
-  // the star dragged to (x, y): latent axes set those two coordinates; PCA moves z within the principal plane,
-  // keeping its off-plane part (z' = z + components^T (xy' - xy), the components being orthonormal)
+  // the star dragged to (x, y) on a linear map: z moves within the map's plane, keeping its off-plane part
+  // (z' = z + A^T (xy' - xy), A's rows being orthonormal: latent axes set those two coordinates, PCA moves z in the
+  // principal plane)
   moveInPlane(z, x, y) {
-    const meta = this.map.meta, out = Float32Array.from(z);
-    if (meta.method === "identity") {
-      out[meta.dims[0]] = x;
-      out[meta.dims[1]] = y;
-    } else {
-      const [cx, cy] = this.place(z), { components } = this.map.arrays, d = z.length;
-      for (let j = 0; j < d; j++) out[j] += components[j] * (x - cx) + components[d + j] * (y - cy);
-    }
+    const out = Float32Array.from(z), [cx, cy] = this.place(z), { components } = this.map.arrays, d = z.length;
+    for (let j = 0; j < d; j++) out[j] += components[j] * (x - cx) + components[d + j] * (y - cy);
     return out;
   }
 
