@@ -50,7 +50,7 @@ def app_projection(run_path: Path, method: str, params: dict, n: int) -> dict:
     """The Explore page's path: latents (encode, KL, reconstruction error, slider ranges) then the projection,
     first and again (cache hits)."""
     _quiet_streamlit()
-    from ui.explore_data import _latents, _projection, source_json
+    from ui.explore.data import _latents, _projection, source_json
     from ui.state import dataset_for
     from vae_core.projections import projection_key
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ui.explore_live import SENT, Asset, bundle, parse_bundle
-from ui.explore_views import SHOWN as VIEWS_SHOWN
+from ui.explore.live import SENT, Asset, bundle, parse_bundle
+from ui.explore.views import SHOWN as VIEWS_SHOWN
 from vae_core.data import load_digits
 from vae_core.latent import decode, encode
 from vae_core.runs import load_run

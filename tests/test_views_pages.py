@@ -270,7 +270,7 @@ def test_shapes_factors_against_the_latent_axes_beside_mig(explore, runs):  # no
 
 
 def test_a_model_kept_on_the_server_moves_along_the_vector_there(explore, monkeypatch):  # noqa: F811
-    monkeypatch.setattr("ui.explore_attributes.model_asset", lambda run: (None, "kept on the server"))
+    monkeypatch.setattr("ui.explore.attributes.model_asset", lambda run: (None, "kept on the server"))
     at = explore("8d")
     at.session_state["w_explore_tab"] = "Attributes"
     at.run()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from ui.explore_live import Asset
+from ui.explore.live import Asset
 from ui.fit_queue import QueueFull
 from ui.state import active_dataset, dataset_for, fit_queue, run_dataset, run_for, session_id
 from vae_core.data import Dataset

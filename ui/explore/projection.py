@@ -1,4 +1,4 @@
-"""The projection: latent codes in 2-D, drawn by the live view's map in the browser (ui/explore_live/map.js), coloured
+"""The projection: latent codes in 2-D, drawn by the live view's map in the browser (ui/explore/live/map.js), coloured
 by label / factor / reconstruction error / KL, with the current z as a star. What goes to the browser: the drawn
 points (at most MAX_PLOT_POINTS), their posterior means (for hover reconstructions and clicks), the method's facts
 (vae_core.projections: exact, linear, draggable) with its own map for new codes (a linear map's mean and axes; t-SNE's
@@ -11,11 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from ui.explore_data import Latents, model_asset, projection_for, run_mtime
-from ui.explore_latent import on_browser_z, view_state
-from ui.explore_live import Asset, mount
-from ui.explore_posterior import map_ellipses
-from ui.explore_state import SELECTION, kept, set_z, z_from_browser
+from ui.explore.data import Latents, model_asset, projection_for, run_mtime
+from ui.explore.latent import on_browser_z, view_state
+from ui.explore.live import Asset, mount
+from ui.explore.posterior import map_ellipses
+from ui.explore.state import SELECTION, kept, set_z, z_from_browser
 from ui.images import grid
 from vae_core.data import Dataset
 from vae_core.latent import decode

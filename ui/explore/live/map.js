@@ -5,7 +5,7 @@
 // Reference maths: vae_core.projections.Projection (transform, _place) and vae_core.latent.nearest_neighbours.
 
 const PALETTE = ["#4B6BFB", "#E4572E", "#17BEBB", "#F3A712", "#76B041", "#A14DA0", "#2E2E3A", "#FF6F91", "#8D6A9F",
-  "#00A6ED", "#7FB800", "#FFB400"]; // as ui/explore_projection.py
+  "#00A6ED", "#7FB800", "#FFB400"]; // as ui/explore/projection.py
 const VIRIDIS = [[68, 1, 84], [72, 40, 120], [62, 74, 137], [49, 104, 142], [38, 130, 142], [31, 158, 137],
   [53, 183, 121], [109, 205, 89], [180, 222, 44], [253, 231, 37]];
 const LEVELS = 48; // colour levels of a continuous colouring
@@ -114,7 +114,7 @@ class MapView {
     this.selected = new Set((view.selection || []).map((r) => this.indexOf.get(r)).filter((i) => i !== undefined));
     this.clearButton.hidden = this.selected.size === 0;
     this.root.dataset.selected = String(this.selected.size);
-    this.ellipses = view.ellipses || []; // mu +- 2 sigma of the selected images' posteriors (explore_posterior.py)
+    this.ellipses = view.ellipses || []; // mu +- 2 sigma of the selected images' posteriors (ui/explore/posterior.py)
     this.root.dataset.ellipses = String(this.ellipses.length);
     this.root.dataset.state = "ready";
     this.resize(true);

@@ -7,8 +7,8 @@ import numpy as np
 import streamlit as st
 import torch
 
-from ui.explore_data import Latents
-from ui.explore_state import SELECTION, kept
+from ui.explore.data import Latents
+from ui.explore.state import SELECTION, kept
 from ui.exports import samples_download_ui
 from ui.images import grid, scale_for
 from vae_core.data import Dataset
