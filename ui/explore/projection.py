@@ -223,8 +223,8 @@ def _notes(projection: Projection, dataset: Dataset, params: dict, meta: dict) -
         notes.append(f"{name} ran on a random subsample of {len(projection.rows_):,} codes.")
     if not projection.exact:
         notes.append(f"{name} has no map for new points: the ★ is placed at the distance-weighted mean of the "
-                     f"positions of z's {projection.n_neighbours} nearest codes (in your browser, as on the server), so treat "
-                     "it as approximate; it cannot be dragged.")
+                     f"positions of z's {projection.n_neighbours} nearest codes (in your browser, as on the server), "
+                     "so treat it as approximate; it cannot be dragged.")
     elif getattr(projection, "explained_variance_ratio_", None) is not None:
         total = projection.explained_variance_ratio_.sum()
         notes.append(f"The two principal axes explain {total:.0%} of the codes' variance; ★ is z projected exactly.")

@@ -2,9 +2,9 @@
 // a star that follows z while anything moves it (exact for a linear map: latent axes, PCA; for t-SNE and UMAP the same
 // k-nearest-codes placement the server uses), hover to see an image beside its reconstruction (decoded here), click to
 // go to an image's code, drag the star to move z in the map's plane, box / lasso selection, wheel zoom, pan, legend.
-// MapView holds the state and follows Python and the explorer; its ideas live beside it: placement maths (map_place.js),
-// drawing (map_draw.js), gestures (map_gestures.js). Reference maths: vae_core.projections.Projection (transform,
-// _place) and vae_core.latent.nearest_neighbours.
+// MapView holds the state and follows Python and the explorer; its ideas live beside it: placement maths
+// (map_place.js), drawing (map_draw.js), gestures (map_gestures.js). Reference maths:
+// vae_core.projections.Projection (transform, _place) and vae_core.latent.nearest_neighbours.
 
 class MapView {
   constructor(root, explorer) {

@@ -1,8 +1,8 @@
 // The map's gestures: hover (the nearest drawn point within HIT_PX shows its tooltip), click (z goes to a point's
 // posterior mean and selects it), dragging the star (z moves in the map's plane, linear maps only), pan, wheel zoom,
 // double-click to reset, box and lasso selection. Methods of MapView (map.js); positions from its frame and placement
-// (map_place.js). Reference: the drag is vae_core.projections' linear map inverted along A's rows (Placement.moveInPlane);
-// a click's z is the image's posterior mean, vae_core.latent.encode.
+// (map_place.js). Reference: the drag moves z along the rows of vae_core.projections' linear map A
+// (Placement.moveInPlane); a click's z is the image's posterior mean, vae_core.latent.encode.
 
 const HIT_PX = 9; // how close the pointer must be to a point or the star
 

@@ -115,7 +115,8 @@ class Frame {
   // zoom by a factor f around the data point (x, y): f > 1 zooms out
   zoomAt(x, y, f) {
     const v = this.box;
-    Object.assign(v, { x0: x + (v.x0 - x) * f, x1: x + (v.x1 - x) * f, y0: y + (v.y0 - y) * f, y1: y + (v.y1 - y) * f });
+    Object.assign(v, { x0: x + (v.x0 - x) * f, x1: x + (v.x1 - x) * f,
+      y0: y + (v.y0 - y) * f, y1: y + (v.y1 - y) * f });
     this.kx /= f;
     this.ky /= f;
   }
