@@ -11,7 +11,8 @@ import logging
 import time
 from pathlib import Path
 
-from vae_core.latent import Projection, encode
+from vae_core.latent import encode
+from vae_core.projections import Projection
 from vae_core.runs import load_run
 
 CASES = [  # (method, params, dataset size)
@@ -49,9 +50,9 @@ def app_projection(run_path: Path, method: str, params: dict, n: int) -> dict:
     """The Explore page's path: latents (encode, KL, reconstruction error, slider ranges) then the projection,
     first and again (cache hits)."""
     _quiet_streamlit()
-    from ui.explore_data import _latents, _projection, source_json
+    from ui.explore.data import _latents, _projection, source_json
     from ui.server import dataset_for
-    from vae_core.latent import projection_key
+    from vae_core.projections import projection_key
 
     run = load_run(run_path)
     source = {"kind": "shapes", "n": n, "size": run.config.model.input_shape[-1], "seed": 0}

@@ -231,7 +231,7 @@ def show_views(page) -> None:
 
 
 def explore_api(page, call: str, *args):
-    """Call window.__vaeExplore.<call>(...args) in the page (ui/explore_live/main.js: the test hooks)."""
+    """Call window.__vaeExplore.<call>(...args) in the page (ui/explore/live/main.js: the test hooks)."""
     return page.evaluate(f"(args) => window.__vaeExplore.{call}(...args)", list(args))
 
 

@@ -3,11 +3,11 @@ the image and traversals decoded in the browser, the drawing pad, and the server
 interpolation, sampling)."""
 import streamlit as st
 
-from ui.explore_data import explore_dataset, latents_for, source_json
-from ui.explore_latent import latent_panel_ui, neighbours_ui
-from ui.explore_projection import projection_ui
-from ui.explore_state import init_view, sync_query_params
-from ui.explore_views import views_shown, views_ui
+from ui.explore.data import explore_dataset, latents_for, source_json
+from ui.explore.latent import latent_panel_ui, neighbours_ui
+from ui.explore.projection import projection_ui
+from ui.explore.state import init_view, sync_query_params
+from ui.explore.views import views_shown, views_ui
 from ui.frame import require_app_frame
 from ui.state import active_run
 from ui.theory import theory_ui

@@ -296,7 +296,8 @@ def test_the_first_page_imports_no_pandas_plotly_or_sklearn_and_the_warmup_does(
     code = """
 import sys
 import streamlit, torch
-from ui import explore_data, explore_latent, explore_projection, explore_views, sidebar, state, theory
+import ui.explore.data, ui.explore.latent, ui.explore.projection, ui.explore.views
+from ui import sidebar, state, theory
 print(sorted(m for m in ("pandas", "sklearn", "scipy") if m in sys.modules))
 from ui.warmup import warm_imports
 warm_imports().join(120)

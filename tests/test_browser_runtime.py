@@ -1,4 +1,4 @@
-"""The browser's network runtime (ui/explore_live/gemm.js + network.js), run by Node on exported models, against
+"""The browser's network runtime (ui/explore/live/gemm.js + network.js), run by Node on exported models, against
 the torch model: both of its kernels (WebAssembly SIMD and plain JS), MLP and conv, Bernoulli and Gaussian, decode
 and encode. tests/e2e/test_explore.py checks the same in Chromium, on the page."""
 import json

@@ -104,7 +104,7 @@ def test_a_run_trained_by_torchrun_opens_in_the_app(tmp_path, monkeypatch):
     """The Explore page (the app's default) takes a torchrun run as its active model, and the sidebar names it."""
     from streamlit.testing.v1 import AppTest
 
-    from ui.explore_views import SHOWN as VIEWS_SHOWN
+    from ui.explore.views import SHOWN as VIEWS_SHOWN
 
     runs = tmp_path / "runs"
     done = torchrun(runs / "ddp-digits", replace(TRAIN, epochs=1))

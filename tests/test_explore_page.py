@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ui.explore_live import SENT, Asset, bundle, parse_bundle
-from ui.explore_views import SHOWN as VIEWS_SHOWN
+from ui.explore.live import SENT, Asset, bundle, parse_bundle
+from ui.explore.views import SHOWN as VIEWS_SHOWN
 from vae_core.data import load_digits
 from vae_core.latent import decode, encode
 from vae_core.runs import load_run
@@ -124,7 +124,7 @@ def test_a_new_sessions_first_screen_waits_for_a_scroll_before_the_views(explore
 
 def test_tsne_places_z_approximately_and_says_so(explore):
     at = explore("conv")
-    at.session_state["explore_tsne_points"] = 100  # a quick map: 100 of the 300 shapes, 250 iterations
+    at.session_state["explore_tsne_max_points"] = 100  # a quick map: 100 of the 300 shapes, 250 iterations
     at.session_state["explore_tsne_iterations"] = 250
     at.selectbox(key="w_explore_method").set_value("tsne").run()
     assert not at.exception

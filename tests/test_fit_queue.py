@@ -83,7 +83,7 @@ def explore(monkeypatch, tmp_path):
     def open_() -> AppTest:
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
         at.session_state["active_run"] = str(run)
-        at.session_state["explore_tsne_points"] = 150
+        at.session_state["explore_tsne_max_points"] = 150
         at.session_state["explore_tsne_iterations"] = 250
         at.switch_page("pages/explore.py").run()
         assert not at.exception
@@ -105,6 +105,6 @@ def test_the_explore_page_fits_tsne_through_the_servers_queue(explore, monkeypat
     assert not b.exception and queue.fits == before + 1  # the same map for another session: fitted once
 
     monkeypatch.setattr(queue, "max_waiting", 0)  # a full queue: a new fit is refused, with the reason
-    b.slider(key="w_explore_perplexity").set_value(7).run()
+    b.slider(key="w_explore_tsne_perplexity").set_value(7).run()
     assert not b.exception and queue.fits == before + 1
     assert "t-SNE fits are already waiting on this server" in " ".join(w.value for w in b.warning)

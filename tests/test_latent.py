@@ -1,14 +1,12 @@
-"""vae_core.latent: projections and their cache keys, paths and grids through z-space, the prior, decoding."""
-import json
-
+"""vae_core.latent: paths and grids through z-space, the prior, per-dimension statistics, decoding."""
 import numpy as np
 import pytest
 import torch
 
 from vae_core.config import ModelConfig
-from vae_core.latent import (Projection, aggregate_posterior_samples, decode, dims_by_kl, encode, kl_per_image, lerp,
-                             manifold_grid, nearest_neighbours, posterior_samples, prior_log_density, prior_samples,
-                             projection_key, reconstruction_error, slerp, slider_ranges, traversal_grid)
+from vae_core.latent import (aggregate_posterior_samples, decode, dims_by_kl, encode, kl_per_image, lerp, manifold_grid,
+                             nearest_neighbours, posterior_samples, prior_log_density, prior_samples,
+                             reconstruction_error, slerp, slider_ranges, traversal_grid)
 from vae_core.likelihoods import likelihood
 from vae_core.objective import kl_per_dim
 from vae_core.training import build_model
@@ -22,73 +20,6 @@ def tiny_model(**kw):
     config = dict(input_shape=(1, 4, 4), latent_dim=3, hidden_sizes=(16, 8))
     config.update(kw)
     return build_model(ModelConfig(**config), seed=0)
-
-
-# --------------------------------------------------------------------------- projections
-
-
-def test_identity_projection_is_the_chosen_axes_exactly():
-    z = codes()
-    proj = Projection("identity", dims=(3, 1)).fit(z)
-    assert proj.embedding_.shape == (120, 2) and proj.exact
-    np.testing.assert_array_equal(proj.embedding_, z[:, [3, 1]])
-    np.testing.assert_array_equal(proj.transform(z[:4]), z[:4, [3, 1]])
-    with pytest.raises(ValueError):
-        Projection("identity", dims=(2, 2)).fit(z)
-
-
-def test_pca_matches_the_covariance_eigenvectors_and_explained_variance():
-    z = codes()
-    proj = Projection("pca").fit(z)
-    assert proj.embedding_.shape == (120, 2)
-    evals, evecs = np.linalg.eigh(np.cov(z.T, ddof=0))
-    top = np.argsort(evals)[::-1][:2]
-    np.testing.assert_allclose(np.abs(proj.components_ @ evecs[:, top]), np.eye(2), atol=1e-4)
-    np.testing.assert_allclose(proj.explained_variance_ratio_, evals[top] / evals.sum(), rtol=1e-4)
-    np.testing.assert_allclose(proj.embedding_.var(0), evals[top], rtol=1e-3)  # variance along each axis
-
-
-def test_pca_inverse_recovers_codes_in_the_plane_and_projects_the_rest():
-    rng = np.random.default_rng(1)
-    basis = np.linalg.qr(rng.normal(size=(6, 2)))[0].T  # (2, 6) orthonormal
-    planar = (rng.normal(size=(50, 2)) * [3, 1]) @ basis + 5.0
-    proj = Projection("pca").fit(planar.astype(np.float32))
-    np.testing.assert_allclose(proj.inverse_transform(proj.transform(planar)), planar, atol=1e-4)
-    general = codes(d=6)
-    back = Projection("pca").fit(general)
-    residual = general - back.inverse_transform(back.transform(general))
-    np.testing.assert_allclose(residual @ back.components_.T, 0, atol=1e-3)  # what is lost is orthogonal to the plane
-    with pytest.raises(ValueError):
-        Projection("identity").fit(general).inverse_transform(np.zeros((1, 2)))
-
-
-def test_tsne_subsamples_above_max_points_and_places_fitted_codes_on_themselves():
-    z = codes(n=100, d=4)
-    proj = Projection("tsne", max_points=60, perplexity=10, iterations=250, seed=0).fit(z)
-    assert len(proj.rows_) == 60 and len(set(proj.rows_)) == 60 and proj.embedding_.shape == (60, 2)
-    assert not proj.exact
-    np.testing.assert_allclose(proj.transform(z[proj.rows_[:5]]), proj.embedding_[:5], atol=1e-3)
-    new = proj.transform(z[[0]] + 0.01)[0]  # a new code lands inside the hull of its neighbours' positions
-    assert proj.embedding_.min(0)[0] <= new[0] <= proj.embedding_.max(0)[0]
-
-
-def test_projection_rejects_unknown_methods_and_too_few_codes():
-    with pytest.raises(ValueError, match="method"):
-        Projection("isomap").fit(codes())
-    with pytest.raises(ValueError):
-        Projection("pca").fit(codes(n=1))
-
-
-def test_projection_key_names_model_file_data_method_and_params():
-    key = projection_key("/runs/a", 1.0, {"kind": "digits"}, "tsne", {"perplexity": 30, "max_points": 2000})
-    assert key == projection_key("/runs/a", 1.0, {"kind": "digits"}, "tsne", {"max_points": 2000, "perplexity": 30})
-    others = [projection_key("/runs/b", 1.0, {"kind": "digits"}, "tsne", {"perplexity": 30, "max_points": 2000}),
-              projection_key("/runs/a", 2.0, {"kind": "digits"}, "tsne", {"perplexity": 30, "max_points": 2000}),
-              projection_key("/runs/a", 1.0, {"kind": "shapes"}, "tsne", {"perplexity": 30, "max_points": 2000}),
-              projection_key("/runs/a", 1.0, {"kind": "digits"}, "pca", {"perplexity": 30, "max_points": 2000}),
-              projection_key("/runs/a", 1.0, {"kind": "digits"}, "tsne", {"perplexity": 5, "max_points": 2000})]
-    assert len({key, *others}) == 6
-    assert isinstance(hash(key), int) and json.loads(key)["method"] == "tsne"
 
 
 # --------------------------------------------------------------------------- paths and grids

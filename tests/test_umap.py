@@ -8,20 +8,20 @@ import pytest
 from sklearn.manifold import trustworthiness
 
 from tests.test_explore_page import explore, parts, runs  # noqa: F401  (fixtures: Explore on seeded runs)
-from vae_core import latent
-from vae_core.latent import Projection
+from vae_core import latent, projections
+from vae_core.projections import Projection
 
 
 def test_without_umap_learn_the_fit_says_what_to_install(monkeypatch):
-    monkeypatch.setattr(latent, "umap_available", lambda: False)
+    monkeypatch.setattr(projections, "installed", lambda module: False)
     with pytest.raises(ValueError, match="requirements-umap.txt"):
         Projection("umap").fit(np.random.default_rng(0).normal(size=(50, 3)))
 
 
 def test_explore_offers_umap_only_when_it_is_installed(explore, monkeypatch):  # noqa: F811
-    monkeypatch.setattr("ui.explore_projection.umap_available", lambda: False)
+    monkeypatch.setattr(projections, "installed", lambda module: False)
     assert "UMAP" not in explore("8d").selectbox(key="w_explore_method").options
-    monkeypatch.setattr("ui.explore_projection.umap_available", lambda: True)
+    monkeypatch.setattr(projections, "installed", lambda module: True)
     assert "UMAP" in explore("8d").selectbox(key="w_explore_method").options
 
 

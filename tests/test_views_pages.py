@@ -20,8 +20,9 @@ from tests.test_explore_page import ROOT, explore, parts, runs  # noqa: F401  (f
 from vae_core.attributes import attribute_vector, factor_alignment
 from vae_core.data import load_digits, load_source
 from vae_core.metrics import mig
-from vae_core.latent import Projection, dims_by_kl, encode, lerp, prior_samples, slerp
+from vae_core.latent import dims_by_kl, encode, lerp, prior_samples, slerp
 from vae_core.media import STRIP_PX, epoch_reconstructions
+from vae_core.projections import Projection
 from vae_core.runs import load_run
 from vae_core.kl_history import kl_over_time
 
@@ -269,7 +270,7 @@ def test_shapes_factors_against_the_latent_axes_beside_mig(explore, runs):  # no
 
 
 def test_a_model_kept_on_the_server_moves_along_the_vector_there(explore, monkeypatch):  # noqa: F811
-    monkeypatch.setattr("ui.explore_attributes.model_asset", lambda run: (None, "kept on the server"))
+    monkeypatch.setattr("ui.explore.attributes.model_asset", lambda run: (None, "kept on the server"))
     at = explore("8d")
     at.session_state["w_explore_tab"] = "Attributes"
     at.run()

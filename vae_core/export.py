@@ -1,4 +1,4 @@
-"""A VAE's decoder and encoder as layer programs for the browser's runtime (ui/explore_live/network.js), and the same
+"""A VAE's decoder and encoder as layer programs for the browser's runtime (ui/explore/live/network.js), and the same
 maths in numpy as the reference the browser is checked against.
 
 A program is a list of ops in forward order, each a small dict (JSON) whose tensors live in one float32 blob:

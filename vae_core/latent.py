@@ -1,9 +1,7 @@
-"""The latent space of a trained VAE: encode, project to 2-D, traverse, interpolate, sample (vae_core.export sends the
-networks to the browser)."""
+"""The latent space of a trained VAE: encode, traverse, interpolate, sample (vae_core.projections draws it in 2-D;
+vae_core.export sends the networks to the browser)."""
 from __future__ import annotations
 
-import json
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,7 +12,6 @@ from .model import VAE
 from .objective import kl_per_dim
 
 COLLAPSED_KL = 0.05  # nats: a dimension with less mean KL carries (almost) no information (as ui.charts)
-METHODS = ("identity", "pca", "tsne", "umap")  # umap: only with the optional umap-learn (requirements-umap.txt)
 LOG_2PI = float(np.log(2 * np.pi))
 
 
@@ -179,127 +176,3 @@ def reconstruction_error(model: VAE, images, mu: np.ndarray, batch_size: int = 1
         x_params = model.decode(torch.as_tensor(mu[idx]))
         errors.append(-model.likelihood.log_prob(x, x_params, model.obs_log_sigma()).numpy())
     return np.concatenate(errors) if errors else np.zeros(0, np.float32)
-
-
-# --------------------------------------------------------------------------- projection to 2-D
-
-
-def umap_available() -> bool:
-    """Whether the optional umap-learn package is installed (it is not imported here: its import compiles)."""
-    import importlib.util
-
-    return importlib.util.find_spec("umap") is not None
-
-
-def projection_key(run_path: str, run_mtime: float, source, method: str, params: dict) -> str:
-    """A canonical string naming one projection: same model file, data, method and parameters -> same key."""
-    return json.dumps({"run": str(run_path), "mtime": float(run_mtime), "data": source, "method": method,
-                       "params": params}, sort_keys=True, default=str)
-
-
-class Projection:
-    """2-D view of latent codes, estimator-style: identity (two chosen axes), PCA, or t-SNE / UMAP on a subsample.
-
-    fit(codes) sets embedding_ (M, 2) for rows_ (M indices into codes; all rows unless t-SNE subsampled),
-    and for PCA mean_, components_ (2, D), explained_variance_ratio_ (2,). t-SNE is scikit-learn's Barnes-Hut
-    (van der Maaten 2014) on at most max_points codes, with PCA initialisation and the automatic learning rate; UMAP
-    (McInnes et al. 2018, umap-learn) likewise on at most max_points codes. Neither has an exact map for new codes:
-    transform places them by their nearest fitted codes, as the browser does."""
-
-    def __init__(self, method: str = "pca", dims: tuple[int, int] = (0, 1), perplexity: float = 30.0,
-                 max_points: int = 3000, iterations: int = 500, n_neighbours: int = 10, seed: int = 0,
-                 umap_neighbours: int = 15, min_dist: float = 0.1):
-        self.method, self.dims, self.perplexity, self.iterations = method, tuple(dims), perplexity, iterations
-        self.max_points, self.n_neighbours, self.seed = max_points, n_neighbours, seed
-        self.umap_neighbours, self.min_dist = umap_neighbours, min_dist
-
-    @property
-    def exact(self) -> bool:
-        """Whether transform(z) is the projection itself (identity, PCA) rather than a neighbour-based placement."""
-        return self.method not in ("tsne", "umap")
-
-    def fit(self, codes: np.ndarray) -> Projection:
-        codes = np.asarray(codes, np.float32)
-        if self.method not in METHODS:
-            raise ValueError(f"projection method must be one of {METHODS}, got {self.method!r}")
-        if codes.ndim != 2 or len(codes) < 2:
-            raise ValueError(f"need at least 2 codes of shape (N, D) to project, got {codes.shape}")
-        self.rows_ = np.arange(len(codes))
-        if self.method == "identity":
-            self._check_dims(codes.shape[1])
-            self.embedding_ = codes[:, list(self.dims)].copy()
-        elif self.method == "pca":
-            self._fit_pca(codes)
-            self.embedding_ = self.transform(codes)
-        elif self.method == "tsne":
-            self._fit_tsne(codes)
-        else:
-            self._fit_umap(codes)
-        return self
-
-    def _check_dims(self, d: int) -> None:
-        i, j = self.dims
-        if not (0 <= i < d and 0 <= j < d) or (i == j and d > 1):
-            raise ValueError(f"identity projection needs two different dimensions in 0..{d - 1}, got {self.dims}")
-
-    def _fit_pca(self, codes: np.ndarray) -> None:
-        self.mean_ = codes.mean(0)
-        centred = (codes - self.mean_).astype(np.float64)
-        _, s, vt = np.linalg.svd(centred, full_matrices=False)  # principal axes = rows of vt
-        vt = vt * np.sign(vt[np.arange(len(vt)), np.abs(vt).argmax(1)])[:, None]  # deterministic signs
-        components = np.zeros((2, codes.shape[1]))
-        components[:min(2, len(vt))] = vt[:2]
-        variance = s ** 2
-        ratio = np.zeros(2)
-        ratio[:min(2, len(s))] = variance[:2] / max(variance.sum(), 1e-12)
-        self.components_, self.explained_variance_ratio_ = components.astype(np.float32), ratio
-
-    def _subsample(self, codes: np.ndarray) -> None:
-        """rows_ and codes_: every code, or a seeded subsample of max_points."""
-        if len(codes) > self.max_points:
-            rng = np.random.default_rng(self.seed)
-            self.rows_ = np.sort(rng.choice(len(codes), self.max_points, replace=False))
-        self.codes_ = codes[self.rows_]
-
-    def _fit_umap(self, codes: np.ndarray) -> None:
-        if not umap_available():
-            raise ValueError("UMAP needs the optional umap-learn package: pip install -r requirements-umap.txt")
-        import umap
-
-        self._subsample(codes)
-        neighbours = int(min(self.umap_neighbours, len(self.rows_) - 1))
-        reducer = umap.UMAP(n_components=2, n_neighbors=max(2, neighbours), min_dist=self.min_dist,
-                            random_state=self.seed)  # seeded: one thread, the same map every time
-        with warnings.catch_warnings():  # "n_jobs overridden by setting random_state": the seed is the point
-            warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
-            self.embedding_ = reducer.fit_transform(self.codes_).astype(np.float32)
-
-    def _fit_tsne(self, codes: np.ndarray) -> None:
-        from sklearn.manifold import TSNE
-
-        self._subsample(codes)
-        perplexity = float(min(self.perplexity, max(1.0, (len(self.rows_) - 1) / 3)))
-        tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto",
-                    max_iter=max(250, self.iterations), random_state=self.seed)  # 500: settled, at half the cost
-        self.embedding_ = tsne.fit_transform(self.codes_).astype(np.float32)
-
-    def transform(self, z: np.ndarray) -> np.ndarray:
-        """2-D positions of new codes: exact for identity/PCA; for t-SNE and UMAP, the distance-weighted mean of the
-        embedded positions of the k nearest fitted codes (the same placement for both, and in the browser). (K, 2)."""
-        z = np.atleast_2d(np.asarray(z, np.float32))
-        if self.method == "identity":
-            return z[:, list(self.dims)]
-        if self.method == "pca":
-            return ((z - self.mean_) @ self.components_.T).astype(np.float32)
-        return np.stack([self._place(row) for row in z])
-
-    def _place(self, z: np.ndarray) -> np.ndarray:
-        idx, dist = nearest_neighbours(z, self.codes_, self.n_neighbours)
-        weights = 1.0 / (dist + 1e-6)
-        return (weights[:, None] * self.embedding_[idx]).sum(0) / weights.sum()
-
-    def inverse_transform(self, y: np.ndarray) -> np.ndarray:
-        """PCA only: the code at 2-D position y (the mean plus y along the two principal axes). (K, D)."""
-        if self.method != "pca":
-            raise ValueError(f"inverse_transform exists for PCA only, not {self.method!r}")
-        return (np.atleast_2d(y) @ self.components_ + self.mean_).astype(np.float32)

@@ -3,7 +3,7 @@
 Each entry knows, from the decoder's output `x_params` (B, C, H, W) and, where it has one, the observation log-std:
 its log-probability log p(x|z) per image, the fast summed loss the training step minimises, the mean image E[x|z],
 how it carries its log sigma (none, fixed from ModelConfig.gaussian_sigma, or a learned parameter), and the op the
-browser's decoder ends with (vae_core/export.py sends it; ui/explore_live/network.js applies it).
+browser's decoder ends with (vae_core/export.py sends it; ui/explore/live/network.js applies it).
 
 Adding a likelihood touches this table, its maths here and its test (tests/test_objective.py iterates the table);
 the model, the objective, the config's validation, the export, the CLI and the Train form read from here."""

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .latent import Projection, decode
+from .latent import decode
 from .model import VAE
+from .projections import METHODS, Projection
 
 
 @dataclass
@@ -36,14 +37,13 @@ def posterior_decodes(model: VAE, image: np.ndarray, n: int, generator: torch.Ge
 
 
 def projection_matrix(projection: Projection, latent_dim: int) -> np.ndarray:
-    """The linear map A (2, D) of a fitted latent-axes or PCA projection: y = A (z - m) (m = 0 for latent axes)."""
-    if projection.method == "identity":
-        a = np.zeros((2, latent_dim))
-        a[0, projection.dims[0]] = a[1, projection.dims[1]] = 1.0
-        return a
-    if projection.method == "pca":
-        return projection.components_.astype(np.float64)
-    raise ValueError(f"posterior ellipses need a linear projection (latent axes or PCA), not {projection.method!r}")
+    """The linear map A (2, D) of a fitted linear projection (latent axes, PCA): y = A (z - m)."""
+    if not projection.spec.linear:
+        which = " or ".join(m.label for m in METHODS.values() if m.linear)
+        raise ValueError(f"posterior ellipses need a linear projection ({which}), not {projection.method!r}")
+    if projection.components_.shape != (2, latent_dim):
+        raise ValueError(f"the projection maps {projection.components_.shape[1]} dimensions, not {latent_dim}")
+    return projection.components_.astype(np.float64)
 
 
 def projected_covariance(a: np.ndarray, logvar: np.ndarray) -> np.ndarray:

@@ -18,8 +18,8 @@ from harness.browser import (ARTIFACTS, ROOT, click_point, drag, explore_api, ke
 from harness.wait import wait_until
 from vae_core.config import ModelConfig, RunConfig
 from vae_core.data import load_digits, load_source
-from vae_core.latent import (Projection, aggregate_posterior_samples, encode, slider_ranges,
-                             traversal_grid)
+from vae_core.latent import aggregate_posterior_samples, encode, slider_ranges, traversal_grid
+from vae_core.projections import Projection
 from vae_core.runs import load_run, save_run
 from vae_core.training import build_model
 

@@ -24,7 +24,8 @@ from vae_core.attributes import attribute_vector
 from vae_core.config import RunConfig
 from vae_core.data import load_digits
 from vae_core.kl_history import kl_over_time
-from vae_core.latent import Projection, aggregate_posterior_samples, encode, slider_ranges, traversal_grid
+from vae_core.latent import aggregate_posterior_samples, encode, slider_ranges, traversal_grid
+from vae_core.projections import Projection
 from vae_core.media import STRIP_PX
 from vae_core.runs import save_run
 from vae_core.training import build_model

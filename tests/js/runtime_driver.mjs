@@ -1,4 +1,4 @@
-// Runs the browser's network runtime (ui/explore_live/gemm.js + network.js) under Node on an exported model:
+// Runs the browser's network runtime (ui/explore/live/gemm.js + network.js) under Node on an exported model:
 //   node runtime_driver.mjs DIR KERNEL
 // DIR holds spec.json, blob.bin (vae_core.export.export_model), z.bin (n x D float32) and x.bin (m x C*H*W float32);
 // writes decoded.bin, mu.bin and logvar.bin there and prints {"kernel": ...}. Used by tests/test_browser_runtime.py.
@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "ui", "explore_live");
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "ui", "explore", "live");
 const source = ["gemm.js", "network.js"].map((f) => readFileSync(join(root, f), "utf8")).join("\n");
 const { VaeModel } = await import("data:text/javascript," + encodeURIComponent(source + "\nexport { VaeModel };"));
 

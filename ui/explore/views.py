@@ -8,13 +8,13 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from ui.explore_attributes import attributes_ui
-from ui.explore_compare import compare_ui
-from ui.explore_data import Latents, model_asset
-from ui.explore_latent import dim_label, on_browser_z, view_state
-from ui.explore_live import mount, reveal
-from ui.explore_posterior import posterior_ui
-from ui.explore_state import SELECTION, current_z, kept, put
+from ui.explore.attributes import attributes_ui
+from ui.explore.compare import compare_ui
+from ui.explore.data import Latents, model_asset
+from ui.explore.latent import dim_label, on_browser_z, view_state
+from ui.explore.live import mount, reveal
+from ui.explore.posterior import posterior_ui
+from ui.explore.state import SELECTION, current_z, kept, put
 from ui.exports import (interpolation_downloads_ui, manifold_download_ui, samples_download_ui,
                         traversal_downloads_ui)
 from ui.images import grid, scale_for

@@ -9,19 +9,18 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from ui.explore_live import Asset
+from ui.explore.live import Asset
 from ui.fit_queue import QueueFull
 from ui.server import dataset_for, fit_queue, run_for, session_id
 from ui.state import active_dataset, run_dataset
 from vae_core.data import Dataset
 from vae_core.export import export_model
-from vae_core.latent import (DimOrder, Projection, aggregate_posterior_samples, dims_by_kl, encode, kl_per_image,
-                             posterior_samples, projection_key, reconstruction_error, slider_ranges)
+from vae_core.latent import (DimOrder, aggregate_posterior_samples, dims_by_kl, encode, kl_per_image,
+                             posterior_samples, reconstruction_error, slider_ranges)
+from vae_core.projections import METHODS, Projection, projection_key, projection_method
 from vae_core.runs import Run
 
 AGGREGATE_SAMPLES = 5000  # draws from q(z) behind the slider ranges
-TSNE_SECONDS_PER_1K = 3.0  # rough t-SNE cost on 2 cores, for the progress message
-SLOW_METHODS = ("tsne", "umap")  # fitted one at a time on a server, through its queue (ui/fit_queue.py)
 MAX_MODEL_BYTES = 96 * 2**20  # weights sent to the browser at most; a bigger model decodes on the server
 
 
@@ -92,19 +91,16 @@ def codes_for(latents: Latents, sample: bool) -> np.ndarray:
 
 
 def projection_for(run: Run, dataset: Dataset, method: str, params: dict) -> Projection | None:
-    """A fitted projection, cached per (model file, data, method, parameters). t-SNE and UMAP go through the server's
-    queue (ui/fit_queue.py) with a timed spinner and the number of fits before it; None, with a warning shown, when the
-    queue is full or the fit was cancelled."""
+    """A fitted projection, cached per (model file, data, method, parameters). Slow methods (t-SNE, UMAP) go through
+    the server's queue (ui/fit_queue.py) with a timed spinner and the number of fits before it; None, with a warning
+    shown, when the queue is full or the fit was cancelled."""
     key = projection_key(str(run.path), run_mtime(run), dataset.source, method, params)
-    if method not in SLOW_METHODS:
+    spec = projection_method(method)
+    if not spec.slow:
         return _projection(key)
     n = min(dataset.n, int(params["max_points"]))
-    if method == "umap":
-        what = (f"Running UMAP on {n:,} codes (the first time in a server process also compiles UMAP's numba kernels: "
-                "tens of seconds; cached afterwards)…")
-    else:
-        what = (f"Running t-SNE on {n:,} codes (about {max(1, round(n / 1000 * TSNE_SECONDS_PER_1K))} s on 2 cores; "
-                "cached afterwards)…")
+    cost = f"{spec.fit_cost(n)}; " if spec.fit_cost else ""
+    what = f"Running {spec.label} on {n:,} codes ({cost}cached afterwards)…"
     queue = fit_queue()
     try:
         ticket = queue.submit(key, session_id(), lambda: _projection(key))
@@ -116,7 +112,8 @@ def projection_for(run: Run, dataset: Dataset, method: str, params: dict) -> Pro
         while not ticket.done.wait(0.25):  # each redraw lets Streamlit end this run if the user asks for another
             ahead = queue.ahead_of(ticket)
             if ahead:
-                note.caption(f":material/hourglass_top: {ahead} slow fit{'s' if ahead > 1 else ''} (t-SNE, UMAP) "
+                slow = ", ".join(m.label for m in METHODS.values() if m.slow)
+                note.caption(f":material/hourglass_top: {ahead} slow fit{'s' if ahead > 1 else ''} ({slow}) "
                              "before this one (one at a time on this server)")
             else:
                 note.empty()

@@ -1,6 +1,6 @@
 // What the Explore page's browser parts share in this tab: the assets Python sent (models, maps, colourings), each
 // once per content hash, and one Explorer per page holding the current z that the panel, the map and the pad show.
-// Python's side of the protocol: ui/explore_live/__init__.py (bundle, mount, parse_bundle).
+// Python's side of the protocol: ui/explore/live/__init__.py (bundle, mount, parse_bundle).
 
 const ASSETS = new Map(); // hash -> {hash, kind, meta, arrays, bytes, used}
 const ASSET_BUDGET = 768 * 2 ** 20; // bytes kept; least recently used assets beyond it are dropped (and re-asked for)

@@ -1,5 +1,5 @@
 """The Attributes tab of Explore: an attribute vector between two groups (classes, a factor's values, or a continuous
-factor's low and high thirds) and a slider that moves z along it — in the browser (ui/explore_live/attribute.js)
+factor's low and high thirds) and a slider that moves z along it — in the browser (ui/explore/live/attribute.js)
 where the decoder runs there, on the server otherwise; for data with generating factors, each factor's direction
 against the latent axes (cosine heatmap) beside MIG."""
 from __future__ import annotations
@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from ui.explore_data import Latents, model_asset
-from ui.explore_latent import on_browser_z, view_state
-from ui.explore_live import mount
-from ui.explore_state import current_z, kept
+from ui.explore.data import Latents, model_asset
+from ui.explore.latent import on_browser_z, view_state
+from ui.explore.live import mount
+from ui.explore.state import current_z, kept
 from ui.images import grid, scale_for
 from vae_core.attributes import attribute_vector, factor_alignment, tercile_groups
 from vae_core.data import Dataset

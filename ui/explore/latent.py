@@ -12,9 +12,9 @@ import base64
 import numpy as np
 import streamlit as st
 
-from ui.explore_data import Latents, model_asset, row_labels
-from ui.explore_live import Asset, mount, relay
-from ui.explore_state import current_z, kept, set_z, z_from_browser, z_version
+from ui.explore.data import Latents, model_asset, row_labels
+from ui.explore.live import Asset, mount, relay
+from ui.explore.state import current_z, kept, set_z, z_from_browser, z_version
 from ui.images import scale_for, to_uint8
 from vae_core.data import Dataset
 from vae_core.latent import decode, nearest_neighbours, prior_log_density, prior_samples

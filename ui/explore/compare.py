@@ -1,5 +1,5 @@
 """The Compare tab of Explore: a second run with the same latent size decoding the page's z beside the active model
-(in the browser, following z as it moves: ui/explore_live/compare.js; on the server for a model kept there), with
+(in the browser, following z as it moves: ui/explore/live/compare.js; on the server for a model kept there), with
 both models' KL per latent dimension on the explored data."""
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from ui.explore_data import Latents, latents_for, model_asset
-from ui.explore_latent import on_browser_z, view_state
-from ui.explore_live import mount
-from ui.explore_state import current_z, kept
+from ui.explore.data import Latents, latents_for, model_asset
+from ui.explore.latent import on_browser_z, view_state
+from ui.explore.live import mount
+from ui.explore.state import current_z, kept
 from ui.images import grid, scale_for
 from ui.server import BUNDLED_RUN, run_for, runs_root
 from vae_core.data import Dataset

@@ -1,8 +1,9 @@
-"""The projection: latent codes in 2-D, drawn by the live view's map in the browser (ui/explore_live/map.js), coloured
+"""The projection: latent codes in 2-D, drawn by the live view's map in the browser (ui/explore/live/map.js), coloured
 by label / factor / reconstruction error / KL, with the current z as a star. What goes to the browser: the drawn
-points (at most MAX_PLOT_POINTS), their posterior means (for hover reconstructions and clicks), the projection's own
-map for new codes (PCA's mean and axes; t-SNE's codes), and images for hover up to IMAGE_BUDGET bytes. A selection
-comes back as dataset rows; the selected images are shown here beside their reconstructions."""
+points (at most MAX_PLOT_POINTS), their posterior means (for hover reconstructions and clicks), the method's facts
+(vae_core.projections: exact, linear, draggable) with its own map for new codes (a linear map's mean and axes; t-SNE's
+or UMAP's codes), and images for hover up to IMAGE_BUDGET bytes. A selection comes back as dataset rows; the selected
+images are shown here beside their reconstructions."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,22 +11,21 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from ui.explore_data import Latents, model_asset, projection_for, run_mtime
-from ui.explore_latent import on_browser_z, view_state
-from ui.explore_live import Asset, mount
-from ui.explore_posterior import map_ellipses
-from ui.explore_state import SELECTION, kept, set_z, z_from_browser
+from ui.explore.data import Latents, model_asset, projection_for, run_mtime
+from ui.explore.latent import on_browser_z, view_state
+from ui.explore.live import Asset, mount
+from ui.explore.posterior import map_ellipses
+from ui.explore.state import SELECTION, kept, set_z, z_from_browser
 from ui.images import grid
 from vae_core.data import Dataset
-from vae_core.latent import Projection, decode, projection_key, umap_available
+from vae_core.latent import decode
+from vae_core.projections import Param, Projection, default_method, methods_for, projection_key, projection_method
 from vae_core.runs import Run
 
-METHOD_NAMES = {"identity": "Latent axes", "pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 MAX_PLOT_POINTS = 10_000  # identity/PCA are fitted on every code but at most this many are drawn; t-SNE fits this many
 IMAGE_BUDGET = 12 * 2**20  # bytes of images sent for hover; beyond it a seeded subset of the points has its image
 MAP_HEIGHT = 540
 TOOLTIP_PX = 72
-TSNE_NEIGHBOURS = 10  # as vae_core.latent.Projection's default
 SHOW_SELECTED = 24
 PALETTE_SIZE = 12  # colours of the map's categorical palette (map.js PALETTE); more values: a colour scale
 SELECTED_PX = 56
@@ -72,13 +72,10 @@ def shown_rows(projection: Projection, limit: int = MAX_PLOT_POINTS) -> np.ndarr
 
 
 def axis_titles(projection: Projection) -> tuple[str, str]:
-    if projection.method == "identity":
-        return f"z{projection.dims[0]}", f"z{projection.dims[1]}"
-    if projection.method == "pca":
-        r = projection.explained_variance_ratio_
-        return f"PC1 ({r[0]:.0%} of variance)", f"PC2 ({r[1]:.0%})"
-    name = METHOD_NAMES[projection.method]
-    return f"{name} 1", f"{name} 2"
+    """The axes' names, with the share of the codes' variance each explains where the method measures it (PCA)."""
+    x, y = projection.axis_names()
+    ratio = getattr(projection, "explained_variance_ratio_", None)
+    return (x, y) if ratio is None else (f"{x} ({ratio[0]:.0%} of variance)", f"{y} ({ratio[1]:.0%})")
 
 
 def map_asset(run: Run, dataset: Dataset, latents: Latents, projection: Projection, key: str) -> Asset:
@@ -93,15 +90,16 @@ def _map_asset(key: str, _run: Run, _dataset: Dataset, _latents: Latents, _proje
     rows = projection.rows_[pos]
     d = latents.mu.shape[1]
     x_title, y_title = axis_titles(projection)
-    meta = {"method": projection.method, "dims": [int(v) for v in projection.dims], "latent_dim": d,
-            "exact": projection.exact, "draggable": projection.method in ("identity", "pca") and d >= 2,
-            "equal_aspect": projection.exact, "x_title": x_title, "y_title": y_title,
-            "shape": list(dataset.shape), "tooltip_px": TOOLTIP_PX, "neighbours": TSNE_NEIGHBOURS, "names": None}
+    spec = projection.spec
+    meta = {"method": projection.method, "latent_dim": d, "exact": spec.exact, "linear": spec.linear,
+            "draggable": spec.linear and d >= 2, "equal_aspect": spec.exact, "x_title": x_title, "y_title": y_title,
+            "shape": list(dataset.shape), "tooltip_px": TOOLTIP_PX, "neighbours": projection.n_neighbours,
+            "names": None}
     arrays = {"rows": rows.astype(np.int32), "xy": projection.embedding_[pos].astype(np.float32),
               "mu": latents.mu[rows].astype(np.float32)}
-    if projection.method == "pca":
+    if spec.linear:  # the star at A (z - m); dragged, z moves along A's rows
         arrays |= {"mean": projection.mean_.astype(np.float32), "components": projection.components_.astype(np.float32)}
-    if not projection.exact:  # t-SNE, UMAP: placement of new z among the fitted codes, as Projection._place
+    if not spec.exact:  # t-SNE, UMAP: placement of new z among the fitted codes, as Projection._place
         arrays["codes"] = projection.codes_[pos].astype(np.float32)
     if dataset.labels is not None:
         meta["names"] = [str(v) for v in dataset.class_names or range(int(dataset.labels.max()) + 1)]
@@ -165,40 +163,48 @@ def _on_select(payload: dict) -> None:
 
 def _controls_ui(run: Run, dataset: Dataset, latents: Latents) -> tuple[str, dict]:
     d = run.config.model.latent_dim
-    methods = (["identity", "pca", "tsne"] if d >= 2 else ["pca", "tsne"]) + (["umap"] if umap_available() else [])
-    default = "identity" if d == 2 else "pca"
+    methods = [m.name for m in methods_for(d)]
     url_method = st.query_params.get("method")
     cols = st.columns([1.2, 1.4, 1.3, 0.8], vertical_alignment="bottom")  # room for "Sample z" + its help
-    method = cols[0].selectbox("Projection", methods, format_func=METHOD_NAMES.get,
-                               **kept("explore_method", url_method if url_method in methods else default, methods))
+    method = cols[0].selectbox("Projection", methods, format_func=lambda m: projection_method(m).label,
+                               **kept("explore_method", url_method if url_method in methods else default_method(d),
+                                      methods))
     options = colour_options(dataset)
     cols[1].selectbox("Colour by", options, **kept("explore_colour", options[0], options))
     sample = cols[2].toggle("Sample z", help="Project one sample of q(z|x) per image instead of the posterior means",
                             **kept("explore_sample", False))
     params: dict = {"sample": bool(sample)}
-    if method == "identity":
-        top = sorted(int(v) for v in latents.dims.order[:2])
-        x = cols[3].selectbox("x axis", range(d), format_func=lambda v: f"z{v}", **kept("explore_x", top[0], range(d)))
-        y_options = [v for v in range(d) if v != x]
-        y = cols[3].selectbox("y axis", y_options, format_func=lambda v: f"z{v}",
-                              **kept("explore_y", top[1] if top[1] != x else y_options[0], y_options))
-        params["dims"] = [int(x), int(y)]
-    elif method == "tsne":
-        with cols[3].popover("Settings", icon=":material/tune:", help="t-SNE: points, perplexity, iterations"):
-            params["max_points"] = st.number_input("Points (subsample above)", 100, MAX_PLOT_POINTS, step=500,
-                                                   **kept("explore_tsne_points", 2000))
-            params["perplexity"] = st.slider("Perplexity", 5, 100, **kept("explore_perplexity", 30))
-            params["iterations"] = st.select_slider("Iterations", [250, 500, 1000], help="more: a more settled map, "
-                                                    "slower", **kept("explore_tsne_iterations", 500, [250, 500, 1000]))
-    elif method == "umap":
-        with cols[3].popover("Settings", icon=":material/tune:", help="UMAP: points, neighbours, minimum distance"):
-            params["max_points"] = st.number_input("Points (subsample above)", 100, MAX_PLOT_POINTS, step=500,
-                                                   **kept("explore_umap_points", 2000))
-            params["umap_neighbours"] = st.slider("Neighbours", 2, 100, **kept("explore_umap_neighbours", 15),
-                                                  help="more: more global structure")
-            params["min_dist"] = st.slider("Minimum distance", 0.0, 0.99, step=0.01,
-                                           **kept("explore_umap_min_dist", 0.1), help="less: tighter clusters")
+    spec = projection_method(method)
+    for p in spec.params:
+        if p.kind == "axes":  # beside the other controls
+            params[p.name] = _axes_ui(cols[3], d, latents)
+    settings = [p for p in spec.params if p.kind != "axes"]
+    if settings:  # in a popover
+        about = ", ".join(p.label.split(" (")[0].lower() for p in settings)
+        with cols[3].popover("Settings", icon=":material/tune:", help=f"{spec.label}: {about}"):
+            for p in settings:
+                params[p.name] = _param_ui(f"explore_{method}_{p.name}", p)
     return method, params
+
+
+def _axes_ui(col, d: int, latents: Latents) -> list[int]:
+    """Two different latent dimensions, the two most informative at first."""
+    top = sorted(int(v) for v in latents.dims.order[:2])
+    x = col.selectbox("x axis", range(d), format_func=lambda v: f"z{v}", **kept("explore_x", top[0], range(d)))
+    y_options = [v for v in range(d) if v != x]
+    y = col.selectbox("y axis", y_options, format_func=lambda v: f"z{v}",
+                      **kept("explore_y", top[1] if top[1] != x else y_options[0], y_options))
+    return [int(x), int(y)]
+
+
+def _param_ui(name: str, p: Param):
+    """One setting's widget, saved under name: a number typed in, a slider over low..high, or one of a few values."""
+    if p.kind == "choice":
+        return st.select_slider(p.label, list(p.choices), help=p.help or None, **kept(name, p.default, p.choices))
+    if p.kind == "count":
+        return st.number_input(p.label, p.low, p.high, step=p.step, help=p.help or None, **kept(name, p.default))
+    step = {"step": p.step} if p.step is not None else {}
+    return st.slider(p.label, p.low, p.high, help=p.help or None, **step, **kept(name, p.default))
 
 
 def _notes(projection: Projection, dataset: Dataset, params: dict, meta: dict) -> str:
@@ -211,16 +217,15 @@ def _notes(projection: Projection, dataset: Dataset, params: dict, meta: dict) -
         notes.append(f"Hover shows the original image for {meta['images_sent']:,} of them (images sent to the browser "
                      f"are capped at {IMAGE_BUDGET // 2**20} MB); the reconstruction for every one.")
     if meta["draggable"]:
-        plane = "the two latent axes" if projection.method == "identity" else "the principal plane (the rest of z kept)"
-        notes.append(f"Drag the ★ to move z in {plane}.")
-    name = METHOD_NAMES[projection.method]
+        notes.append(f"Drag the ★ to move z in {projection.spec.plane}.")
+    name = projection.spec.label
     if not projection.exact and len(projection.rows_) < dataset.n:
         notes.append(f"{name} ran on a random subsample of {len(projection.rows_):,} codes.")
     if not projection.exact:
         notes.append(f"{name} has no map for new points: the ★ is placed at the distance-weighted mean of the "
-                     f"positions of z's {TSNE_NEIGHBOURS} nearest codes (in your browser, as on the server), so treat "
-                     "it as approximate; it cannot be dragged.")
-    elif projection.method == "pca":
+                     f"positions of z's {projection.n_neighbours} nearest codes (in your browser, as on the server), "
+                     "so treat it as approximate; it cannot be dragged.")
+    elif getattr(projection, "explained_variance_ratio_", None) is not None:
         total = projection.explained_variance_ratio_.sum()
         notes.append(f"The two principal axes explain {total:.0%} of the codes' variance; ★ is z projected exactly.")
     else:

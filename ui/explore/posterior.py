@@ -7,13 +7,13 @@ import numpy as np
 import streamlit as st
 import torch
 
-from ui.explore_data import Latents
-from ui.explore_state import SELECTION, kept
+from ui.explore.data import Latents
+from ui.explore.state import SELECTION, kept
 from ui.exports import samples_download_ui
 from ui.images import grid, scale_for
 from vae_core.data import Dataset
-from vae_core.latent import Projection
 from vae_core.posterior import posterior_decodes, posterior_ellipses
+from vae_core.projections import Projection
 from vae_core.runs import Run
 
 ELLIPSE_K = 2.0  # the ellipse is mu +- ELLIPSE_K sigma
@@ -25,8 +25,8 @@ TILE_PX = 56
 
 def map_ellipses(projection: Projection, latents: Latents, rows: list[int]) -> list[dict]:
     """The first selected images' ellipses in map coordinates, for map.js ({row, points: [x0, y0, x1, y1, ...]});
-    none for t-SNE, which has no linear map to push a Gaussian through."""
-    if projection.method not in ("identity", "pca") or not rows:
+    none for a method without a linear map to push a Gaussian through (t-SNE, UMAP)."""
+    if not projection.spec.linear or not rows:
         return []
     shown = np.asarray(rows[:MAX_ELLIPSES])
     rings = posterior_ellipses(projection, latents.mu[shown], latents.logvar[shown], ELLIPSE_K, ELLIPSE_POINTS)
