@@ -59,9 +59,8 @@ from torch import nn
 
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.data import Dataset, split_indices
-from vae_core.job_worker import rehearse
-from vae_core.process_job import WORKERS, ProcessJob  # WORKERS: the app's fork server (torch imported once)
-from vae_core.training import TrainingJob, default_threads, keep_freed_heap
+# WORKERS: the app's fork server (torch imported once)
+from vae_core.jobs import WORKERS, ProcessJob, TrainingJob, default_threads, keep_freed_heap, rehearse
 
 SIDE, LATENT, HIDDEN, BATCH, LR, VAL_FRACTION = 28, 20, 400, 128, 1e-3, 0.1
 IN_THIS_PROCESS = ("engine_process",)  # a ProcessJob starts its own worker process, as in the app: started from here

@@ -10,7 +10,7 @@ from vae_core.latent import (Projection, aggregate_posterior_samples, decode, di
                              manifold_grid, nearest_neighbours, posterior_samples, prior_log_density, prior_samples,
                              projection_key, reconstruction_error, slerp, slider_ranges, traversal_grid)
 from vae_core.objective import kl_per_dim, log_likelihood
-from vae_core.training import build_model
+from vae_core.jobs import build_model
 
 
 def codes(n=120, d=5, seed=0):

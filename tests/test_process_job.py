@@ -18,10 +18,8 @@ import torch
 
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.data import Dataset, load_array
-from vae_core.jobs import JobPool, PoolFull
-from vae_core.process_job import ProcessJob
+from vae_core.jobs import JobPool, PoolFull, ProcessJob, TrainingJob
 from vae_core.runs import load_run
-from vae_core.training import TrainingJob
 from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +49,7 @@ def test_a_worker_process_trains_exactly_like_a_training_job(digits, tmp_path):
 @pytest.mark.parametrize("board", [True, False], ids=["shared-memory", "pipe"])
 def test_each_epochs_weights_reach_the_server_through_shared_memory_or_else_the_pipe(digits, tmp_path, monkeypatch,
                                                                                      board):
-    from vae_core import process_job
+    from vae_core.jobs import process as process_job
 
     through_pipe, from_bytes = [], process_job._model_from_bytes
     monkeypatch.setattr(process_job, "_model_from_bytes", lambda *a: through_pipe.append(1) or from_bytes(*a))
@@ -68,8 +66,8 @@ def test_each_epochs_weights_reach_the_server_through_shared_memory_or_else_the_
 
 
 def test_a_weights_board_carries_a_state_dict_exactly_and_refuses_a_model_it_was_not_made_for(tmp_path):
-    from vae_core.training import build_model
-    from vae_core.weights_board import WeightsBoard
+    from vae_core.jobs import build_model
+    from vae_core.jobs import WeightsBoard
 
     source, target = build_model(SMALL, 1), build_model(SMALL, 2)
     server = WeightsBoard.create(str(tmp_path), "board-", target.state_dict())
@@ -156,7 +154,7 @@ def test_a_worker_stops_and_saves_when_its_server_dies(tmp_path):
         "import os, sys, time\n"
         "from vae_core.config import ModelConfig, TrainConfig\n"
         "from vae_core.data import load_digits\n"
-        "from vae_core.process_job import ProcessJob\n"
+        "from vae_core.jobs import ProcessJob\n"
         "if __name__ == '__main__':\n"
         "    ds = load_digits()\n"
         f"    job = ProcessJob(ds, ModelConfig(input_shape=(1, 8, 8), latent_dim=4, hidden_sizes=(32,)),\n"
@@ -186,7 +184,7 @@ def test_a_worker_stops_and_saves_when_its_server_dies(tmp_path):
 def test_a_job_starts_in_the_spare_worker_and_trains_exactly_like_a_training_job(digits):
     """warm_up() leaves a worker waiting; the next job runs in it (no process started on the job's clock), with the
     same numbers as a TrainingJob, and a new spare waits once the job has ended."""
-    from vae_core import process_job
+    from vae_core.jobs import process as process_job
 
     process_job._SPARE.refill()
     spare = process_job._SPARE._process
@@ -201,7 +199,7 @@ def test_a_job_starts_in_the_spare_worker_and_trains_exactly_like_a_training_job
 
 
 def test_a_dead_spare_is_not_used(digits):
-    from vae_core import process_job
+    from vae_core.jobs import process as process_job
 
     process_job._SPARE.refill()
     spare = process_job._SPARE._process
@@ -270,7 +268,7 @@ def test_a_kept_copy_removed_behind_the_servers_back_is_made_again(digits):
 SPARE_MEMORY = """
 import sys
 from vae_core.config import ModelConfig
-from vae_core.job_worker import spare_main
+from vae_core.jobs.worker import spare_main
 
 def rss_mb() -> float:
     with open("/proc/self/status") as f:

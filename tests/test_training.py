@@ -13,12 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from vae_core import training
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.data import Dataset, load_array
+from vae_core.jobs import TrainingJob, resolve_device, training
 from vae_core.metrics import evaluate
 from vae_core.runs import load_run
-from vae_core.training import TrainingJob, resolve_device
 from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -311,7 +310,7 @@ import resource, sys
 import numpy as np, torch
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.data import Dataset
-from vae_core.training import TrainingJob, keep_freed_heap
+from vae_core.jobs import TrainingJob, keep_freed_heap
 if sys.argv[1] == "kept":
     assert keep_freed_heap()
 torch.set_num_threads(1)
@@ -340,7 +339,7 @@ def test_a_training_process_keeps_its_freed_heap_instead_of_faulting_pages_in_at
 
 
 def test_samples_per_second_is_measured_over_seconds_not_per_step_and_not_across_a_pause(monkeypatch):
-    from vae_core import training
+    from vae_core.jobs import training
 
     clock = [0.0]
     monkeypatch.setattr(training.time, "perf_counter", lambda: clock[0])

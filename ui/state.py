@@ -12,9 +12,8 @@ import streamlit as st
 from ui.byte_cache import ByteBudgetCache
 from ui.fit_queue import FitQueue
 from vae_core.data import Dataset, load_source
-from vae_core.jobs import JobPool
+from vae_core.jobs import JobPool, ProcessJob
 from vae_core.runs import Run, default_runs_root, list_runs, load_run
-from vae_core.process_job import ProcessJob
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_RUN = ROOT / "assets" / "runs" / "digits-default"  # made by `make-bundled-run` in README, shipped in git

@@ -18,8 +18,8 @@ import torch.distributed as dist
 from .config import (ARCHS, LARGE_LATENT, LIKELIHOODS, LR_SCHEDULES, SMALL_IMAGE_PIXELS, SMALL_LATENT, ModelConfig,
                      TrainConfig, default_latent_dim)
 from .data import load_source
+from .jobs import TrainingJob, keep_freed_heap, resolve_device
 from .runs import load_run
-from .training import TrainingJob, keep_freed_heap, resolve_device
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -27,7 +27,7 @@ from vae_core.kl_history import kl_over_time
 from vae_core.latent import Projection, aggregate_posterior_samples, encode, slider_ranges, traversal_grid
 from vae_core.media import STRIP_PX
 from vae_core.runs import save_run
-from vae_core.training import build_model
+from vae_core.jobs import build_model
 
 pytestmark = pytest.mark.e2e
 

@@ -10,11 +10,11 @@ import numpy as np
 import safetensors.torch
 import torch
 
-from .config import ModelConfig, TrainConfig
-from .data import Dataset
-from .runs import load_run
+from ..config import ModelConfig, TrainConfig
+from ..data import Dataset
+from ..runs import load_run
 from .training import TrainingJob, keep_freed_heap, trim_freed_heap
-from .weights_board import WeightsBoard
+from .board import WeightsBoard
 
 SEND_EVERY_S = 0.25  # how often the worker streams new history rows and progress back
 

@@ -16,13 +16,13 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .config import ModelConfig, RunConfig, TrainConfig
-from .data import Dataset, split_indices
-from .media import RECON_FRAMES, recon_frame_images
-from .metrics import evaluate
-from .model import VAE
-from .objective import kl_weight, loss_terms, lr_factor
-from .runs import Run, save_run, tensors_to_optimizer_state
+from ..config import ModelConfig, RunConfig, TrainConfig
+from ..data import Dataset, split_indices
+from ..media import RECON_FRAMES, recon_frame_images
+from ..metrics import evaluate
+from ..model import VAE
+from ..objective import kl_weight, loss_terms, lr_factor
+from ..runs import Run, save_run, tensors_to_optimizer_state
 
 STATES = ("created", "running", "paused", "stopping", "finished", "stopped", "failed")
 _INIT_LOCK = threading.Lock()  # model init draws from torch's global RNG: one job at a time

@@ -29,14 +29,14 @@ from pathlib import Path
 import numpy as np
 from safetensors.torch import load as weights_from_bytes
 
-from .config import ModelConfig, TrainConfig
-from .data import Dataset, split_indices
-from .model import VAE
-from .run_checks import model_skeleton
-from .job_worker import spare_main, worker_main
-from .runs import Run
+from ..config import ModelConfig, TrainConfig
+from ..data import Dataset, split_indices
+from ..model import VAE
+from ..run_checks import model_skeleton
+from .worker import spare_main, worker_main
+from ..runs import Run
 from .training import JobView, Progress, Snapshot, build_model, default_threads, resolve_device
-from .weights_board import WeightsBoard
+from .board import WeightsBoard
 
 # where every training process comes from (public: the bench starts its timed runs from it too)
 WORKERS = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
@@ -45,7 +45,7 @@ if WORKERS.get_start_method() == "forkserver":
     # workers fork with torch imported, and with the server's main script imported once (a worker would else
     # import it again, as multiprocessing does for spawned children: `streamlit run` imports all of Streamlit)
     # torch._dynamo too: torch.optim imports it lazily at the first optimizer (seconds, in every worker otherwise)
-    WORKERS.set_forkserver_preload(["__main__", "vae_core.process_job", "torch._dynamo"])
+    WORKERS.set_forkserver_preload(["__main__", "vae_core.jobs.process", "torch._dynamo"])
 
 
 _WARMED = threading.Event()

@@ -1,0 +1,12 @@
+"""Training jobs: the in-thread TrainingJob (the CLI's), the worker-process ProcessJob (the app's), the JobPool that
+limits them, and what they share."""
+from .board import WeightsBoard
+from .pool import JobPool, PoolFull
+from .process import WORKERS, ProcessJob, warm_up
+from .training import (JobView, Progress, Snapshot, TrainingJob, build_model, default_threads, keep_freed_heap,
+                       resolve_device, trim_freed_heap)
+from .worker import rehearse
+
+__all__ = ["JobPool", "JobView", "PoolFull", "ProcessJob", "Progress", "Snapshot", "TrainingJob", "WORKERS",
+           "WeightsBoard", "build_model", "default_threads", "keep_freed_heap", "rehearse", "resolve_device",
+           "trim_freed_heap", "warm_up"]
