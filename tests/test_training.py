@@ -339,11 +339,11 @@ def test_a_training_process_keeps_its_freed_heap_instead_of_faulting_pages_in_at
 
 
 def test_samples_per_second_is_measured_over_seconds_not_per_step_and_not_across_a_pause(monkeypatch):
-    from vae_core.jobs import training
+    from vae_core.jobs import progress
 
     clock = [0.0]
-    monkeypatch.setattr(training.time, "perf_counter", lambda: clock[0])
-    rate = training._Rate()
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: clock[0])
+    rate = progress.Rate()
 
     def steps(n: int, images: int = 100, each_s: float = 0.01) -> float:
         for _ in range(n):

@@ -3,8 +3,9 @@ limits them, and what they share."""
 from .board import WeightsBoard
 from .pool import JobPool, PoolFull
 from .process import WORKERS, ProcessJob, warm_up
-from .training import (JobView, Progress, Snapshot, TrainingJob, build_model, default_threads, keep_freed_heap,
-                       resolve_device, trim_freed_heap)
+from .heap import keep_freed_heap, trim_freed_heap
+from .progress import Progress, Snapshot
+from .training import JobView, TrainingJob, build_model, default_threads, resolve_device
 from .worker import rehearse
 
 __all__ = ["JobPool", "JobView", "PoolFull", "ProcessJob", "Progress", "Snapshot", "TrainingJob", "WORKERS",

@@ -35,7 +35,8 @@ from ..model import VAE
 from ..run_checks import model_skeleton
 from .worker import spare_main, worker_main
 from ..runs import Run
-from .training import JobView, Progress, Snapshot, build_model, default_threads, resolve_device
+from .progress import Progress, Snapshot
+from .training import JobView, build_model, default_threads, resolve_device
 from .board import WeightsBoard
 
 # where every training process comes from (public: the bench starts its timed runs from it too)

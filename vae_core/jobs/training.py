@@ -1,15 +1,12 @@
 """TrainingJob: trains a VAE in a background thread, steerable (pause, resume, stop, lr, beta) from any other thread."""
 from __future__ import annotations
 
-import collections
 import copy
-import ctypes
 import dataclasses
 import math
 import os
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +20,10 @@ from ..metrics import evaluate
 from ..model import VAE
 from ..objective import kl_weight, loss_terms, lr_factor
 from ..runs import Run, save_run, tensors_to_optimizer_state
+from .progress import Progress, Rate, Snapshot
 
 STATES = ("created", "running", "paused", "stopping", "finished", "stopped", "failed")
 _INIT_LOCK = threading.Lock()  # model init draws from torch's global RNG: one job at a time
-RATE_WINDOW_S = 2.0  # samples/s is measured over about the last this many seconds of training
 HISTORY_VALUES = 2_000_000  # numbers kept in the step history (~40 MB of JSON), well inside what runs.load_run reads
 
 
@@ -39,69 +36,6 @@ def default_threads() -> int:
             return int(value)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)))
-
-
-def keep_freed_heap() -> bool:
-    """For a process whose job is training (the CLI, torchrun ranks, the app's job workers; never the server): glibc
-    malloc keeps freed memory for reuse instead of handing it back to the OS at every free. By default glibc serves
-    each tensor over its (adaptive) mmap threshold with a fresh mapping and trims the heap's top once ~2x that is
-    free: a training step's activations and gradients were faulted in afresh at every step (~25k page faults in a
-    2-epoch 784-400-20 job in a worker process against ~9k with this; that job 2.6% slower). The cost: the process
-    keeps its peak heap, not just what it uses. True where it applied (glibc); elsewhere nothing changes."""
-    try:
-        mallopt = ctypes.CDLL(None).mallopt  # the running C library's
-    except (OSError, AttributeError):
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
-    # 32 MiB: glibc's own ceiling for the adaptive threshold; larger tensors are still mapped and unmapped
-    return bool(mallopt(m_mmap_threshold, 32 << 20)) & bool(mallopt(m_trim_threshold, 256 << 20))
-
-
-class _MallInfo2(ctypes.Structure):  # glibc's struct mallinfo2 (malloc.h, glibc 2.33+)
-    _fields_ = [(name, ctypes.c_size_t) for name in
-                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
-                 "keepcost")]
-
-
-def trim_freed_heap(keep_bytes: int) -> bool:
-    """Hand the freed heap back to the OS if more than keep_bytes of it is free (glibc's malloc_trim): for a process
-    under keep_freed_heap() that is about to sit idle after a large job (a spare worker after rehearsing a 64x64 RGB
-    conv model held ~360 MB it no longer used). True if it trimmed; False below keep_bytes or without glibc."""
-    try:
-        libc = ctypes.CDLL(None)
-        mallinfo2, malloc_trim = libc.mallinfo2, libc.malloc_trim
-    except (OSError, AttributeError):
-        return False
-    mallinfo2.restype = _MallInfo2
-    if mallinfo2().fordblks <= keep_bytes:
-        return False
-    malloc_trim(0)
-    return True
-
-
-class _Rate:
-    """Images per second over the last RATE_WINDOW_S seconds of training, across epoch ends (their validation is
-    part of what the ETA must cover). Per epoch, as it was, a digits epoch lasts ~20 ms and any hiccup in it moved
-    the figure from 1,000 to 96,000 images/s between two refreshes of the Train page. restart() after a pause."""
-
-    def __init__(self):
-        self._images = 0
-        self._marks: collections.deque[tuple[float, int]] = collections.deque()
-        self.restart()
-
-    def restart(self) -> None:
-        self._marks.clear()
-        self._marks.append((time.perf_counter(), self._images))
-
-    def add(self, images: int) -> float:
-        """Count a step's images; the rate since the oldest mark of the window."""
-        now = time.perf_counter()
-        self._images += images
-        self._marks.append((now, self._images))
-        while len(self._marks) > 2 and now - self._marks[1][0] >= RATE_WINDOW_S:
-            self._marks.popleft()
-        then, before = self._marks[0]
-        return (self._images - before) / max(1e-9, now - then)
 
 
 def resolve_device(name: str = "auto") -> str:
@@ -133,31 +67,6 @@ def build_model(config: ModelConfig, seed: int) -> VAE:
     with _INIT_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return VAE(config)
-
-
-@dataclass
-class Progress:
-    state: str
-    epoch: int  # epochs completed
-    epochs: int
-    step: int
-    total_steps: int
-    samples_per_s: float
-    eta_s: float | None
-    error: str | None = None
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def fraction(self) -> float:
-        return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
-
-
-@dataclass
-class Snapshot:
-    progress: Progress
-    steps: list[dict]  # per logged step: step, epoch, total, recon, kl, beta_kl, beta, lr, samples_per_s, kl_per_dim
-    epochs: list[dict]  # per epoch: epoch, step, val_neg_elbo, val_recon, val_kl, active_units, val_kl_per_dim, ...
-    model_version: int  # increases each time new weights are published (each epoch)
 
 
 class JobView:
@@ -371,7 +280,7 @@ class TrainingJob(JobView):
         train_x = self._device_images()
         beta = cfg.beta
         total_steps = math.ceil(len(self.train_idx) / cfg.batch_size) * cfg.epochs
-        rate = _Rate()
+        rate = Rate()
         for epoch in range(self._epoch, cfg.epochs):
             # both seeded per epoch: a run resumed at an epoch boundary continues exactly as if never interrupted
             order = self.train_idx[torch.randperm(len(self.train_idx), generator=_epoch_gen(cfg.seed, epoch)).numpy()]

@@ -13,8 +13,9 @@ import torch
 from ..config import ModelConfig, TrainConfig
 from ..data import Dataset
 from ..runs import load_run
-from .training import TrainingJob, keep_freed_heap, trim_freed_heap
 from .board import WeightsBoard
+from .heap import keep_freed_heap, trim_freed_heap
+from .training import TrainingJob
 
 SEND_EVERY_S = 0.25  # how often the worker streams new history rows and progress back
 
