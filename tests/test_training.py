@@ -15,7 +15,7 @@ import torch
 
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.data import Dataset, load_array
-from vae_core.jobs import TrainingJob, resolve_device, training
+from vae_core.jobs import TrainingJob, core, resolve_device
 from vae_core.metrics import evaluate
 from vae_core.runs import load_run
 from tests.helpers import wait_until
@@ -143,7 +143,7 @@ def test_history_rows_hold_the_documented_fields(digits):
 
 
 def test_a_long_history_is_thinned_evenly_to_stay_loadable(digits, tmp_path, monkeypatch):
-    monkeypatch.setattr(training, "HISTORY_VALUES", 100 * (12 + SMALL.latent_dim))  # room for 100 rows
+    monkeypatch.setattr(core, "HISTORY_VALUES", 100 * (12 + SMALL.latent_dim))  # room for 100 rows
     job = run_job(digits, train_config=replace(QUICK, batch_size=8), run_dir=tmp_path / "run")  # 406 steps
     steps = [r["step"] for r in job.history()["steps"]]
     assert 50 <= len(steps) <= 100
@@ -265,10 +265,10 @@ def test_memory_mapped_npy_trains_like_the_same_data_in_memory(digits, tmp_path)
 def test_default_threads_follow_the_environment(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setenv("VAE_THREADS", "3")
-    assert training.default_threads() == 3
+    assert core.default_threads() == 3
     monkeypatch.delenv("VAE_THREADS")
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "64")  # torchrun on this machine: cores are shared by the local ranks
-    assert training.default_threads() == 1
+    assert core.default_threads() == 1
 
 
 # ---------------------------------------------------------------- devices

@@ -17,7 +17,6 @@ it); nothing a user supplies crosses it.
 from __future__ import annotations
 
 import atexit
-import copy
 import dataclasses
 import multiprocessing
 import os
@@ -30,14 +29,14 @@ import numpy as np
 from safetensors.torch import load as weights_from_bytes
 
 from ..config import ModelConfig, TrainConfig
-from ..data import Dataset, split_indices
+from ..data import Dataset
 from ..model import VAE
 from ..run_checks import model_skeleton
-from .worker import spare_main, worker_main
 from ..runs import Run
-from .progress import Progress, Snapshot
-from .training import JobView, build_model, default_threads, resolve_device
 from .board import WeightsBoard
+from .core import JobCore
+from .progress import Progress
+from .worker import spare_main, worker_main
 
 # where every training process comes from (public: the bench starts its timed runs from it too)
 WORKERS = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
@@ -184,29 +183,16 @@ def _images_key(images: np.ndarray) -> tuple:
     return id(images), images.__array_interface__["data"][0], images.shape, images.dtype.str
 
 
-class ProcessJob(JobView):
+class ProcessJob(JobCore):
     """The TrainingJob API (start, pause, resume, stop, join, set_lr, set_beta, state, progress, snapshot, history,
     model_snapshot) for a job trained in a worker process. All public methods are safe to call from any thread."""
 
     def __init__(self, dataset: Dataset, model_config: ModelConfig, train_config: TrainConfig,
                  run_dir: str | Path | None = None, resume: Run | None = None, threads: int | None = None):
-        self.dataset, self.model_config = dataset, model_config
-        self.train_config = dataclasses.replace(train_config, device=resolve_device(train_config.device))
-        self.run_dir = Path(run_dir) if run_dir else None
-        self.threads = threads or default_threads()
-        self.train_idx, self.val_idx = split_indices(dataset.n, train_config.val_fraction, train_config.seed)
+        super().__init__(dataset, model_config, train_config, run_dir, resume, threads)
         self._resume_path = str(resume.path) if resume is not None else None
-        self._lock = threading.Lock()
-        self._state, self._error, self._warnings = "created", None, []
-        self._steps: list[dict] = list(resume.history.get("steps", [])) if resume else []
-        self._epochs: list[dict] = list(resume.history.get("epochs", [])) if resume else []
-        step, total = int(resume.state.get("step", 0)) if resume else 0, -(-len(self.train_idx) // train_config.batch_size)
-        self._progress = Progress("created", int(resume.state.get("epoch", 0)) if resume else 0, train_config.epochs,
-                                  step, total * train_config.epochs, 0.0, None)
-        self._stride = 1  # the worker thins a long history (see TrainingJob); the mirror follows its stride
-        self._published = (copy.deepcopy(resume.model) if resume else build_model(model_config, train_config.seed))
-        self._published.eval()
-        self._version = 0
+        self._progress = self._progress_at(*self._resumed_at(resume), rate=0.0)  # as the worker last reported it
+        self._published = self._first_model(resume).eval()
         self._conn = self._process = self._images_file = self._held = self._board = None
         self._paused = threading.Event()  # set when the worker confirms a pause
         self._ended = threading.Event()  # set when the job's final state is known (what join() waits for)
@@ -217,10 +203,7 @@ class ProcessJob(JobView):
 
     def start(self) -> "ProcessJob":
         """Start the worker process and return at once."""
-        with self._lock:
-            if self._state != "created":
-                raise RuntimeError(f"job already {self._state}")
-            self._state = "running"
+        self._claim()
         try:
             self._board = _new_board(self._published.state_dict())
             spec = {"images": self._share_images(), "name": self.dataset.name, "source": self.dataset.source,
@@ -248,28 +231,12 @@ class ProcessJob(JobView):
         self._listener.start()
         return self
 
-    def pause(self, timeout: float = 2.0) -> None:
+    def pause(self, timeout: float = 2.0) -> bool:
         """Pause, and wait (up to timeout) until the worker has streamed the steps it took before pausing."""
-        with self._lock:
-            if self._state != "running":
-                return
-            self._state = "paused"
-            self._paused.clear()
-            self._send(("pause",))
-        self._paused.wait(timeout)
-
-    def resume(self) -> None:
-        with self._lock:
-            if self._state == "paused":
-                self._state = "running"
-                self._send(("resume",))
-
-    def stop(self) -> None:
-        with self._lock:
-            if self._state in ("running", "paused"):
-                self._state = "stopping"
-            if self._process is not None:
-                self._send(("stop",))
+        paused = super().pause()
+        if paused:
+            self._paused.wait(timeout)
+        return paused
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the worker's last messages to arrive (the job has ended then); True if they have."""
@@ -277,29 +244,31 @@ class ProcessJob(JobView):
             return True
         return self._ended.wait(timeout)
 
-    def set_lr(self, lr: float) -> None:
-        if not lr > 0:
-            raise ValueError("lr must be > 0")
-        with self._lock:
-            self.train_config.lr = float(lr)
-            self._send(("lr", float(lr)))
-
-    def set_beta(self, beta: float) -> None:
-        if not beta >= 0:
-            raise ValueError("beta must be >= 0")
-        with self._lock:
-            self.train_config.beta = float(beta)
-            self._send(("beta", float(beta)))
-
     @property
     def pid(self) -> int | None:
         """The worker process's id (None before start)."""
         return self._process.pid if self._process is not None else None
 
-    def model_snapshot(self) -> VAE:
-        """A CPU copy of the weights the worker published last (each epoch end, and at the end)."""
-        with self._lock:
-            return copy.deepcopy(self._published)
+    # ------------------------------------------------------------------ commands, to the worker
+
+    def _signal_pause(self) -> None:
+        self._paused.clear()
+        self._send(("pause",))
+
+    def _signal_resume(self) -> None:
+        self._send(("resume",))
+
+    def _signal_stop(self) -> None:
+        if self._process is not None:
+            self._send(("stop",))
+
+    def _signal_lr(self, lr: float) -> None:
+        self.train_config.lr = lr
+        self._send(("lr", lr))
+
+    def _signal_beta(self, beta: float) -> None:
+        self.train_config.beta = beta
+        self._send(("beta", beta))
 
     # ------------------------------------------------------------------ the listener thread
 
@@ -363,9 +332,7 @@ class ProcessJob(JobView):
                 self._send(("weights-read",))  # the worker may write the board again
             self._steps.extend(update["steps"])
             if update["stride"] != self._stride:  # the worker thinned its history: thin the mirror alike
-                self._stride = update["stride"]
-                every = self.train_config.log_every * self._stride
-                self._steps = [r for r in self._steps if r["step"] % every == 0]
+                self._thin_to(update["stride"])
             self._epochs.extend(update["epochs"])
             self._progress = update["progress"]
             self._warnings = update["progress"].warnings
