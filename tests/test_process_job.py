@@ -130,7 +130,7 @@ def test_a_memory_mapped_dataset_reaches_the_worker_by_its_path(digits, tmp_path
     mapped = load_array(path, mmap=True)
     in_memory = Dataset(np.array(mapped.images), name="digits.npy")
     a = ProcessJob(mapped, SMALL, QUICK, threads=1)
-    assert a._share_images()["path"] == str(path)  # no copy of a file that is already mapped
+    assert a._share_images().path == str(path)  # no copy of a file that is already mapped
     a.start()
     b = TrainingJob(in_memory, SMALL, QUICK, threads=1).start()
     assert a.join(timeout=120) and b.join(timeout=120) and a.state == "finished"
@@ -214,8 +214,8 @@ def test_the_shared_copy_of_the_images_serves_the_next_job_and_goes_with_the_arr
     images = np.array(digits.images[:400])
     data = Dataset(images, name="digits-400")
     first, second = ProcessJob(data, SMALL, QUICK, threads=1), ProcessJob(data, SMALL, QUICK, threads=1)
-    path = first._share_images()["path"]
-    assert second._share_images()["path"] == path  # no second copy of the same array
+    path = first._share_images().path
+    assert second._share_images().path == path  # no second copy of the same array
     assert first._images_file is None  # kept for the next job, not unlinked after this one
     np.testing.assert_array_equal(np.memmap(path, dtype=np.float32, mode="r", shape=images.shape), images)
     for job in (first, second):
@@ -223,7 +223,7 @@ def test_the_shared_copy_of_the_images_serves_the_next_job_and_goes_with_the_arr
     assert os.path.exists(path)  # kept after both jobs, for the next one
     other = Dataset(np.array(digits.images[:300]), name="digits-300")
     starting = ProcessJob(other, SMALL, QUICK, threads=1)
-    kept = starting._share_images()["path"]
+    kept = starting._share_images().path
     assert kept != path and os.path.exists(kept)
     assert not os.path.exists(path)  # one dataset's copy at most: the previous one is gone
     assert starting.start().join(timeout=120) and starting.state == "finished"
@@ -236,7 +236,7 @@ def test_a_copy_replaced_while_a_job_starts_stays_until_its_worker_has_mapped_it
     """Two sessions start jobs on different data at once: the first job's copy stops being the kept one before its
     worker has mapped it; the file stays for that worker and goes once it has mapped it."""
     a = ProcessJob(Dataset(np.array(digits.images[:250]), name="a"), SMALL, QUICK, threads=1)
-    path = a._share_images()["path"]  # a's images shared; its worker has not mapped them yet
+    path = a._share_images().path  # a's images shared; its worker has not mapped them yet
     b = ProcessJob(Dataset(np.array(digits.images[:350]), name="b"), SMALL, QUICK, threads=1)
     assert b.start().join(timeout=120) and b.state == "finished"  # b's copy is the kept one now
     assert os.path.exists(path)  # still there for a's worker
@@ -258,7 +258,7 @@ def test_a_killed_servers_shared_copy_is_swept_by_the_next_server(digits, tmp_pa
 def test_a_kept_copy_removed_behind_the_servers_back_is_made_again(digits):
     data = Dataset(np.array(digits.images[:220]), name="digits-220")
     first = ProcessJob(data, SMALL, QUICK, threads=1)
-    path = first._share_images()["path"]
+    path = first._share_images().path
     first._release_held()
     os.unlink(path)  # a clean-up of /dev/shm
     again = ProcessJob(data, SMALL, QUICK, threads=1)
@@ -268,6 +268,7 @@ def test_a_kept_copy_removed_behind_the_servers_back_is_made_again(digits):
 SPARE_MEMORY = """
 import sys
 from vae_core.config import ModelConfig
+from vae_core.jobs.protocol import JobShape
 from vae_core.jobs.worker import spare_main
 
 def rss_mb() -> float:
@@ -279,8 +280,8 @@ class Server:  # the spare's end of the pipe: it asks for its job once it has re
         print(rss_mb() - before)
 
 before = rss_mb()
-spare_main(Server(), {"model": ModelConfig(input_shape=(3, 64, 64), arch="conv", latent_dim=16), "batch_size": 64,
-                      "threads": 1})
+spare_main(Server(), JobShape(ModelConfig(input_shape=(3, 64, 64), arch="conv", latent_dim=16), batch_size=64,
+                            threads=1))
 """
 
 

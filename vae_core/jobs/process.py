@@ -36,6 +36,8 @@ from ..runs import Run
 from .board import WeightsBoard
 from .core import JobCore
 from .progress import Progress
+from .protocol import (REPORTS, Done, JobShape, JobSpec, Pause, Paused, ProtocolError, Ready, Resume, SetBeta, SetLr,
+                       SharedImages, Stop, Update, WeightsRead, receive)
 from .worker import spare_main, worker_main
 
 # where every training process comes from (public: the bench starts its timed runs from it too)
@@ -60,7 +62,7 @@ def warm_up() -> None:
 
 
 class _Spare:
-    """At most one worker process started ahead of its job, waiting on its pipe for the spec (job_worker.spare_main):
+    """At most one worker process started ahead of its job, waiting on its pipe for the spec (worker.spare_main):
     a job takes it instead of starting a process, and a new one is started when a job ends (not while it trains: the
     fork and the first torch calls would compete with the job for the cores). A spare that died is not used."""
 
@@ -78,7 +80,7 @@ class _Spare:
             conn.close()
         return None
 
-    def refill(self, shape: dict | None = None) -> None:
+    def refill(self, shape: JobShape | None = None) -> None:
         """Start a spare worker unless one waits already; never raises (no spare: the next job starts its own).
         shape: the model, batch size and threads of the job that just ended, for the spare to rehearse with."""
         with self._lock:
@@ -206,10 +208,10 @@ class ProcessJob(JobCore):
         self._claim()
         try:
             self._board = _new_board(self._published.state_dict())
-            spec = {"images": self._share_images(), "name": self.dataset.name, "source": self.dataset.source,
-                    "model": self.model_config, "train": self.train_config, "resume": self._resume_path,
-                    "run_dir": self.run_dir and str(self.run_dir), "threads": self.threads,
-                    "weights_board": self._board and self._board.path}
+            spec = JobSpec(images=self._share_images(), name=self.dataset.name, source=self.dataset.source,
+                           model=self.model_config, train=self.train_config, threads=self.threads,
+                           resume=self._resume_path, run_dir=self.run_dir and str(self.run_dir),
+                           weights_board=self._board and self._board.path)
             spare = _SPARE.take()
             if spare is not None:  # the usual case in the app: a worker waits already
                 conn, self._process = spare
@@ -253,22 +255,22 @@ class ProcessJob(JobCore):
 
     def _signal_pause(self) -> None:
         self._paused.clear()
-        self._send(("pause",))
+        self._send(Pause())
 
     def _signal_resume(self) -> None:
-        self._send(("resume",))
+        self._send(Resume())
 
     def _signal_stop(self) -> None:
         if self._process is not None:
-            self._send(("stop",))
+            self._send(Stop())
 
     def _signal_lr(self, lr: float) -> None:
         self.train_config.lr = lr
-        self._send(("lr", lr))
+        self._send(SetLr(lr))
 
     def _signal_beta(self, beta: float) -> None:
         self.train_config.beta = beta
-        self._send(("beta", beta))
+        self._send(SetBeta(beta))
 
     # ------------------------------------------------------------------ the listener thread
 
@@ -276,12 +278,12 @@ class ProcessJob(JobCore):
         return dataclasses.replace(self._progress, state=self._state, error=self._error,
                                    warnings=list(self._warnings))
 
-    def _send(self, message: tuple) -> None:
+    def _send(self, command) -> None:
         """A command to the worker (called with the lock held); a worker that has gone ignores it."""
         if self._conn is None:
             return
         try:
-            self._conn.send(message)
+            self._conn.send(command)
         except (OSError, ValueError):
             pass
 
@@ -290,19 +292,23 @@ class ProcessJob(JobCore):
         final = None
         try:
             while final is None:
-                kind, payload = self._conn.recv()
-                if kind == "update":
-                    self._apply(payload)
-                elif kind == "paused":
-                    self._paused.set()
-                elif kind == "ready":  # the worker has mapped the images and the board: their names can go
-                    _unlink(self._images_file)
-                    _unlink(self._board and self._board.path)
-                    self._release_held()
-                elif kind == "done":
-                    final = payload
+                match receive(self._conn, REPORTS):
+                    case Update() as update:
+                        self._apply(update)
+                    case Paused():
+                        self._paused.set()
+                    case Ready():  # the worker has mapped the images and the board: their names can go
+                        _unlink(self._images_file)
+                        _unlink(self._board and self._board.path)
+                        self._release_held()
+                    case Done() as done:
+                        final = done
         except (EOFError, OSError):
             pass
+        except ProtocolError as exc:  # not what our worker says: it is stopped, and the job fails with the reason
+            with self._lock:
+                self._send(Stop())
+            final = Done("failed", f"the training process broke the protocol: {exc}")
         self._paused.set()
         if final is None:  # its exit code says why
             self._process.join(timeout=30)
@@ -313,41 +319,39 @@ class ProcessJob(JobCore):
             self._conn.close()
             self._conn = None
             if final is not None:
-                self._state, self._error = final["state"], final["error"]
-                self._warnings, self.worker_cpu_s = final["warnings"], final["cpu_s"]
+                self._state, self._error = final.state, final.error
+                self._warnings, self.worker_cpu_s = final.warnings, final.cpu_s
             else:
                 self._state, self._error = "failed", _death_message(self._process.exitcode, self.run_dir)
         self._ended.set()  # join() returns: the job's last word is in; the worker's exit is not waited for
         self._process.join(timeout=30)
         # for the next job, now that this one no longer needs the cores; rehearsed on this one's shapes
-        _SPARE.refill({"model": self.model_config, "batch_size": self.train_config.batch_size, "threads": self.threads})
+        _SPARE.refill(JobShape(self.model_config, self.train_config.batch_size, self.threads))
 
-    def _apply(self, update: dict) -> None:
-        weights = update.pop("weights", None)
-        model = _model_from_bytes(self.model_config, weights) if weights is not None else None
+    def _apply(self, update: Update) -> None:
+        model = _model_from_bytes(self.model_config, update.weights) if update.weights is not None else None
         with self._lock:
-            if update.pop("weights_on_board", False):
+            if update.weights_on_board:
                 self._board.read_into(self._published.state_dict())
                 self._version += 1
-                self._send(("weights-read",))  # the worker may write the board again
-            self._steps.extend(update["steps"])
-            if update["stride"] != self._stride:  # the worker thinned its history: thin the mirror alike
-                self._thin_to(update["stride"])
-            self._epochs.extend(update["epochs"])
-            self._progress = update["progress"]
-            self._warnings = update["progress"].warnings
+                self._send(WeightsRead())  # the worker may write the board again
+            self._steps.extend(update.steps)
+            if update.stride != self._stride:  # the worker thinned its history: thin the mirror alike
+                self._thin_to(update.stride)
+            self._epochs.extend(update.epochs)
+            self._progress = update.progress
+            self._warnings = update.progress.warnings
             if model is not None:
                 self._published, self._version = model, self._version + 1
 
-    def _share_images(self) -> dict:
+    def _share_images(self) -> SharedImages:
         """How the worker finds the images: a memory-mapped file by its path, else one shared copy in a file that
         both processes map (in /dev/shm where there is one: memory, not disk)."""
         images = self.dataset.images
         if isinstance(images, np.memmap) and images.filename and images.flags.c_contiguous:
-            spec = {"path": str(images.filename), "offset": images.offset, "dtype": images.dtype.str,
-                    "shape": images.shape, "mode": "r"}
-            if _same_view(images, spec):
-                return spec
+            mapped = SharedImages(str(images.filename), images.offset, images.dtype.str, images.shape, mode="r")
+            if _same_view(images, mapped):
+                return mapped
         self._release_held()  # a job shares its images once; a second call must not leave a hold behind
         path = self._held = _SHARED.get(images)
         if path is None:
@@ -363,7 +367,7 @@ class ProcessJob(JobCore):
                 self._held = path
             else:
                 self._images_file = path  # this job's own copy: unlinked once the worker has mapped it
-        return {"path": path, "offset": 0, "dtype": images.dtype.str, "shape": images.shape, "mode": "c"}
+        return SharedImages(path, 0, images.dtype.str, images.shape, mode="c")
 
 
     def _release_held(self) -> None:
@@ -372,11 +376,11 @@ class ProcessJob(JobCore):
             _SHARED.release(held)
 
 
-def _same_view(images: np.ndarray, spec: dict) -> bool:
-    """Whether mapping spec's file region gives these images (a view that transposed or sliced the file would not)."""
+def _same_view(images: np.ndarray, mapped: SharedImages) -> bool:
+    """Whether mapping that file region gives these images (a view that transposed or sliced the file would not)."""
     try:
-        again = np.memmap(spec["path"], dtype=np.dtype(spec["dtype"]), mode="r", offset=spec["offset"],
-                          shape=spec["shape"])
+        again = np.memmap(mapped.path, dtype=np.dtype(mapped.dtype), mode="r", offset=mapped.offset,
+                          shape=mapped.shape)
         return bool(np.array_equal(again[[0, -1]], images[[0, -1]]))
     except (OSError, ValueError):
         return False
