@@ -6,7 +6,7 @@ import pytest
 
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.jobs import WORKERS, ProcessJob
-from vae_core.jobs import process
+from vae_core.jobs.fork_server import SPARE
 from vae_core.jobs.protocol import (COMMANDS, REPORTS, Done, JobShape, JobSpec, Pause, ProtocolError, SetLr,
                                     SharedImages, Stop, Update, receive)
 
@@ -57,7 +57,7 @@ class _Worker:
 
 
 def test_a_job_whose_worker_breaks_the_protocol_fails_with_the_reason_and_tells_it_to_stop(digits, monkeypatch):
-    monkeypatch.setattr(process._SPARE, "refill", lambda shape=None: None)  # no spare started for the next job
+    monkeypatch.setattr(SPARE, "refill", lambda shape=None: None)  # no spare started for the next job
     job = ProcessJob(digits, SMALL, QUICK, threads=1)
     job._conn, worker = WORKERS.Pipe()
     job._process, job._state = _Worker(), "running"  # as start() leaves them

@@ -49,12 +49,12 @@ def test_a_worker_process_trains_exactly_like_a_training_job(digits, tmp_path):
 @pytest.mark.parametrize("board", [True, False], ids=["shared-memory", "pipe"])
 def test_each_epochs_weights_reach_the_server_through_shared_memory_or_else_the_pipe(digits, tmp_path, monkeypatch,
                                                                                      board):
-    from vae_core.jobs import process as process_job
+    from vae_core.jobs import process
 
-    through_pipe, from_bytes = [], process_job._model_from_bytes
-    monkeypatch.setattr(process_job, "_model_from_bytes", lambda *a: through_pipe.append(1) or from_bytes(*a))
+    through_pipe, from_bytes = [], process._model_from_bytes
+    monkeypatch.setattr(process, "_model_from_bytes", lambda *a: through_pipe.append(1) or from_bytes(*a))
     if not board:  # no room for a board (a full /dev/shm): the pipe carries them
-        monkeypatch.setattr(process_job, "_new_board", lambda state: None)
+        monkeypatch.setattr(process, "new_board", lambda state: None)
     job = ProcessJob(digits, SMALL, replace(QUICK, epochs=3), run_dir=tmp_path / "run", threads=1).start()
     assert job.join(timeout=120) and job.state == "finished", job.error
     saved = load_run(tmp_path / "run")  # written by the worker from its own weights
@@ -184,25 +184,25 @@ def test_a_worker_stops_and_saves_when_its_server_dies(tmp_path):
 def test_a_job_starts_in_the_spare_worker_and_trains_exactly_like_a_training_job(digits):
     """warm_up() leaves a worker waiting; the next job runs in it (no process started on the job's clock), with the
     same numbers as a TrainingJob, and a new spare waits once the job has ended."""
-    from vae_core.jobs import process as process_job
+    from vae_core.jobs.fork_server import SPARE
 
-    process_job._SPARE.refill()
-    spare = process_job._SPARE._process
+    SPARE.refill()
+    spare = SPARE._process
     assert spare is not None and spare.is_alive()
     job = ProcessJob(digits, SMALL, QUICK, threads=1).start()
     assert job.pid == spare.pid
     reference = TrainingJob(digits, SMALL, QUICK, threads=1).start()
     assert job.join(timeout=120) and reference.join(timeout=120) and job.state == "finished"
     assert without_clock(job.history()) == without_clock(reference.history())
-    wait_until(lambda: process_job._SPARE._process is not None and process_job._SPARE._process.pid != spare.pid,
+    wait_until(lambda: SPARE._process is not None and SPARE._process.pid != spare.pid,
                "a new spare worker")
 
 
 def test_a_dead_spare_is_not_used(digits):
-    from vae_core.jobs import process as process_job
+    from vae_core.jobs.fork_server import SPARE
 
-    process_job._SPARE.refill()
-    spare = process_job._SPARE._process
+    SPARE.refill()
+    spare = SPARE._process
     os.kill(spare.pid, signal.SIGKILL)
     spare.join(timeout=30)
     job = ProcessJob(digits, SMALL, QUICK, threads=1).start()
