@@ -34,9 +34,11 @@ from .protocol import (REPORTS, Done, JobShape, JobSpec, Pause, Paused, Protocol
 from .shared_files import new_board, release_images, share_images, unlink
 from .worker import worker_main
 
+
 class ProcessJob(JobCore):
-    """The TrainingJob API (start, pause, resume, stop, join, set_lr, set_beta, state, progress, snapshot, history,
-    model_snapshot) for a job trained in a worker process. All public methods are safe to call from any thread."""
+    """A job trained in a worker process: the core's API (start, pause, resume, stop, join, set_lr, set_beta, state,
+    progress, snapshot, history, model_snapshot), each call mirrored from or sent to the worker. All public methods
+    are safe to call from any thread."""
 
     def __init__(self, dataset: Dataset, model_config: ModelConfig, train_config: TrainConfig,
                  run_dir: str | Path | None = None, resume: Run | None = None, threads: int | None = None):

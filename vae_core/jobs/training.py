@@ -253,7 +253,7 @@ class TrainingJob(JobCore):
             if not math.isfinite(total):
                 raise _Diverged(f"training diverged at step {step} (loss is {total}); the last good weights are kept "
                                 "— try a lower learning rate")
-            if step % (self.train_config.log_every * self._stride) == 0:
+            if step % (self.train_config.log_every * self._stride) == 0:  # the rows core.JobCore._thin_to keeps
                 rows.append({"step": step, "epoch": epoch, "total": total, "recon": recon, "kl": kl,
                              "beta_kl": beta * kl, "beta": beta, "lr": lr, "samples_per_s": rate, "kl_per_dim": kl_dims})
         with self._lock:
