@@ -30,7 +30,7 @@ import torch
 from vae_core.config import ModelConfig, TrainConfig, default_latent_dim
 from vae_core.data import Dataset, load_digits, load_source
 from vae_core.metrics import evaluate
-from vae_core.training import TrainingJob
+from vae_core.jobs import TrainingJob
 
 EXAMPLES = {"latent_dim": 20, "hidden_sizes": (400,), "lr": 1e-3, "batch_size": 128}  # pytorch/examples vae/main.py
 MARGIN = 1.02

@@ -59,9 +59,8 @@ from torch import nn
 
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.data import Dataset, split_indices
-from vae_core.job_worker import rehearse
-from vae_core.process_job import WORKERS, ProcessJob  # WORKERS: the app's fork server (torch imported once)
-from vae_core.training import TrainingJob, default_threads, keep_freed_heap
+# WORKERS: the app's fork server (torch imported once)
+from vae_core.jobs import WORKERS, JobShape, ProcessJob, TrainingJob, default_threads, keep_freed_heap, rehearse
 
 SIDE, LATENT, HIDDEN, BATCH, LR, VAL_FRACTION = 28, 20, 400, 128, 1e-3, 0.1
 IN_THIS_PROCESS = ("engine_process",)  # a ProcessJob starts its own worker process, as in the app: started from here
@@ -344,7 +343,7 @@ def _child_main(conn, name: str, n: int, epochs: int, seed: int, threads: int, b
         # what the app's spare worker has done before its job (rehearsed the job before it, the same model and batch
         # here), and no more: every method starts as warm as the app's path does
         batch = big_batch if name == f"engine_batch_{big_batch}" else BATCH
-        rehearse({"model": examples_model(), "batch_size": batch, "threads": threads})
+        rehearse(JobShape(examples_model(), batch_size=batch, threads=threads))
         conn.send(("ok", _methods(n, threads, big_batch, only=(name,))[name](seed, epochs)))
     except BaseException as exc:  # reported to the parent, which raises it
         conn.send(("error", f"{type(exc).__name__}: {exc}"))

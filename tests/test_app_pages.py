@@ -237,7 +237,7 @@ def test_runs_upload_rename_delete(app, tmp_path):
 def test_a_full_job_pool_refuses_with_a_clear_message(app):
     from ui.server import job_pool
     from vae_core.data import load_digits
-    from vae_core.training import TrainingJob
+    from vae_core.jobs import TrainingJob
 
     pool, tiny = job_pool(), load_digits().subset(np.arange(64))
     others = [TrainingJob(tiny, ModelConfig(hidden_sizes=(8,)), TrainConfig(epochs=10**6, batch_size=32), threads=1)

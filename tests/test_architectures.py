@@ -7,7 +7,7 @@ import torch
 
 from vae_core.architectures import ARCHS, architecture
 from vae_core.config import ModelConfig
-from vae_core.training import build_model
+from vae_core.jobs import build_model
 
 SHAPES = {  # an image shape each architecture takes, and one it refuses (None: it takes any)
     "mlp": ((3, 5, 7), None),

@@ -17,9 +17,8 @@ from streamlit.testing.v1 import AppTest
 from harness.wait import wait_until
 from tests.test_runs import TINY, make_run, same_weights
 from vae_core.config import TrainConfig
-from vae_core.jobs import JobPool, PoolFull
+from vae_core.jobs import JobPool, PoolFull, TrainingJob
 from vae_core.runs import export_zip, import_zip, list_runs, load_run, rename_run, unique_run_name
-from vae_core.training import TrainingJob
 
 
 def training_threads() -> list[threading.Thread]:

@@ -18,7 +18,7 @@ import torch
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.data import load_digits
 from vae_core.runs import load_run
-from vae_core.training import TrainingJob
+from vae_core.jobs import TrainingJob
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ModelConfig(input_shape=(1, 8, 8), latent_dim=4, hidden_sizes=(32,))

@@ -19,7 +19,7 @@ from vae_core.latent import decode, encode
 from vae_core.runs import load_run
 from vae_core.config import ModelConfig, RunConfig
 from vae_core.runs import save_run
-from vae_core.training import build_model
+from vae_core.jobs import build_model
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPLORE = "pages/explore.py"

@@ -10,7 +10,7 @@ from torch import nn
 
 from vae_core.config import ModelConfig
 from vae_core.export import export_model, reference_decode, reference_encode
-from vae_core.training import build_model
+from vae_core.jobs import build_model
 
 CONFIGS = {
     "mlp-bernoulli": dict(input_shape=(1, 8, 8), latent_dim=5, hidden_sizes=(32, 16)),

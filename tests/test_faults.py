@@ -18,9 +18,9 @@ from harness.wait import wait_until
 from tests.test_runs import TINY, files_of, make_run, same_weights
 from vae_core.runs import folder as run_folder
 from vae_core.config import TrainConfig
+from vae_core.jobs import TrainingJob, build_model
 from vae_core.metrics import evaluate
 from vae_core.runs import MODEL_FILE, list_runs, load_run, recover_runs
-from vae_core.training import TrainingJob, build_model
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "VAE_THREADS": "1"}
@@ -119,8 +119,8 @@ SAVE_LOOP = """
 import sys, torch
 from tests.test_runs import TINY
 from vae_core.config import RunConfig
+from vae_core.jobs import build_model
 from vae_core.runs import save_run
-from vae_core.training import build_model
 model, i = build_model(TINY, 0), 0
 history = {"steps": [{"step": s, "epoch": 1, "total": 1.0, "kl_per_dim": [0.0] * 2} for s in range(20000)], "epochs": []}
 while True:

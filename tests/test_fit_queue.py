@@ -73,7 +73,7 @@ def test_a_failed_fit_reports_its_error_and_the_queue_goes_on():
 def explore(monkeypatch, tmp_path):
     from vae_core.config import ModelConfig, RunConfig
     from vae_core.runs import save_run
-    from vae_core.training import build_model
+    from vae_core.jobs import build_model
 
     config = ModelConfig(latent_dim=3, hidden_sizes=(16,))
     run = save_run(tmp_path / "runs" / "tiny", build_model(config, seed=0),

@@ -8,7 +8,7 @@ from torch.distributions import Normal, kl_divergence
 
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.kl_history import kl_over_time
-from vae_core.training import TrainingJob
+from vae_core.jobs import TrainingJob
 
 SMALL = ModelConfig(input_shape=(1, 8, 8), latent_dim=3, hidden_sizes=(32,))
 

@@ -9,7 +9,7 @@ from vae_core.latent import (aggregate_posterior_samples, decode, dims_by_kl, en
                              reconstruction_error, slerp, slider_ranges, traversal_grid)
 from vae_core.likelihoods import likelihood
 from vae_core.objective import kl_per_dim
-from vae_core.training import build_model
+from vae_core.jobs import build_model
 
 
 def codes(n=120, d=5, seed=0):

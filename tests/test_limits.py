@@ -18,10 +18,9 @@ from tests.helpers import stop_session_jobs
 from ui.storage import make_room, prune_imported
 from vae_core.config import ModelConfig, RunConfig, TrainConfig
 from vae_core.data import load_digits
-from vae_core.jobs import JobPool
+from vae_core.jobs import JobPool, TrainingJob
 from vae_core.model import VAE
 from vae_core.runs import export_zip, save_run
-from vae_core.training import TrainingJob
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,7 +13,7 @@ from vae_core.config import ModelConfig, TrainConfig
 from vae_core.latent import decode, lerp, slerp, traversal_grid
 from vae_core.media import (RECON_FRAMES, STRIP_PX, epoch_reconstructions, gif_bytes, grid, png_bytes, sequence_frames,
                             sweep_frames)
-from vae_core.training import TrainingJob, build_model
+from vae_core.jobs import TrainingJob, build_model
 
 GRAY = ModelConfig(input_shape=(1, 8, 8), latent_dim=3, hidden_sizes=(16,))
 RGB = ModelConfig(input_shape=(3, 8, 8), latent_dim=3, hidden_sizes=(16,), likelihood="gaussian")

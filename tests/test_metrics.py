@@ -10,7 +10,7 @@ from vae_core.data import Dataset, load_array, make_shapes
 from vae_core.metrics import active_units, encode_dataset, evaluate, mig
 from vae_core.likelihoods import likelihood
 from vae_core.objective import kl_per_dim
-from vae_core.training import TrainingJob, build_model
+from vae_core.jobs import TrainingJob, build_model
 
 
 

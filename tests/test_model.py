@@ -7,7 +7,7 @@ import pytest
 from vae_core.config import ModelConfig, RunConfig, TrainConfig, from_dict, to_dict
 from vae_core.model import VAE
 from vae_core.runs import load_run, save_run
-from vae_core.training import build_model
+from vae_core.jobs import build_model
 
 CONFIGS = [
     ModelConfig(input_shape=(1, 8, 8), latent_dim=3, hidden_sizes=(32, 16)),

@@ -15,7 +15,7 @@ from vae_core.likelihoods import likelihood
 from vae_core.metrics import evaluate
 from vae_core.model import VAE
 from vae_core.objective import iwae_bound, kl_per_dim, kl_weight, loss_terms
-from vae_core.training import TrainingJob, build_model
+from vae_core.jobs import TrainingJob, build_model
 
 
 def _posterior(seed: int = 0, b: int = 16, d: int = 5) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,7 +10,7 @@ from vae_core.config import ModelConfig
 from vae_core.posterior import (ellipse, posterior_decodes, posterior_ellipses, projected_covariance,
                                 projection_matrix)
 from vae_core.projections import Projection
-from vae_core.training import build_model
+from vae_core.jobs import build_model
 
 SMALL = ModelConfig(input_shape=(1, 8, 8), latent_dim=4, hidden_sizes=(32,))
 

@@ -18,10 +18,9 @@ import torch
 
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.data import Dataset, load_array
-from vae_core.jobs import JobPool, PoolFull
-from vae_core.process_job import ProcessJob
+from vae_core.jobs import JobPool, PoolFull, ProcessJob, TrainingJob
 from vae_core.runs import load_run
-from vae_core.training import TrainingJob
+from vae_core.jobs import TrainingJob
 from harness.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,12 +50,12 @@ def test_a_worker_process_trains_exactly_like_a_training_job(digits, tmp_path):
 @pytest.mark.parametrize("board", [True, False], ids=["shared-memory", "pipe"])
 def test_each_epochs_weights_reach_the_server_through_shared_memory_or_else_the_pipe(digits, tmp_path, monkeypatch,
                                                                                      board):
-    from vae_core import process_job
+    from vae_core.jobs import process
 
-    through_pipe, from_bytes = [], process_job._model_from_bytes
-    monkeypatch.setattr(process_job, "_model_from_bytes", lambda *a: through_pipe.append(1) or from_bytes(*a))
+    through_pipe, from_bytes = [], process._model_from_bytes
+    monkeypatch.setattr(process, "_model_from_bytes", lambda *a: through_pipe.append(1) or from_bytes(*a))
     if not board:  # no room for a board (a full /dev/shm): the pipe carries them
-        monkeypatch.setattr(process_job, "_new_board", lambda state: None)
+        monkeypatch.setattr(process, "new_board", lambda state: None)
     job = ProcessJob(digits, SMALL, replace(QUICK, epochs=3), run_dir=tmp_path / "run", threads=1).start()
     assert job.join(timeout=120) and job.state == "finished", job.error
     saved = load_run(tmp_path / "run")  # written by the worker from its own weights
@@ -68,8 +67,8 @@ def test_each_epochs_weights_reach_the_server_through_shared_memory_or_else_the_
 
 
 def test_a_weights_board_carries_a_state_dict_exactly_and_refuses_a_model_it_was_not_made_for(tmp_path):
-    from vae_core.training import build_model
-    from vae_core.weights_board import WeightsBoard
+    from vae_core.jobs import build_model
+    from vae_core.jobs import WeightsBoard
 
     source, target = build_model(SMALL, 1), build_model(SMALL, 2)
     server = WeightsBoard.create(str(tmp_path), "board-", target.state_dict())
@@ -132,7 +131,7 @@ def test_a_memory_mapped_dataset_reaches_the_worker_by_its_path(digits, tmp_path
     mapped = load_array(path, mmap=True)
     in_memory = Dataset(np.array(mapped.images), name="digits.npy")
     a = ProcessJob(mapped, SMALL, QUICK, threads=1)
-    assert a._share_images()["path"] == str(path)  # no copy of a file that is already mapped
+    assert a._share_images().path == str(path)  # no copy of a file that is already mapped
     a.start()
     b = TrainingJob(in_memory, SMALL, QUICK, threads=1).start()
     assert a.join(timeout=120) and b.join(timeout=120) and a.state == "finished"
@@ -156,7 +155,7 @@ def test_a_worker_stops_and_saves_when_its_server_dies(tmp_path):
         "import os, sys, time\n"
         "from vae_core.config import ModelConfig, TrainConfig\n"
         "from vae_core.data import load_digits\n"
-        "from vae_core.process_job import ProcessJob\n"
+        "from vae_core.jobs import ProcessJob\n"
         "if __name__ == '__main__':\n"
         "    ds = load_digits()\n"
         f"    job = ProcessJob(ds, ModelConfig(input_shape=(1, 8, 8), latent_dim=4, hidden_sizes=(32,)),\n"
@@ -186,25 +185,25 @@ def test_a_worker_stops_and_saves_when_its_server_dies(tmp_path):
 def test_a_job_starts_in_the_spare_worker_and_trains_exactly_like_a_training_job(digits):
     """warm_up() leaves a worker waiting; the next job runs in it (no process started on the job's clock), with the
     same numbers as a TrainingJob, and a new spare waits once the job has ended."""
-    from vae_core import process_job
+    from vae_core.jobs.fork_server import SPARE
 
-    process_job._SPARE.refill()
-    spare = process_job._SPARE._process
+    SPARE.refill()
+    spare = SPARE._process
     assert spare is not None and spare.is_alive()
     job = ProcessJob(digits, SMALL, QUICK, threads=1).start()
     assert job.pid == spare.pid
     reference = TrainingJob(digits, SMALL, QUICK, threads=1).start()
     assert job.join(timeout=120) and reference.join(timeout=120) and job.state == "finished"
     assert without_clock(job.history()) == without_clock(reference.history())
-    wait_until(lambda: process_job._SPARE._process is not None and process_job._SPARE._process.pid != spare.pid,
+    wait_until(lambda: SPARE._process is not None and SPARE._process.pid != spare.pid,
                "a new spare worker")
 
 
 def test_a_dead_spare_is_not_used(digits):
-    from vae_core import process_job
+    from vae_core.jobs.fork_server import SPARE
 
-    process_job._SPARE.refill()
-    spare = process_job._SPARE._process
+    SPARE.refill()
+    spare = SPARE._process
     os.kill(spare.pid, signal.SIGKILL)
     spare.join(timeout=30)
     job = ProcessJob(digits, SMALL, QUICK, threads=1).start()
@@ -216,8 +215,8 @@ def test_the_shared_copy_of_the_images_serves_the_next_job_and_goes_with_the_arr
     images = np.array(digits.images[:400])
     data = Dataset(images, name="digits-400")
     first, second = ProcessJob(data, SMALL, QUICK, threads=1), ProcessJob(data, SMALL, QUICK, threads=1)
-    path = first._share_images()["path"]
-    assert second._share_images()["path"] == path  # no second copy of the same array
+    path = first._share_images().path
+    assert second._share_images().path == path  # no second copy of the same array
     assert first._images_file is None  # kept for the next job, not unlinked after this one
     np.testing.assert_array_equal(np.memmap(path, dtype=np.float32, mode="r", shape=images.shape), images)
     for job in (first, second):
@@ -225,7 +224,7 @@ def test_the_shared_copy_of_the_images_serves_the_next_job_and_goes_with_the_arr
     assert os.path.exists(path)  # kept after both jobs, for the next one
     other = Dataset(np.array(digits.images[:300]), name="digits-300")
     starting = ProcessJob(other, SMALL, QUICK, threads=1)
-    kept = starting._share_images()["path"]
+    kept = starting._share_images().path
     assert kept != path and os.path.exists(kept)
     assert not os.path.exists(path)  # one dataset's copy at most: the previous one is gone
     assert starting.start().join(timeout=120) and starting.state == "finished"
@@ -238,7 +237,7 @@ def test_a_copy_replaced_while_a_job_starts_stays_until_its_worker_has_mapped_it
     """Two sessions start jobs on different data at once: the first job's copy stops being the kept one before its
     worker has mapped it; the file stays for that worker and goes once it has mapped it."""
     a = ProcessJob(Dataset(np.array(digits.images[:250]), name="a"), SMALL, QUICK, threads=1)
-    path = a._share_images()["path"]  # a's images shared; its worker has not mapped them yet
+    path = a._share_images().path  # a's images shared; its worker has not mapped them yet
     b = ProcessJob(Dataset(np.array(digits.images[:350]), name="b"), SMALL, QUICK, threads=1)
     assert b.start().join(timeout=120) and b.state == "finished"  # b's copy is the kept one now
     assert os.path.exists(path)  # still there for a's worker
@@ -260,7 +259,7 @@ def test_a_killed_servers_shared_copy_is_swept_by_the_next_server(digits, tmp_pa
 def test_a_kept_copy_removed_behind_the_servers_back_is_made_again(digits):
     data = Dataset(np.array(digits.images[:220]), name="digits-220")
     first = ProcessJob(data, SMALL, QUICK, threads=1)
-    path = first._share_images()["path"]
+    path = first._share_images().path
     first._release_held()
     os.unlink(path)  # a clean-up of /dev/shm
     again = ProcessJob(data, SMALL, QUICK, threads=1)
@@ -270,7 +269,8 @@ def test_a_kept_copy_removed_behind_the_servers_back_is_made_again(digits):
 SPARE_MEMORY = """
 import sys
 from vae_core.config import ModelConfig
-from vae_core.job_worker import spare_main
+from vae_core.jobs.protocol import JobShape
+from vae_core.jobs.worker import spare_main
 
 def rss_mb() -> float:
     with open("/proc/self/status") as f:
@@ -281,8 +281,8 @@ class Server:  # the spare's end of the pipe: it asks for its job once it has re
         print(rss_mb() - before)
 
 before = rss_mb()
-spare_main(Server(), {"model": ModelConfig(input_shape=(3, 64, 64), arch="conv", latent_dim=16), "batch_size": 64,
-                      "threads": 1})
+spare_main(Server(), JobShape(ModelConfig(input_shape=(3, 64, 64), arch="conv", latent_dim=16), batch_size=64,
+                            threads=1))
 """
 
 

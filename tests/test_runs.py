@@ -16,7 +16,7 @@ from vae_core.config import ModelConfig, RunConfig, TrainConfig
 from vae_core.runs import (MODEL_FILE, delete_run, export_zip, import_zip, list_runs, load_run, recover_runs,
                            rename_run, resolve_run, sanitize_name, save_run, tensors_to_optimizer_state,
                            unique_run_name)
-from vae_core.training import build_model
+from vae_core.jobs import build_model
 
 TINY = ModelConfig(input_shape=(1, 8, 8), latent_dim=2, hidden_sizes=(8,))
 

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from vae_core import training
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.data import Dataset, load_array
+from vae_core.jobs import TrainingJob, core, resolve_device
 from vae_core.metrics import evaluate
 from vae_core.runs import load_run
-from vae_core.training import TrainingJob, resolve_device
+from vae_core.jobs import TrainingJob, resolve_device
 from harness.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,7 +144,7 @@ def test_history_rows_hold_the_documented_fields(digits):
 
 
 def test_a_long_history_is_thinned_evenly_to_stay_loadable(digits, tmp_path, monkeypatch):
-    monkeypatch.setattr(training, "HISTORY_VALUES", 100 * (12 + SMALL.latent_dim))  # room for 100 rows
+    monkeypatch.setattr(core, "HISTORY_VALUES", 100 * (12 + SMALL.latent_dim))  # room for 100 rows
     job = run_job(digits, train_config=replace(QUICK, batch_size=8), run_dir=tmp_path / "run")  # 406 steps
     steps = [r["step"] for r in job.history()["steps"]]
     assert 50 <= len(steps) <= 100
@@ -266,10 +266,10 @@ def test_memory_mapped_npy_trains_like_the_same_data_in_memory(digits, tmp_path)
 def test_default_threads_follow_the_environment(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setenv("VAE_THREADS", "3")
-    assert training.default_threads() == 3
+    assert core.default_threads() == 3
     monkeypatch.delenv("VAE_THREADS")
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "64")  # torchrun on this machine: cores are shared by the local ranks
-    assert training.default_threads() == 1
+    assert core.default_threads() == 1
 
 
 # ---------------------------------------------------------------- devices
@@ -311,7 +311,7 @@ import resource, sys
 import numpy as np, torch
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.data import Dataset
-from vae_core.training import TrainingJob, keep_freed_heap
+from vae_core.jobs import TrainingJob, keep_freed_heap
 if sys.argv[1] == "kept":
     assert keep_freed_heap()
 torch.set_num_threads(1)
@@ -340,11 +340,11 @@ def test_a_training_process_keeps_its_freed_heap_instead_of_faulting_pages_in_at
 
 
 def test_samples_per_second_is_measured_over_seconds_not_per_step_and_not_across_a_pause(monkeypatch):
-    from vae_core import training
+    from vae_core.jobs import progress
 
     clock = [0.0]
-    monkeypatch.setattr(training.time, "perf_counter", lambda: clock[0])
-    rate = training._Rate()
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: clock[0])
+    rate = progress.Rate()
 
     def steps(n: int, images: int = 100, each_s: float = 0.01) -> float:
         for _ in range(n):

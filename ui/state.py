@@ -11,7 +11,7 @@ from ui.server import BUNDLED_RUN, dataset_for, run_for, runs_root
 from ui.sharing import created_elsewhere, note_active, upload_visible
 from vae_core.data import Dataset
 from vae_core.runs import Run, list_runs
-from vae_core.process_job import ProcessJob
+from vae_core.jobs import ProcessJob
 
 
 def init_state() -> None:

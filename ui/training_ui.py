@@ -23,7 +23,7 @@ from vae_core.kl_history import kl_over_time
 from vae_core.likelihoods import LIKELIHOODS, likelihood
 from vae_core.model import VAE
 from vae_core.runs import Run, unique_run_name
-from vae_core.process_job import ProcessJob, warm_up
+from vae_core.jobs import ProcessJob, warm_up
 
 LIVE_REFRESH_S = 1.0  # how often the live view redraws while a job runs
 LR_GRID = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 3e-3, 5e-3, 1e-2, 2e-2, 5e-2]

@@ -20,8 +20,8 @@ from .config import (LARGE_LATENT, LR_SCHEDULES, SMALL_IMAGE_PIXELS, SMALL_LATEN
                      default_latent_dim)
 from .data import DEFAULT_SOURCE, FILE_KINDS, SOURCES, load_source, named_source, source_named, source_words
 from .likelihoods import LIKELIHOODS, likelihood
+from .jobs import TrainingJob, keep_freed_heap, resolve_device
 from .runs import load_run
-from .training import TrainingJob, keep_freed_heap, resolve_device
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -21,7 +21,7 @@ from vae_core.data import load_digits, load_source
 from vae_core.latent import aggregate_posterior_samples, encode, slider_ranges, traversal_grid
 from vae_core.projections import Projection
 from vae_core.runs import load_run, save_run
-from vae_core.training import build_model
+from vae_core.jobs import build_model
 
 pytestmark = pytest.mark.e2e
 

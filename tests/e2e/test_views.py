@@ -28,7 +28,7 @@ from vae_core.latent import aggregate_posterior_samples, encode, slider_ranges, 
 from vae_core.projections import Projection
 from vae_core.media import STRIP_PX
 from vae_core.runs import save_run
-from vae_core.training import build_model
+from vae_core.jobs import build_model
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Callable
 
-from .training import TrainingJob
+from .core import JobCore
 
 
 def default_max_jobs() -> int:
@@ -32,18 +32,18 @@ class JobPool:
         self.max_jobs = max_jobs if max_jobs is not None else default_max_jobs()
         self.max_job_s = max_job_s if max_job_s is not None else default_max_job_seconds()
         self._lock = threading.Lock()
-        self._jobs: dict[str, TrainingJob] = {}  # owner -> their latest job
+        self._jobs: dict[str, JobCore] = {}  # owner -> their latest job
         self._started: dict[str, float] = {}  # owner -> when their latest job started (monotonic)
-        self._stopped_why: dict[str, tuple[TrainingJob, str]] = {}  # owner -> (job, why the pool stopped it)
+        self._stopped_why: dict[str, tuple[JobCore, str]] = {}  # owner -> (job, why the pool stopped it)
         self._gone_since: dict[str, float] = {}
         self._watchdog: threading.Thread | None = None
 
-    def running(self) -> dict[str, TrainingJob]:
+    def running(self) -> dict[str, JobCore]:
         """Owners whose job is running, paused or stopping."""
         with self._lock:
             return {owner: job for owner, job in self._jobs.items() if job.is_active}
 
-    def start(self, owner: str, job: TrainingJob) -> TrainingJob:
+    def start(self, owner: str, job: JobCore) -> JobCore:
         """Start job for owner (stopping the owner's previous one), or raise PoolFull with a clear message."""
         with self._lock:
             previous = self._jobs.get(owner)
@@ -58,7 +58,7 @@ class JobPool:
             previous.join(timeout=10)
         return job.start()
 
-    def job(self, owner: str) -> TrainingJob | None:
+    def job(self, owner: str) -> JobCore | None:
         with self._lock:
             return self._jobs.get(owner)
 
@@ -84,7 +84,7 @@ class JobPool:
             stopped.append(owner)
         return stopped
 
-    def why_stopped(self, owner: str, job: TrainingJob) -> str | None:
+    def why_stopped(self, owner: str, job: JobCore) -> str | None:
         """Why the pool stopped this owner's job (the time limit), or None if it did not."""
         with self._lock:
             entry = self._stopped_why.get(owner)

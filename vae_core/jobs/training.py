@@ -1,231 +1,47 @@
-"""TrainingJob: trains a VAE in a background thread, steerable (pause, resume, stop, lr, beta) from any other thread."""
+"""TrainingJob: the training loop (steps, epoch-end validation, publishing the weights, autosaving) in a thread of this
+process, steerable (pause, resume, stop, lr, β) from any other thread. The CLI and torchrun ranks run it in their main
+thread; the app's worker processes run it too (jobs/worker.py)."""
 from __future__ import annotations
 
-import collections
 import copy
-import ctypes
-import dataclasses
 import math
-import os
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
-from .config import ModelConfig, RunConfig, TrainConfig
-from .data import Dataset, split_indices
-from .media import RECON_FRAMES, recon_frame_images
-from .metrics import evaluate
-from .model import VAE
-from .objective import kl_weight, loss_terms, lr_factor
-from .runs import Run, save_run, tensors_to_optimizer_state
-
-STATES = ("created", "running", "paused", "stopping", "finished", "stopped", "failed")
-_INIT_LOCK = threading.Lock()  # model init draws from torch's global RNG: one job at a time
-RATE_WINDOW_S = 2.0  # samples/s is measured over about the last this many seconds of training
-HISTORY_VALUES = 2_000_000  # numbers kept in the step history (~40 MB of JSON), well inside what runs.load_run reads
+from ..config import ModelConfig, RunConfig, TrainConfig
+from ..data import Dataset
+from ..media import recon_frame_images
+from ..metrics import evaluate
+from ..objective import kl_weight, loss_terms, lr_factor
+from ..runs import Run, save_run, tensors_to_optimizer_state
+from .core import JobCore
+from .progress import Progress, Rate
 
 
-def default_threads() -> int:
-    """Intra-op threads for one job: env VAE_THREADS or OMP_NUM_THREADS, else the usable cores split among the
-    processes torchrun started on this machine."""
-    for var in ("VAE_THREADS", "OMP_NUM_THREADS"):
-        value = os.environ.get(var, "").strip()
-        if value.isdigit() and int(value) > 0:
-            return int(value)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)))
-
-
-def keep_freed_heap() -> bool:
-    """For a process whose job is training (the CLI, torchrun ranks, the app's job workers; never the server): glibc
-    malloc keeps freed memory for reuse instead of handing it back to the OS at every free. By default glibc serves
-    each tensor over its (adaptive) mmap threshold with a fresh mapping and trims the heap's top once ~2x that is
-    free: a training step's activations and gradients were faulted in afresh at every step (~25k page faults in a
-    2-epoch 784-400-20 job in a worker process against ~9k with this; that job 2.6% slower). The cost: the process
-    keeps its peak heap, not just what it uses. True where it applied (glibc); elsewhere nothing changes."""
-    try:
-        mallopt = ctypes.CDLL(None).mallopt  # the running C library's
-    except (OSError, AttributeError):
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
-    # 32 MiB: glibc's own ceiling for the adaptive threshold; larger tensors are still mapped and unmapped
-    return bool(mallopt(m_mmap_threshold, 32 << 20)) & bool(mallopt(m_trim_threshold, 256 << 20))
-
-
-class _MallInfo2(ctypes.Structure):  # glibc's struct mallinfo2 (malloc.h, glibc 2.33+)
-    _fields_ = [(name, ctypes.c_size_t) for name in
-                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
-                 "keepcost")]
-
-
-def trim_freed_heap(keep_bytes: int) -> bool:
-    """Hand the freed heap back to the OS if more than keep_bytes of it is free (glibc's malloc_trim): for a process
-    under keep_freed_heap() that is about to sit idle after a large job (a spare worker after rehearsing a 64x64 RGB
-    conv model held ~360 MB it no longer used). True if it trimmed; False below keep_bytes or without glibc."""
-    try:
-        libc = ctypes.CDLL(None)
-        mallinfo2, malloc_trim = libc.mallinfo2, libc.malloc_trim
-    except (OSError, AttributeError):
-        return False
-    mallinfo2.restype = _MallInfo2
-    if mallinfo2().fordblks <= keep_bytes:
-        return False
-    malloc_trim(0)
-    return True
-
-
-class _Rate:
-    """Images per second over the last RATE_WINDOW_S seconds of training, across epoch ends (their validation is
-    part of what the ETA must cover). Per epoch, as it was, a digits epoch lasts ~20 ms and any hiccup in it moved
-    the figure from 1,000 to 96,000 images/s between two refreshes of the Train page. restart() after a pause."""
-
-    def __init__(self):
-        self._images = 0
-        self._marks: collections.deque[tuple[float, int]] = collections.deque()
-        self.restart()
-
-    def restart(self) -> None:
-        self._marks.clear()
-        self._marks.append((time.perf_counter(), self._images))
-
-    def add(self, images: int) -> float:
-        """Count a step's images; the rate since the oldest mark of the window."""
-        now = time.perf_counter()
-        self._images += images
-        self._marks.append((now, self._images))
-        while len(self._marks) > 2 and now - self._marks[1][0] >= RATE_WINDOW_S:
-            self._marks.popleft()
-        then, before = self._marks[0]
-        return (self._images - before) / max(1e-9, now - then)
-
-
-def resolve_device(name: str = "auto") -> str:
-    """'auto' picks cuda, then mps, then cpu (under torchrun each rank takes its LOCAL_RANK's GPU); a named device
-    must exist here, or a ValueError says so."""
-    if name == "auto":
-        if not torch.cuda.is_available():
-            return "mps" if _mps_available() else "cpu"
-        name = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"  # checked below: more ranks than GPUs is an error
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps") from None
-    if device.type == "cuda" and not (torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()):
-        raise ValueError(f"device {name!r} is not available: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
-    if device.type == "mps" and not _mps_available():
-        raise ValueError(f"device {name!r} is not available on this machine")
-    if device.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"device {name!r} is not supported: use auto, cpu, cuda, cuda:N or mps")
-    return name
-
-
-def _mps_available() -> bool:
-    return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
-
-
-def build_model(config: ModelConfig, seed: int) -> VAE:
-    """A freshly initialised model; same config and seed -> same weights, without touching the global RNG state."""
-    with _INIT_LOCK, torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return VAE(config)
-
-
-@dataclass
-class Progress:
-    state: str
-    epoch: int  # epochs completed
-    epochs: int
-    step: int
-    total_steps: int
-    samples_per_s: float
-    eta_s: float | None
-    error: str | None = None
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def fraction(self) -> float:
-        return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
-
-
-@dataclass
-class Snapshot:
-    progress: Progress
-    steps: list[dict]  # per logged step: step, epoch, total, recon, kl, beta_kl, beta, lr, samples_per_s, kl_per_dim
-    epochs: list[dict]  # per epoch: epoch, step, val_neg_elbo, val_recon, val_kl, active_units, val_kl_per_dim, ...
-    model_version: int  # increases each time new weights are published (each epoch)
-
-
-class JobView:
-    """What a page reads of a job, the same for a job training in this process (TrainingJob) and in a worker
-    (ProcessJob): its state, error, progress and history, each read under the job's lock. A subclass keeps _lock,
-    _state, _error, _steps, _epochs, _version and defines _progress_locked()."""
-
-    @property
-    def state(self) -> str:
-        with self._lock:
-            return self._state
-
-    @property
-    def is_active(self) -> bool:
-        return self.state in ("running", "paused", "stopping")
-
-    @property
-    def error(self) -> str | None:
-        with self._lock:
-            return self._error
-
-    def progress(self) -> Progress:
-        with self._lock:
-            return self._progress_locked()
-
-    def snapshot(self, since_step: int = 0) -> Snapshot:
-        """A consistent copy of the history (rows after since_step only, if given) and the progress."""
-        with self._lock:
-            steps = [r for r in self._steps if r["step"] > since_step] if since_step else list(self._steps)
-            return Snapshot(progress=self._progress_locked(), steps=steps, epochs=list(self._epochs),
-                            model_version=self._version)
-
-    def history(self) -> dict[str, list]:
-        with self._lock:
-            return {"steps": list(self._steps), "epochs": list(self._epochs)}
-
-
-class TrainingJob(JobView):
-    """One training run in a daemon thread. All public methods are safe to call from any thread."""
+class TrainingJob(JobCore):
+    """One training run in a daemon thread (start) or in the calling thread (run). All public methods are safe to call
+    from any thread."""
 
     def __init__(self, dataset: Dataset, model_config: ModelConfig, train_config: TrainConfig,
                  run_dir: str | Path | None = None, resume: Run | None = None, threads: int | None = None):
-        # a private copy: set_lr / set_beta update it (so the saved config tells what was used) without touching the caller's
-        self.dataset, self.model_config, self.train_config = dataset, model_config, dataclasses.replace(train_config)
-        self.run_dir = Path(run_dir) if run_dir else None
-        self.threads = threads or default_threads()
-        self._lock = threading.Lock()
+        super().__init__(dataset, model_config, train_config, run_dir, resume, threads)
         self._unpaused = threading.Event()
         self._unpaused.set()
         self._stop = threading.Event()
-        self._pending: dict[str, float] = {}
-        self._state, self._error, self._warnings = "created", None, []
-        self._steps: list[dict] = list(resume.history.get("steps", [])) if resume else []
-        self._epochs: list[dict] = list(resume.history.get("epochs", [])) if resume else []
-        self._step = int(resume.state.get("step", 0)) if resume else 0
-        self._epoch = int(resume.state.get("epoch", 0)) if resume else 0
-        self._rate, self._version, self._published_step = 0.0, 0, -1
+        self._pending: dict[str, float] = {}  # lr and beta set from another thread, for the next step
+        self._step, self._epoch = self._resumed_at(resume)
+        self._rate, self._published_step = 0.0, -1
         self._opt: torch.optim.Optimizer | None = None
         self._unsynced: list[tuple] = []  # recorded steps whose values are still on the device
-        # a long run keeps every stride-th logged row: the stride doubles whenever the history outgrows its budget
-        self._stride, self._max_rows = 1, max(100, HISTORY_VALUES // (12 + model_config.latent_dim))
         self._resume = resume
-        self.train_idx, self.val_idx = split_indices(dataset.n, train_config.val_fraction, train_config.seed)
         self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
-        self.device = torch.device(resolve_device(train_config.device))
-        self.train_config.device = str(self.device)  # "auto" is recorded as what it picked
         self._sync_every = 1 if self.device.type == "cpu" else 32  # host syncs stall an accelerator's queue: batch them
-        self.model = resume.model.to(self.device) if resume else build_model(model_config, train_config.seed).to(self.device)
+        self.model = self._first_model(resume).to(self.device)
         self._published = copy.deepcopy(self.model).cpu().eval()
         self._thread = threading.Thread(target=self._main, name="vae-training", daemon=True)
 
@@ -247,59 +63,11 @@ class TrainingJob(JobView):
         self._main()
         return self
 
-    def _claim(self) -> None:
-        with self._lock:
-            if self._state != "created":
-                raise RuntimeError(f"job already {self._state}")
-            self._state = "running"
-
-    def pause(self) -> None:
-        with self._lock:
-            if self._state == "running":
-                self._state = "paused"
-                self._unpaused.clear()
-
-    def resume(self) -> None:
-        with self._lock:
-            if self._state == "paused":
-                self._state = "running"
-                self._unpaused.set()
-
-    def stop(self) -> None:
-        with self._lock:
-            if self._state in ("running", "paused"):
-                self._state = "stopping"
-            self._stop.set()
-            self._unpaused.set()
-
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the thread to end; True if it has."""
         if self._thread.is_alive():
             self._thread.join(timeout)
         return not self._thread.is_alive()
-
-    def set_lr(self, lr: float) -> None:
-        if not lr > 0:
-            raise ValueError("lr must be > 0")
-        with self._lock:
-            self._pending["lr"] = float(lr)
-
-    def set_beta(self, beta: float) -> None:
-        if not beta >= 0:
-            raise ValueError("beta must be >= 0")
-        with self._lock:
-            self._pending["beta"] = float(beta)
-
-    @property
-    def history_stride(self) -> int:
-        """Every how many logged rows the step history keeps one (1 until a long run outgrows its budget)."""
-        with self._lock:
-            return self._stride
-
-    def model_snapshot(self) -> VAE:
-        """A CPU copy of the weights published at the last epoch end (or the start), safe to use in any thread."""
-        with self._lock:
-            return copy.deepcopy(self._published)
 
     def read_published(self, reader) -> int:
         """reader(state dict of the published weights) under the lock, so that they do not change meanwhile (copy
@@ -308,14 +76,28 @@ class TrainingJob(JobView):
             reader(self._published.state_dict())
             return self._version
 
+    # ------------------------------------------------------------------ commands, for the training thread's next step
+
+    def _signal_pause(self) -> None:
+        self._unpaused.clear()
+
+    def _signal_resume(self) -> None:
+        self._unpaused.set()
+
+    def _signal_stop(self) -> None:
+        self._stop.set()
+        self._unpaused.set()
+
+    def _signal_lr(self, lr: float) -> None:
+        self._pending["lr"] = lr
+
+    def _signal_beta(self, beta: float) -> None:
+        self._pending["beta"] = beta
+
     # ------------------------------------------------------------------ the training thread
 
     def _progress_locked(self) -> Progress:
-        cfg = self.train_config
-        total = math.ceil(len(self.train_idx) / cfg.batch_size) * cfg.epochs
-        eta = (total - self._step) * cfg.batch_size / self._rate if self._rate > 0 else None
-        return Progress(state=self._state, epoch=self._epoch, epochs=cfg.epochs, step=self._step, total_steps=total,
-                        samples_per_s=self._rate, eta_s=eta, error=self._error, warnings=list(self._warnings))
+        return self._progress_at(self._step, self._epoch, self._rate)
 
     def _main(self) -> None:
         torch.set_num_threads(self.threads)
@@ -370,8 +152,8 @@ class TrainingJob(JobView):
         gen = torch.Generator(device=self.device)
         train_x = self._device_images()
         beta = cfg.beta
-        total_steps = math.ceil(len(self.train_idx) / cfg.batch_size) * cfg.epochs
-        rate = _Rate()
+        total_steps = self.total_steps
+        rate = Rate()
         for epoch in range(self._epoch, cfg.epochs):
             # both seeded per epoch: a run resumed at an epoch boundary continues exactly as if never interrupted
             order = self.train_idx[torch.randperm(len(self.train_idx), generator=_epoch_gen(cfg.seed, epoch)).numpy()]
@@ -471,14 +253,13 @@ class TrainingJob(JobView):
             if not math.isfinite(total):
                 raise _Diverged(f"training diverged at step {step} (loss is {total}); the last good weights are kept "
                                 "— try a lower learning rate")
-            if step % (self.train_config.log_every * self._stride) == 0:
+            if step % (self.train_config.log_every * self._stride) == 0:  # the rows core.JobCore._thin_to keeps
                 rows.append({"step": step, "epoch": epoch, "total": total, "recon": recon, "kl": kl,
                              "beta_kl": beta * kl, "beta": beta, "lr": lr, "samples_per_s": rate, "kl_per_dim": kl_dims})
         with self._lock:
             self._steps.extend(rows)
-            while len(self._steps) > self._max_rows:  # thin evenly: every other row, from the start
-                self._stride *= 2
-                self._steps = [r for r in self._steps if r["step"] % (self.train_config.log_every * self._stride) == 0]
+            if len(self._steps) > self._max_rows:
+                self._thin_to_budget()
             self._rate = pending[-1][-1]
 
     def _end_epoch(self, epoch: int) -> None:
@@ -515,13 +296,6 @@ class TrainingJob(JobView):
         images = self.model.decode_mean(self.model.encode(x)[0])
         self.model.train()
         return (images.clamp(0, 1) * 255).round().to(torch.uint8).flatten().cpu().tolist()
-
-    def _thin_recon_frames(self) -> None:
-        """Keep at most RECON_FRAMES epochs' reconstructions: past that, drop every other one (first and last kept)."""
-        kept = [i for i, r in enumerate(self._epochs) if "val_recon_frame" in r]
-        if len(kept) > RECON_FRAMES:
-            for i in kept[1:-1:2]:
-                self._epochs[i] = {k: v for k, v in self._epochs[i].items() if k != "val_recon_frame"}
 
     def _publish(self) -> None:
         """Make the current weights the ones the UI sees and saves, unless they are not finite or already published
