@@ -10,7 +10,7 @@ import torch
 
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.jobs import ProcessJob, TrainingJob
-from tests.helpers import wait_until
+from harness.wait import wait_until
 
 SMALL = ModelConfig(input_shape=(1, 8, 8), latent_dim=4, hidden_sizes=(32,))
 QUICK = TrainConfig(epochs=2, batch_size=64, lr=3e-3, seed=0, lr_schedule="constant", lr_warmup_steps=0)
