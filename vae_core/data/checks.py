@@ -1,4 +1,5 @@
-"""The checks every data reader shares: the byte limit, errors that name the file, file sniffing, zip and gzip ratios.
+"""The checks every data reader shares: the byte and pixel limits, errors that name the file (as valid text), file
+sniffing, zip and gzip ratios.
 
 Each reader checks a file's header against its size and the byte limit before it allocates, and raises ValueError
 naming the file (or archive member) and the problem; the helpers for that live here so the readers import them from
@@ -21,6 +22,8 @@ import numpy as np
 DEFAULT_MAX_BYTES = 2 * 1024**3  # of decoded float32 images; env VAE_MAX_DATA_BYTES and max_bytes= override it
 ZIP_MAX_RATIO = 200  # zip members inflating more than this are refused as bombs...
 ZIP_RATIO_FLOOR = 1 << 20  # ...once over 1 MiB: small blank images legitimately compress 200x
+MAX_IMAGE_PIXELS = 1 << 24  # decoded pixels of one image (4096×4096), checked from its header: Pillow only warns
+MAX_DATASET_PIXELS = 1 << 28  # ...at 89 M; and of all the images of a dataset together (decoding them is the cost)
 GZIP_MAX_RATIO = 1032  # deflate cannot inflate more than ~1032x, so a gzip claiming more is lying
 READ_ERRORS = (OSError, EOFError, zlib.error, zipfile.BadZipFile, struct.error, lzma.LZMAError,
                NotImplementedError, RuntimeError)  # what gzip/zipfile raise on corrupt input
@@ -40,6 +43,22 @@ def check_size(name: str, nbytes: int, limit: int, what: str = "decoded float32 
     if nbytes > limit:
         raise ValueError(f"{name}: too large: {what} would take {nbytes:,} bytes, over the limit of "
                          f"{limit:,} bytes (max_bytes= or VAE_MAX_DATA_BYTES)")
+
+
+def check_pixels(name: str, pixels: int, limit: int, what: str) -> None:
+    """Refuse images that would decode to more than limit pixels, before decoding them."""
+    if pixels > limit:
+        raise ValueError(f"{name}: too large to decode: {what} would decode {pixels:,} pixels, over the limit of "
+                         f"{limit:,} (resize the images before loading them)")
+
+
+def valid_text(name: str) -> str:
+    """A file or folder name as valid text: bytes that are not UTF-8 (which os keeps as lone surrogates) become
+    U+FFFD, so the name can be shown, written to JSON and sent to a browser."""
+    try:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # a lone surrogate outside surrogateescape's range
+        return name.encode("utf-8", "replace").decode("utf-8")
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ class Dataset:
     factor_names: list[str] | None = None
     name: str = "dataset"
     source: dict = field(default_factory=dict)  # load_source(source) rebuilds this dataset
+    note: str = ""  # what the loader wants the user to know (e.g. entries it skipped); the Data page and CLI show it
 
     def __post_init__(self) -> None:
         if self.images.ndim != 4:
@@ -52,7 +53,17 @@ class Dataset:
         idx = np.asarray(idx, dtype=np.int64)
         pick = lambda a: None if a is None else a[idx]  # noqa: E731
         return Dataset(self.batch(idx), pick(self.labels), self.class_names, pick(self.factors),
-                       self.factor_names, self.name, dict(self.source))
+                       self.factor_names, self.name, dict(self.source), self.note)
+
+    def summary(self, names: int = 4) -> str:
+        """What was inferred, in one line: "2,720 images, 1×105×105, 136 classes (Greek/character01, …)"."""
+        c, h, w = self.shape
+        text = f"{self.n:,} image{'s' * (self.n != 1)}, {c}×{h}×{w}"
+        if self.labels is None:
+            return f"{text}, unlabelled"
+        classes = self.class_names or [str(i) for i in range(int(self.labels.max()) + 1)]
+        shown = classes if len(classes) <= names else [*classes[:names - 1], "…", classes[-1]]
+        return f"{text}, {len(classes):,} classes ({', '.join(shown)})"
 
     def describe(self) -> dict:
         """A JSON-able summary for the UI: size, shape, classes and value range."""
