@@ -222,3 +222,38 @@ def test_the_data_flags_come_from_the_sources_table(tmp_path, capsys):
     help_text = " ".join(capsys.readouterr().out.split())
     for word in [*source_words(), *(k.label for k in FILE_KINDS)]:
         assert word in help_text, word
+
+
+def test_the_cli_says_what_it_inferred_and_takes_the_file_options(tmp_path, capsys):
+    """Before training the CLI prints N images, C×H×W and K classes with a few names, the loader's note and a resize
+    hint; --resize and --class-levels (the sources table's file options) reach the loader and the run's data."""
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    path = tmp_path / "nested.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for i, folder in enumerate(["A/x", "A/y", "B/x", "B/y"] * 2):
+            png = io.BytesIO()
+            Image.fromarray(np.random.default_rng(i).integers(0, 256, (70, 105), dtype=np.uint8)).save(png, "PNG")
+            zf.writestr(f"{folder}/{i}.png", png.getvalue())
+        zf.writestr("../escape.png", png.getvalue())
+    small = ["--epochs", "1", "--batch-size", "4", "--hidden", "8", "--latent-dim", "2", "--threads", "1"]
+    assert train_cli.main(["--data", str(path), *small, "--out", str(tmp_path / "full")]) == 0
+    err = capsys.readouterr().err
+    assert "data: nested.zip: 8 images, 1×70×105, 4 classes (A/x, A/y, B/x, B/y)" in err  # not 2 merged x, y
+    assert "note: skipped 1 of 9 entries: 1 outside the archive ('..', an absolute path or a link)" in err
+    assert "hint: the images are 70×105 pixels; --resize 64 loads them at 64 on the longer side" in err
+
+    flags = ["--resize", "64", "--class-levels", "1"]
+    assert train_cli.main(["--data", str(path), *flags, *small, "--out", str(tmp_path / "resized")]) == 0
+    err = capsys.readouterr().err
+    assert "data: nested.zip: 8 images, 1×43×64, 2 classes (A, B)" in err and "hint:" not in err
+    run = load_run(tmp_path / "resized")
+    assert run.config.model.input_shape == (1, 43, 64)
+    assert (run.config.dataset["resize"], run.config.dataset["class_levels"]) == (64, 1)
+
+    assert train_cli.main(["--data", "digits", "--resize", "64", *small, "--out", str(tmp_path / "d")]) == 2
+    assert_one_line_error(err := capsys.readouterr().err)
+    assert "--resize is only used with --data PATH, not --data digits" in err

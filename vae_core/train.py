@@ -18,7 +18,8 @@ import torch.distributed as dist
 from .architectures import ARCHS, architecture
 from .config import (LARGE_LATENT, LR_SCHEDULES, SMALL_IMAGE_PIXELS, SMALL_LATENT, ModelConfig, TrainConfig,
                      default_latent_dim)
-from .data import DEFAULT_SOURCE, FILE_KINDS, SOURCES, load_source, named_source, source_named, source_words
+from .data import (DEFAULT_SOURCE, FILE_KINDS, FILES_KIND, RESIZE, SOURCES, Dataset, load_source, named_source,
+                   source_named, source_words, suggested_resize)
 from .likelihoods import LIKELIHOODS, likelihood
 from .jobs import TrainingJob, keep_freed_heap, resolve_device
 from .runs import load_run
@@ -81,15 +82,17 @@ def hidden_sizes(text: str) -> tuple[int, ...]:
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
-    """--data NAME|PATH, --labels, and --SOURCE-OPTION for each option of each source, from the sources table."""
+    """--data NAME|PATH, --labels, and a flag for each option of each source, from the sources table: --SOURCE-OPTION,
+    or the option's own flag (the file options: --resize, --class-levels)."""
     words, kinds = " | ".join(source_words()), ", ".join(k.label for k in FILE_KINDS)
     p.add_argument("--data", default=None,
                    help=f"{words} | PATH ({kinds}); default: {DEFAULT_SOURCE}, or the resumed run's data")
     p.add_argument("--labels", default=None, help="IDX labels file (default: found beside the images by name)")
     for source in SOURCES.values():
         for option in source.options:
-            p.add_argument(f"--{source.name}-{option.name}", dest=_dest(source.name, option.name), type=int,
-                           default=option.default, help=f"{source.label.lower()}: {option.help}")
+            what = "PATH" if source.reads_files else source.label.lower()
+            p.add_argument(option.cli_flag(source.name), dest=_dest(source.name, option.name), type=int,
+                           metavar="N", default=option.default, help=f"{what}: {option.help}")
 
 
 def _dest(source: str, option: str) -> str:
@@ -101,9 +104,24 @@ def data_source(args: argparse.Namespace, resume=None) -> str | dict:
     if args.data is None and resume is not None and resume.config.dataset:
         return resume.config.data_source
     data = args.data or DEFAULT_SOURCE
-    source = source_named(data)
-    options = {o.name: getattr(args, _dest(data, o.name)) for o in source.options} if source else {}
+    source = source_named(data) or SOURCES[FILES_KIND]
+    files = SOURCES[FILES_KIND]
+    for o in files.options if source is not files else ():
+        if getattr(args, _dest(files.name, o.name)) != o.default:
+            raise ValueError(f"{o.cli_flag(files.name)} is only used with --data PATH, not --data {data}")
+    options = {o.name: getattr(args, _dest(source.name, o.name)) for o in source.options}
     return named_source(data, args.labels, options)
+
+
+def data_lines(dataset: Dataset) -> list[str]:
+    """What the CLI says of the data before training: what was inferred, the loader's note, a resize to consider."""
+    lines = [f"data: {dataset.name}: {dataset.summary()}"] + ([f"note: {dataset.note}"] if dataset.note else [])
+    side = suggested_resize(dataset)
+    if side:
+        c, h, w = dataset.shape
+        lines.append(f"hint: the images are {h}×{w} pixels; {RESIZE.cli_flag(FILES_KIND)} {side} loads them at {side} "
+                     "on the longer side (fewer pixels: faster training)")
+    return lines
 
 
 def _validation_summary(last: dict, model_cfg: ModelConfig, out: str) -> str:
@@ -138,6 +156,8 @@ def run(args: argparse.Namespace) -> int:
         job = TrainingJob(dataset, model_cfg, train_cfg, run_dir=args.out if rank == 0 else None, resume=resume,
                           threads=args.threads)
         show = rank == 0 and not args.quiet
+        if show:
+            print("\n".join(data_lines(dataset)), file=sys.stderr)
         done = threading.Event()
         bar = threading.Thread(target=_show_progress, args=(job, done), daemon=True)
         if show:
