@@ -210,6 +210,61 @@ def test_good_upload_becomes_the_active_dataset(app, tmp_path):
     assert {m.label: m.value for m in at.metric}["Images"] == "40"
 
 
+def nested_zip(skipped: dict[str, bytes] | None = None) -> bytes:
+    """Eight 105-wide, 70-high PNGs in A/x, A/y, B/x, B/y (equal leaf names under two parents), plus `skipped`."""
+    import zipfile
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        for i, folder in enumerate(["A/x", "A/y", "B/x", "B/y"] * 2):
+            png = io.BytesIO()
+            Image.fromarray(np.random.default_rng(i).integers(0, 256, (70, 105), dtype=np.uint8)).save(png, "PNG")
+            zf.writestr(f"{folder}/{i}.png", png.getvalue())
+        for name, payload in (skipped or {}).items():
+            zf.writestr(name, payload)
+    return out.getvalue()
+
+
+def test_the_data_page_says_what_it_inferred_and_resizes_on_load(app):
+    """A zip of nested class folders: the page shows N, C×H×W and the classes by their path, the loader's note on a
+    skipped '../' entry and a resize suggestion; the file options (the sources table's) reload it at 64 pixels with
+    the top folder as the class."""
+    at = app("pages/data.py")
+    at.segmented_control(key="data_kind").set_value("upload").run()
+    payload = nested_zip({"../escape.png": b"outside"})
+    at.file_uploader(key="data_upload").set_value(("nested.zip", payload, "application/zip")).run()
+    assert not at.exception and not at.error, texts(at.error)
+    assert "Inferred: 8 images, 1×70×105, 4 classes (A/x, A/y, B/x, B/y)" in texts(at.caption)
+    notes = texts(at.info)
+    assert "skipped 1 of 9 entries: 1 outside the archive ('..', an absolute path or a link)" in notes
+    assert "The images are 70×105 pixels: set **Resize on load (longer side, pixels)** to 64" in notes
+
+    at.number_input(key="path_resize").set_value(64)
+    at.number_input(key="path_class_levels").set_value(1).run()
+    assert not at.exception and not at.error, texts(at.error)
+    source = at.session_state["dataset_source"]
+    assert (source["resize"], source["class_levels"]) == (64, 1)
+    assert "Inferred: 8 images, 1×43×64, 2 classes (A, B)" in texts(at.caption)
+    assert "The images are" not in texts(at.info)
+
+
+def test_a_zip_of_huge_pngs_is_refused_and_the_dataset_stays(app):
+    """issue 23: a zip of eight valid 9000×9000 PNGs (a few KB each) is refused from the headers, fast, naming the
+    file; the previous dataset stays active."""
+    from tests.test_image_files import huge_png
+
+    huge = huge_png(9000, 9000)
+    payload = nested_zip({f"huge/{i}.png": huge for i in range(8)})
+    at = app("pages/data.py")
+    at.segmented_control(key="data_kind").set_value("upload").run()
+    at.file_uploader(key="data_upload").set_value(("bombs.zip", payload, "application/zip")).run()
+    assert not at.exception
+    assert "bombs.zip:huge/0.png: too large to decode: this 9000×9000 image" in texts(at.error)
+    assert at.session_state["dataset_source"] == "digits" and at.metric[0].value == "1,797"
+
+
 def test_runs_upload_rename_delete(app, tmp_path):
     model_config = ModelConfig(latent_dim=2, hidden_sizes=(8,))
     source = save_run(tmp_path / "made" / "tiny", VAE(model_config), RunConfig(model_config, TrainConfig(),

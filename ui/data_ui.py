@@ -1,5 +1,6 @@
-"""The Data page's pieces: the source chooser and each source's controls, drawn from the engine's sources table
-(vae_core/data/sources.py), saving uploads, and the active dataset's summary."""
+"""The Data page's pieces: the source chooser and each source's controls (the file options too: resize on load,
+class folder levels), drawn from the engine's sources table (vae_core/data/sources.py), saving uploads, and the active
+dataset's summary with what was inferred and the loader's note."""
 from __future__ import annotations
 
 import hashlib
@@ -20,7 +21,8 @@ from ui.server import dataset_for, uploads_root
 from ui.sharing import note_upload, upload_in_use
 from ui.state import set_active_dataset, upload_result
 from ui.storage import check_upload, prune_uploads
-from vae_core.data import FILES_KIND, SOURCES, Dataset, DataSource, source_named
+from vae_core.data import (FILES_KIND, RESIZE, SOURCES, Dataset, DataSource, file_kind, file_options,
+                           source_named, suggested_resize)
 from vae_core.runs import sanitize_name
 
 UPLOAD = "upload"  # the Source control's value for the source that reads files: the browser uploads them
@@ -98,21 +100,32 @@ def source_ui(source: DataSource) -> None:
                               on_click=lambda: activate_cb(options_source(source), what))
 
 
+def file_options_ui(source: DataSource) -> dict:
+    """The file options of the source that reads files (widget keys {name}_{option}); those set, for its dict."""
+    for column, o in zip(st.columns(len(source.options)), source.options):
+        column.number_input(o.label, o.low, o.high, o.default, step=o.step, key=f"{source.name}_{o.name}", help=o.help,
+                            persist_state="session")
+    return file_options({o.name: st.session_state[f"{source.name}_{o.name}"] for o in source.options})
+
+
 def upload_ui(source: DataSource) -> None:
-    """The source that reads files: an uploader; a new set of files is saved and becomes the active dataset."""
+    """The source that reads files: its options and an uploader; a new set of files (or new options for them) is
+    saved and becomes the active dataset."""
     st.caption(source.description)
+    options = file_options_ui(source)
     files = st.file_uploader("Data files", accept_multiple_files=True, key="data_upload",
                              help="Any extension: the type is read from the file's first bytes")
     before = st.session_state.dataset_source
-    result = upload_result("data_upload_result", files,
-                           lambda: activate(save_uploads(files), ", ".join(f.name for f in files)))
+    key = "data_upload_result" + (json.dumps(options, sort_keys=True) if options else "")  # new options: load again
+    result = upload_result(key, files,
+                           lambda: activate(save_uploads(files, options), ", ".join(f.name for f in files)))
     if result is not None and st.session_state.dataset_source != before:
         st.rerun()  # redraw the sidebar with the new dataset; the message is remembered
     if result is not None:
         show(*result)
 
 
-def save_uploads(files: list) -> dict:
+def save_uploads(files: list, options: dict | None = None) -> dict:
     """Write uploaded files to uploads_root()/<sha256 prefix>/<sanitized name> and describe them as a data source;
     their count and size are checked first, and old uploads nobody uses make room (ui/storage.py)."""
     size = check_upload(files)
@@ -125,7 +138,7 @@ def save_uploads(files: list) -> dict:
     os.utime(folder)  # used now: the cleaner removes the least recently used first
     note_upload(folder)  # private to the sessions that uploaded it (ui/sharing.py)
     paths = [_write_once(folder / sanitize_name(f.name), f.getvalue()) for f in files]
-    return upload_source(paths)
+    return upload_source(paths, options)
 
 
 def _write_once(path: Path, data: bytes) -> Path:
@@ -138,10 +151,12 @@ def _write_once(path: Path, data: bytes) -> Path:
     return path
 
 
-def upload_source(paths: list[Path]) -> dict:
-    """One data file, or an IDX images file with its labels file, as a source dict for load_source."""
+def upload_source(paths: list[Path], options: dict | None = None) -> dict:
+    """One data file, or an IDX images file with its labels file, as a source dict for load_source, with the file
+    options its kind takes."""
     if len(paths) == 1:
-        return {"kind": FILES_KIND, "path": str(paths[0])}
+        takes = file_kind(paths[0]).options
+        return {"kind": FILES_KIND, "path": str(paths[0]), **{k: v for k, v in (options or {}).items() if k in takes}}
     labels = [p for p in paths if any(hint in p.name.lower() for hint in LABELS_HINTS)]
     if len(paths) == 2 and len(labels) == 1:
         images = next(p for p in paths if p != labels[0])
@@ -174,6 +189,13 @@ def summary_ui(dataset: Dataset) -> None:
     m[1].metric("Shape (C×H×W)", f"{c}×{h}×{w}")
     m[2].metric("Classes", info["n_classes"] or "unlabelled")
     m[3].metric("Value range", f"{info['min']:.2f} … {info['max']:.2f}")
+    st.caption(f"Inferred: {dataset.summary()}")
+    if dataset.note:
+        st.info(dataset.note, icon=":material/info:")
+    side = suggested_resize(dataset)
+    if side:
+        st.info(f"The images are {h}×{w} pixels: set **{RESIZE.label}** to {side} under Upload files (with the files "
+                "uploaded) to train on fewer pixels, faster.", icon=":material/photo_size_select_large:")
     if dataset.factor_names:
         st.caption("Generating factors: " + ", ".join(dataset.factor_names))
     idx = np.sort(np.random.default_rng(0).choice(dataset.n, min(N_SAMPLES, dataset.n), replace=False))
