@@ -31,8 +31,9 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 _PIL_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
 _WIDE_MODES = {"I", "F", "I;16", "I;16L", "I;16B", "I;16N"}  # 16/32-bit grayscale, scaled by 65535 (F: as is)
 _GRAY_MODES = _WIDE_MODES | {"1", "L", "LA", "La"}
-UNSAFE, HIDDEN, NOT_IMAGE = "outside the archive ('..', an absolute path or a link)", "hidden or macOS metadata", \
-    "not images"  # why an entry is skipped, as the note says it
+UNSAFE = "outside the archive ('..', an absolute path or a link)"  # why an entry is skipped, as the note says it
+HIDDEN = "hidden or macOS metadata"
+NOT_IMAGE = "not images"
 
 
 class _Entry(NamedTuple):
