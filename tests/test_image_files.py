@@ -119,14 +119,26 @@ def test_a_zip_of_huge_but_tiny_pngs_is_refused_from_the_headers_before_decoding
     assert time.perf_counter() - start < 2.0  # decoding one of them alone takes longer
 
 
-def test_the_dataset_pixel_budget_counts_every_image_before_decoding(tmp_path):
+def test_the_dataset_pixel_budget_counts_every_image_before_decoding(tmp_path, monkeypatch):
     n = data.MAX_DATASET_PIXELS // (4000 * 4000) + 1  # each under the per-image budget, together over
     path = write_zip(tmp_path / "many.zip", {f"{i}.png": huge_png(4000, 4000) for i in range(n)})
     start = time.perf_counter()
-    with pytest.raises(ValueError, match=f"^many.zip: too large to decode: its {n} images would decode "
-                                         f"{n * 16_000_000:,} pixels, over the limit of {data.MAX_DATASET_PIXELS:,}"):
+    with pytest.raises(ValueError, match=rf"^many.zip: too large to decode: its {n} images \(VAE_MAX_DATA_PIXELS\) "
+                                         rf"would decode {n * 16_000_000:,} pixels, over the limit of "
+                                         rf"{data.MAX_DATASET_PIXELS:,}"):
         data.load_path(path)
     assert time.perf_counter() - start < 2.0
+
+    members = {f"{c}/{i}.png": png_bytes(glyph(i, (10, 10))) for i, c in enumerate("ab")}
+    small = write_zip(tmp_path / "small.zip", members)
+    monkeypatch.setenv("VAE_MAX_DATA_PIXELS", "199")  # a server's own budget: 2 images of 100 pixels are over it
+    with pytest.raises(ValueError, match="small.zip: too large to decode: its 2 images .* 200 pixels, over .* 199"):
+        data.load_path(small)
+    monkeypatch.setenv("VAE_MAX_DATA_PIXELS", "200")
+    assert data.load_path(small).n == 2
+    monkeypatch.setenv("VAE_MAX_DATA_PIXELS", "lots")
+    with pytest.raises(ValueError, match="VAE_MAX_DATA_PIXELS must be a whole number of pixels, got 'lots'"):
+        data.load_path(small)
 
 
 def test_a_large_jpeg_is_decoded_reduced_when_resized_on_load(tmp_path):

@@ -23,7 +23,8 @@ DEFAULT_MAX_BYTES = 2 * 1024**3  # of decoded float32 images; env VAE_MAX_DATA_B
 ZIP_MAX_RATIO = 200  # zip members inflating more than this are refused as bombs...
 ZIP_RATIO_FLOOR = 1 << 20  # ...once over 1 MiB: small blank images legitimately compress 200x
 MAX_IMAGE_PIXELS = 1 << 24  # decoded pixels of one image (4096×4096), checked from its header: Pillow only warns
-MAX_DATASET_PIXELS = 1 << 28  # ...at 89 M; and of all the images of a dataset together (decoding them is the cost)
+MAX_DATASET_PIXELS = 1 << 28  # ...at 89 M; and of all the images of a dataset together (decoding them is the
+# cost); env VAE_MAX_DATA_PIXELS overrides it
 GZIP_MAX_RATIO = 1032  # deflate cannot inflate more than ~1032x, so a gzip claiming more is lying
 READ_ERRORS = (OSError, EOFError, zlib.error, zipfile.BadZipFile, struct.error, lzma.LZMAError,
                NotImplementedError, RuntimeError)  # what gzip/zipfile raise on corrupt input
@@ -38,6 +39,14 @@ def byte_limit(max_bytes: int | None) -> int:
     return int(env if max_bytes is None else max_bytes)
 
 
+def pixel_budget() -> int:
+    """The decoded pixels a dataset of images may hold: $VAE_MAX_DATA_PIXELS, else MAX_DATASET_PIXELS."""
+    env = os.environ.get("VAE_MAX_DATA_PIXELS", str(MAX_DATASET_PIXELS))
+    if not env.strip().isdigit():
+        raise ValueError(f"VAE_MAX_DATA_PIXELS must be a whole number of pixels, got {env!r}")
+    return int(env)
+
+
 def check_size(name: str, nbytes: int, limit: int, what: str = "decoded float32 images") -> None:
     """Refuse what would take more than limit bytes, naming the limit and how to raise it."""
     if nbytes > limit:
@@ -49,7 +58,7 @@ def check_pixels(name: str, pixels: int, limit: int, what: str) -> None:
     """Refuse images that would decode to more than limit pixels, before decoding them."""
     if pixels > limit:
         raise ValueError(f"{name}: too large to decode: {what} would decode {pixels:,} pixels, over the limit of "
-                         f"{limit:,} (resize the images before loading them)")
+                         f"{limit:,} (make the images smaller before loading them)")
 
 
 def valid_text(name: str) -> str:

@@ -23,8 +23,8 @@ from typing import Callable, Iterator, NamedTuple, Sequence
 import numpy as np
 from PIL import Image
 
-from .checks import (MAX_DATASET_PIXELS, MAX_IMAGE_PIXELS, byte_limit, check_member, check_pixels, check_ratio,
-                     check_size, existing, named, valid_text)
+from .checks import (MAX_IMAGE_PIXELS, byte_limit, check_member, check_pixels, check_ratio, check_size, existing,
+                     named, pixel_budget, valid_text)
 from .dataset import Dataset, path_source
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm"}
@@ -189,7 +189,7 @@ def _check_pixels(name: str, entries: list[_Entry], headers: list[_Header], targ
         w, h = _decoded_size(header, target)
         check_pixels(entry.name, w * h, MAX_IMAGE_PIXELS, f"this {header.size[0]}×{header.size[1]} image")
         total += w * h
-    check_pixels(name, total, MAX_DATASET_PIXELS, f"its {len(entries):,} images")
+    check_pixels(name, total, pixel_budget(), f"its {len(entries):,} images (VAE_MAX_DATA_PIXELS)")
 
 
 @contextlib.contextmanager
