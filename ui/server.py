@@ -1,6 +1,7 @@
 """What one server process holds for all its browser sessions: the runs and uploads folders, the loaded datasets and
-runs, the pool of training jobs (its limit and watchdog), the queue of slow projection fits, and the registry of who
-created which run and which run each session has active.
+runs, the pool of training jobs (its limit and watchdog), the queue of slow projection fits, the registry of who
+created which run and which run each session has active, and the password's state (who entered it, who guessed
+wrong and must wait).
 
 Each is made once per process, on first use, under a lock (`server_wide`), and never in `st.cache_resource`: any
 client, before the app's password check, may send Streamlit's `clear_cache` message, which empties every
@@ -22,6 +23,7 @@ import streamlit as st
 
 from ui.byte_cache import ByteBudgetCache
 from ui.fit_queue import FitQueue
+from ui.guesses import PasswordGuesses
 from vae_core.data import Dataset, load_source
 from vae_core.jobs import JobPool
 from vae_core.runs import Run, default_runs_root, load_run
@@ -87,7 +89,8 @@ def session_is_alive(sid: str) -> bool:
 
     if not runtime.exists():
         return True
-    return runtime.get_instance().is_active_session(sid)
+    # not Runtime.is_active_session: ui/access.py makes that answer False for a session without the password
+    return runtime.get_instance().get_client(sid) is not None
 
 
 # --------------------------------------------------------------------------- loaded datasets and runs
@@ -172,3 +175,33 @@ class Registry:
 def registry() -> Registry:
     """The one registry of this server (a restart forgets it: see ui/sharing.py)."""
     return Registry()
+
+
+# --------------------------------------------------------------------------- the password (ui/access.py)
+
+@dataclass
+class Admissions:
+    """The sessions that entered the server's password: the gate of pages asks st.session_state, Streamlit's own
+    endpoints (uploads) ask this. Thread-safe through `lock`."""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    sessions: set[str] = field(default_factory=set)
+
+    def admit(self, sid: str) -> None:
+        with self.lock:
+            self.sessions = {s for s in self.sessions if session_is_alive(s)} | {sid}
+
+    def admitted(self, sid: str) -> bool:
+        with self.lock:
+            return sid in self.sessions
+
+
+@server_wide
+def admissions() -> Admissions:
+    """The one record of this server's admitted sessions."""
+    return Admissions()
+
+
+@server_wide
+def password_guesses() -> PasswordGuesses:
+    """The one record of this server's wrong password guesses, per session and per address."""
+    return PasswordGuesses()
