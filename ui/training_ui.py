@@ -8,8 +8,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from ui.charts import (KL_COLLAPSE_NATS, collapsed_dims, history_frame, kl_bars_figure, kl_heatmap_figure, kl_vanishing,
-                       loss_figure)
+from ui.charts import history_frame, kl_bars_figure, kl_heatmap_figure, loss_figure
 from ui.exports import epoch_reconstructions_download_ui
 from ui.images import grid
 from ui.server import job_pool, runs_root, session_id
@@ -21,6 +20,7 @@ from vae_core.config import (LARGE_LATENT, LR_SCHEDULES, SMALL_IMAGE_PIXELS, SMA
 from vae_core.data import Dataset, preview_indices, split_indices
 from vae_core.kl_history import kl_over_time
 from vae_core.likelihoods import LIKELIHOODS, likelihood
+from vae_core.metrics import KL_COLLAPSE_NATS, collapsed_dims, kl_vanishing
 from vae_core.model import VAE
 from vae_core.runs import Run, unique_run_name
 from vae_core.jobs import ProcessJob, warm_up
