@@ -8,6 +8,7 @@ import streamlit as st
 import torch
 
 from ui.charts import history_frame, kl_bars_figure, kl_heatmap_figure, loss_figure
+from ui.diagnosis_ui import weak_model_ui
 from ui.exports import epoch_reconstructions_download_ui
 from ui.images import grid
 from ui.remedies import remedy_buttons_ui
@@ -180,6 +181,7 @@ def _live_body(job: ProcessJob | None, run: Run | None, was_active: bool) -> Non
         shown, kind = preview_indices(job.dataset.n, job.train_config.val_fraction, job.train_config.seed)
         fixed, n_train = job.dataset.batch(shown[:N_FIXED]), len(job.train_idx)
         model_fn, train_config = job.model_snapshot, job.train_config
+        ended = (job.run_dir, job.dataset) if progress.state not in ACTIVE and job.run_dir is not None else None
     elif run is not None:
         steps, epochs = run.history.get("steps", []), run.history.get("epochs", [])
         st.caption(f"Curves of the active model **{run.name}** — press Start to train a new one.")
@@ -191,9 +193,12 @@ def _live_body(job: ProcessJob | None, run: Run | None, was_active: bool) -> Non
         model_fn, train_config = (lambda: run.model), run.config.train
         if dataset.shape != run.config.model.input_shape:
             fixed = None
+        ended = (run, dataset)
     else:
         st.info("No model yet: choose the settings and press **Start training**.")
         return
+    if ended is not None:
+        weak_model_ui(*ended, page="train")  # once the job has ended: is the model weak, and what would help
     if kind == "training":
         st.caption(NO_VALIDATION)
     _curves_ui(steps, epochs, name)
