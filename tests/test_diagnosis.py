@@ -68,6 +68,8 @@ def test_real_faces_trained_inside_the_warm_up_give_the_mean_image_and_are_flagg
     longer = next(r for r in found.remedies if r.name == "longer")
     assert longer.settings == {"epochs": 500}  # 5 warm-ups of steps at 1 step an epoch
     others = {r.name: r.settings for r in found.remedies}
+    fields = set(ModelConfig.__dataclass_fields__) | set(TrainConfig.__dataclass_fields__)
+    assert all(set(settings) <= fields for settings in others.values())  # each a change of config fields
     assert others["likelihood"] == {"likelihood": "gaussian-learned"}  # the grey faces under a Bernoulli
 
     cured = train(faces, ModelConfig(input_shape=faces.shape, latent_dim=12),

@@ -58,3 +58,17 @@ def test_the_bundled_model_gets_no_warning(app):
     assert WEAK not in texts(at.warning)
     at.switch_page("pages/train.py").run()
     assert not at.exception and WEAK not in texts(at.warning)
+
+
+def test_every_field_a_remedy_sets_is_a_config_field_and_a_form_widget():
+    """A remedy names config fields; the Train form has a widget for each (else a click would set nothing)."""
+    import dataclasses
+
+    from ui.remedies import FORM_KEYS
+    from ui.training_ui import FORM_DEFAULTS
+    from vae_core.config import ModelConfig
+    from vae_core.diagnosis import kl_remedies
+
+    fields = {f.name for f in dataclasses.fields(ModelConfig)} | {f.name for f in dataclasses.fields(TrainConfig)}
+    assert set(FORM_KEYS) <= fields and set(FORM_KEYS.values()) <= set(FORM_DEFAULTS)
+    assert all(set(r.settings) <= set(FORM_KEYS) for r in kl_remedies(TrainConfig(), 1000))
