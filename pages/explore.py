@@ -3,6 +3,7 @@ the image and traversals decoded in the browser, the drawing pad, and the server
 interpolation, sampling)."""
 import streamlit as st
 
+from ui.diagnosis_ui import weak_model_ui
 from ui.explore.data import explore_dataset, latents_for, source_json
 from ui.explore.latent import latent_panel_ui, neighbours_ui
 from ui.explore.projection import projection_ui
@@ -45,5 +46,6 @@ latents = latents_for(run, dataset)
 init_view(str(run.path), source_json(dataset), run.config.model.latent_dim)
 st.caption(f"**{run.name}** ({run.config.model.arch}, {run.config.model.latent_dim}-D latent) on {which}: "
            f"{dataset.n:,} images encoded in {latents.seconds:.2f} s.")
+weak_model_ui(run, dataset, page="explore")  # a weak model says so, with one-click remedies that open Train
 explore_ui(run, dataset, latents)
 theory_ui(run, dataset)

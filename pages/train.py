@@ -5,6 +5,7 @@ settle()  # the warm-up thread may be importing pandas right now (see ui/warmup.
 import streamlit as st
 
 from ui.frame import require_app_frame
+from ui.remedies import applied_remedy_ui
 from ui.state import active_dataset, active_run, current_job, run_dataset
 from ui.theory import theory_ui
 from ui.training_ui import controls_ui, init_form_state, live_ui, settings_form_ui, start_job
@@ -26,6 +27,7 @@ settings, live = st.columns([1, 3], gap="large")
 with settings:
     c, h, w = dataset.shape
     st.caption(f"Training on **{dataset.name}** · {dataset.n:,} images · {c}×{h}×{w}")
+    applied_remedy_ui()  # what a remedy just set in the form (here or on Explore)
     configs = settings_form_ui(dataset)
     if configs is not None:
         try:

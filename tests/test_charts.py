@@ -6,8 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from ui.charts import (MAX_POINTS, collapsed_dims, ema, history_frame, kl_bars_figure, kl_vanishing, loss_figure,
-                       overlay_figure, steps_per_epoch)
+from ui.charts import MAX_POINTS, ema, history_frame, kl_bars_figure, loss_figure, overlay_figure, steps_per_epoch
 
 
 def tensorboard_smooth(values, weight):
@@ -86,11 +85,6 @@ def test_kl_bars_sorted_with_collapsed_dimensions_grey():
     bar = fig.data[0]
     assert list(bar.x) == ["z1", "z2", "z0", "z3"] and list(bar.y) == [2.0, 0.5, 0.01, 0.0]
     assert bar.marker.color[0] == bar.marker.color[1] != bar.marker.color[2] == bar.marker.color[3]
-
-
-def test_kl_vanishing_when_most_dimensions_collapse():
-    assert collapsed_dims([0.01, 0.02, 3.0]) == 2
-    assert kl_vanishing([0.01, 0.02, 3.0]) and not kl_vanishing([0.01, 2.0, 3.0]) and not kl_vanishing([])
 
 
 def test_overlay_one_trace_per_run_with_data():

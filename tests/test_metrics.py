@@ -7,7 +7,7 @@ import torch
 
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.data import Dataset, load_array, make_shapes
-from vae_core.metrics import active_units, encode_dataset, evaluate, mig
+from vae_core.metrics import active_units, collapsed_dims, encode_dataset, evaluate, kl_vanishing, mig
 from vae_core.likelihoods import likelihood
 from vae_core.objective import kl_per_dim
 from vae_core.jobs import TrainingJob, build_model
@@ -97,3 +97,8 @@ def test_mig_of_a_briefly_trained_shapes_model_is_in_unit_interval(shapes):
 def test_mig_needs_two_latents(shapes):
     with pytest.raises(ValueError, match="2 latent"):
         mig(shapes.factors[:, :1], shapes.factors)
+
+
+def test_kl_vanishing_when_most_dimensions_collapse():
+    assert collapsed_dims([0.01, 0.02, 3.0]) == 2
+    assert kl_vanishing([0.01, 0.02, 3.0]) and not kl_vanishing([0.01, 2.0, 3.0]) and not kl_vanishing([])

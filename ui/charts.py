@@ -136,16 +136,6 @@ def kl_heatmap_figure(kl: KLOverTime) -> go.Figure:
     return fig
 
 
-def collapsed_dims(kl_per_dim: Sequence[float], threshold: float = KL_COLLAPSE_NATS) -> int:
-    """How many latent dimensions carry less KL than threshold."""
-    return int((np.asarray(kl_per_dim, dtype=np.float64) < threshold).sum())
-
-
-def kl_vanishing(kl_per_dim: Sequence[float], threshold: float = KL_COLLAPSE_NATS) -> bool:
-    """Most dimensions collapsed onto the prior: the decoder is learning to ignore z."""
-    return len(kl_per_dim) > 0 and collapsed_dims(kl_per_dim, threshold) > len(kl_per_dim) / 2
-
-
 def overlay_figure(histories: dict[str, dict], metric: str, x_axis: str = "epoch", smoothing: float = 0.6,
                    log_y: bool = False) -> go.Figure:
     """One metric of several runs in one chart (validation metrics per epoch, training ones smoothed per step)."""

@@ -1,17 +1,17 @@
 """The Train page's pieces: the settings form, the job controls (pause, resume, stop, live lr and β), the live view."""
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
 import streamlit as st
 import torch
 
-from ui.charts import (KL_COLLAPSE_NATS, collapsed_dims, history_frame, kl_bars_figure, kl_heatmap_figure, kl_vanishing,
-                       loss_figure)
+from ui.charts import history_frame, kl_bars_figure, kl_heatmap_figure, loss_figure
+from ui.diagnosis_ui import weak_model_ui
 from ui.exports import epoch_reconstructions_download_ui
 from ui.images import grid
+from ui.remedies import remedy_buttons_ui
 from ui.server import job_pool, runs_root, session_id
 from ui.sharing import note_created
 from ui.state import adopt_finished_job, run_dataset
@@ -19,8 +19,10 @@ from vae_core.architectures import ARCHS, architecture
 from vae_core.config import (LARGE_LATENT, LR_SCHEDULES, SMALL_IMAGE_PIXELS, SMALL_LATENT, ModelConfig, TrainConfig,
                              default_latent_dim)
 from vae_core.data import Dataset, preview_indices, split_indices
+from vae_core.diagnosis import kl_remedies
 from vae_core.kl_history import kl_over_time
 from vae_core.likelihoods import LIKELIHOODS, likelihood
+from vae_core.metrics import KL_COLLAPSE_NATS, collapsed_dims, kl_vanishing
 from vae_core.model import VAE
 from vae_core.runs import Run, unique_run_name
 from vae_core.jobs import ProcessJob, warm_up
@@ -156,23 +158,6 @@ def _stop(job: ProcessJob) -> None:
     adopt_finished_job()
 
 
-def _remedy(kind: str, n_train: int) -> None:
-    """A one-click remedy for KL vanishing: set it in the form (β also on the running job)."""
-    s = st.session_state
-    if kind == "warmup":
-        total = s.tf_epochs * math.ceil(n_train / s.tf_batch)
-        s.tf_warmup = max(50, int(round(total / 3, -1)))
-    elif kind == "free_bits":
-        s.tf_free_bits = 0.25
-    else:
-        s.tf_beta = round(max(0.01, float(s.tf_beta) / 2), 3)
-        job = s.get("job")
-        if job is not None and job.state in ("running", "paused"):
-            job.set_beta(s.tf_beta)
-            s.live_beta = s.tf_beta
-    s.remedy_applied = kind
-
-
 # --------------------------------------------------------------------------- the live view
 
 def live_ui(job: ProcessJob | None, run: Run | None) -> None:
@@ -195,7 +180,8 @@ def _live_body(job: ProcessJob | None, run: Run | None, was_active: bool) -> Non
         name, model_key = job.run_dir.name if job.run_dir else "training", (id(job), version)
         shown, kind = preview_indices(job.dataset.n, job.train_config.val_fraction, job.train_config.seed)
         fixed, n_train = job.dataset.batch(shown[:N_FIXED]), len(job.train_idx)
-        model_fn = job.model_snapshot
+        model_fn, train_config = job.model_snapshot, job.train_config
+        ended = (job.run_dir, job.dataset) if progress.state not in ACTIVE and job.run_dir is not None else None
     elif run is not None:
         steps, epochs = run.history.get("steps", []), run.history.get("epochs", [])
         st.caption(f"Curves of the active model **{run.name}** — press Start to train a new one.")
@@ -204,18 +190,21 @@ def _live_body(job: ProcessJob | None, run: Run | None, was_active: bool) -> Non
         shown, kind = preview_indices(dataset.n, run.config.train.val_fraction, run.config.train.seed)
         name, model_key = run.name, (str(run.path), (run.path / "model.safetensors").stat().st_mtime)
         fixed, n_train = dataset.batch(shown[:N_FIXED]), len(train_idx)
-        model_fn = lambda: run.model  # noqa: E731
+        model_fn, train_config = (lambda: run.model), run.config.train
         if dataset.shape != run.config.model.input_shape:
             fixed = None
+        ended = (run, dataset)
     else:
         st.info("No model yet: choose the settings and press **Start training**.")
         return
+    if ended is not None:
+        weak_model_ui(*ended, page="train")  # once the job has ended: is the model weak, and what would help
     if kind == "training":
         st.caption(NO_VALIDATION)
     _curves_ui(steps, epochs, name)
     left, right = st.columns(2)
     with left:
-        _kl_ui(steps, epochs, n_train)
+        _kl_ui(steps, epochs, n_train, train_config)
     with right:
         _images_ui(model_key, model_fn, fixed, kind)
         epoch_reconstructions_download_ui(epochs, fixed, name)
@@ -273,7 +262,7 @@ def _kl_heatmap_ui(steps: list[dict], epochs: list[dict], x_axis: str) -> None:
     st.caption(f"KL per latent dimension over time, nats ({kl.source}).")
 
 
-def _kl_ui(steps: list[dict], epochs: list[dict], n_train: int) -> None:
+def _kl_ui(steps: list[dict], epochs: list[dict], n_train: int, train_config: TrainConfig) -> None:
     """Per-dimension KL (validation, last epoch; the last steps' average before that), active units, KL vanishing."""
     if epochs and epochs[-1].get("val_kl_per_dim"):
         kl, source = epochs[-1]["val_kl_per_dim"], f"validation, epoch {epochs[-1]['epoch']}"
@@ -294,11 +283,7 @@ def _kl_ui(steps: list[dict], epochs: list[dict], n_train: int) -> None:
         st.warning(f"**KL vanishing**: {collapsed_dims(kl)} of {len(kl)} latent dimensions carry less than "
                    f"{KL_COLLAPSE_NATS:g} nats — q(z|x) ≈ p(z) there, so z says almost nothing about x. Remedies:",
                    icon=":material/warning:")
-        r1, r2, r3 = st.columns(3)
-        r1.button("KL warm-up", key="remedy_warmup", on_click=_remedy, args=("warmup", n_train), width="stretch")
-        r2.button("Free bits 0.25", key="remedy_free_bits", on_click=_remedy, args=("free_bits", n_train),
-                  width="stretch")
-        r3.button("Halve β", key="remedy_beta", on_click=_remedy, args=("beta", n_train), width="stretch")
+        remedy_buttons_ui(kl_remedies(train_config, n_train), key_prefix="remedy_")
         st.caption("Warm-up and free bits apply at the next Start; halving β also applies to the running job now.")
 
 

@@ -7,11 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .metrics import encode_dataset
+from .metrics import KL_COLLAPSE_NATS, encode_dataset
 from .model import VAE
 from .objective import kl_per_dim
 
-COLLAPSED_KL = 0.05  # nats: a dimension with less mean KL carries (almost) no information (as ui.charts)
 LOG_2PI = float(np.log(2 * np.pi))
 
 
@@ -44,7 +43,7 @@ class DimOrder:
     collapsed: np.ndarray  # (D,) bool: kl < threshold
 
 
-def dims_by_kl(mu: np.ndarray, logvar: np.ndarray, threshold: float = COLLAPSED_KL) -> DimOrder:
+def dims_by_kl(mu: np.ndarray, logvar: np.ndarray, threshold: float = KL_COLLAPSE_NATS) -> DimOrder:
     """Latent dimensions ordered by their mean KL over the data (descending); collapsed ones marked and last."""
     kl = kl_per_dim(torch.as_tensor(mu), torch.as_tensor(logvar)).mean(0).numpy()  # (D,)
     collapsed = kl < threshold

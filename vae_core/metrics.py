@@ -57,6 +57,16 @@ def active_units(mu: np.ndarray, threshold: float = ACTIVE_UNIT_THRESHOLD) -> in
     return int((np.var(mu, axis=0, ddof=1) > threshold).sum())
 
 
+def collapsed_dims(kl_per_dim, threshold: float = KL_COLLAPSE_NATS) -> int:
+    """How many latent dimensions carry less KL than threshold."""
+    return int((np.asarray(kl_per_dim, dtype=np.float64) < threshold).sum())
+
+
+def kl_vanishing(kl_per_dim, threshold: float = KL_COLLAPSE_NATS) -> bool:
+    """Most dimensions collapsed onto the prior: the decoder is learning to ignore z."""
+    return len(kl_per_dim) > 0 and collapsed_dims(kl_per_dim, threshold) > len(kl_per_dim) / 2
+
+
 @torch.no_grad()
 def evaluate(model: VAE, images, iwae_k: int = 0, seed: int = 0, batch_size: int = 512) -> Evaluation:
     """Test -ELBO (one posterior sample per image), its split, IWAE with k samples, per-dim KL and active units."""
