@@ -236,7 +236,10 @@ def test_drawing_encodes_like_torch_and_use_as_z_moves_there(app):
     show_views(app)  # scrolled down to the pad: the page below it is drawn, so the pad can scroll fully into view
     app.get_by_text("Draw an image to encode it").click()
     pad = app.locator(f'{live("pad")} canvas.vx-pad')
-    pad.wait_for()
+    # the canvas shows before the model arrives and is resized for it then: a box read before that is stale, and a
+    # stroke drawn through it landed elsewhere (once 0.96 ink at most) or before the pad could paint (never encoded)
+    wait_until(lambda: app.locator(live("pad")).get_attribute("data-ready"), timeout=30,
+               what="the pad sized for the model")
     pad.scroll_into_view_if_needed()
     box = pad.bounding_box()
     at = lambda fx, fy: (box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)  # noqa: E731

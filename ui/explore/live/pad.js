@@ -45,12 +45,14 @@ class Pad {
     for (const c of [this.canvas, this.recon]) Object.assign(c, { width: w * view.scale, height: h * view.scale });
     this.brush.value = String(view.brush);
     this.clear();
+    this.root.dataset.ready = "true"; // sized for the model: strokes land where they are drawn from now on
   }
 
   bind() {
     const c = this.canvas;
     c.style.touchAction = "none"; // a finger draws instead of scrolling the page
     c.addEventListener("pointerdown", (e) => {
+      if (!this.model) return; // no model yet: the canvas has no pixels to paint
       c.setPointerCapture(e.pointerId);
       this.last = this.cell(e);
       this.paint(this.last, this.last);
