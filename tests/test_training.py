@@ -319,10 +319,13 @@ images = np.random.default_rng(0).random((3000, 1, 28, 28), dtype=np.float32)
 model = ModelConfig(input_shape=(1, 28, 28), latent_dim=20, hidden_sizes=(400,))
 data = Dataset(images, name="noise")
 run = lambda e: TrainingJob(data, model, TrainConfig(epochs=e, batch_size=128), threads=1).run()
-run(1)  # the first job grows the heap; the second shows what steps cost (4 epochs: the steps, not the job's set-up)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-run(4)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+run(1)  # the first job grows the heap
+faults = []
+for epochs in (2, 6):  # the same set-up, four more epochs of steps: what the steps themselves fault in
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    run(epochs)
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(*faults)
 """
 
 
@@ -330,13 +333,15 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 def test_a_training_process_keeps_its_freed_heap_instead_of_faulting_pages_in_at_every_step():
     # the CLI and the app's workers call keep_freed_heap(): without it glibc hands each step's activations back to
     # the OS and faults them in again (a 784-400-20 job was 2.6% slower in a worker process)
-    def faults(mode: str) -> int:
-        out = subprocess.run([sys.executable, "-c", PAGE_FAULTS_OF_A_JOB, mode], cwd=ROOT, capture_output=True,
-                             text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
-        assert out.returncode == 0, out.stderr
-        return int(out.stdout)
-
-    assert faults("kept") < 0.8 * faults("default")
+    # Measured: kept, a 2- and a 6-epoch job fault in the same ~3.5k pages (their set-up; the steps reuse the heap);
+    # glibc's default, 4.9k and 8.6-9.1k (~900 pages more every epoch). Comparing one job's count under the two
+    # modes was flaky: glibc's adaptive mmap threshold sometimes spared the default mode's steps (3.7k against 3.9k
+    # once), so the test reads what the kept heap promises: more steps, no more faults.
+    out = subprocess.run([sys.executable, "-c", PAGE_FAULTS_OF_A_JOB, "kept"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr
+    two_epochs, six_epochs = map(int, out.stdout.split())
+    assert six_epochs < 1.2 * two_epochs + 200, (two_epochs, six_epochs)
 
 
 def test_samples_per_second_is_measured_over_seconds_not_per_step_and_not_across_a_pause(monkeypatch):
