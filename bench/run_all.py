@@ -103,7 +103,41 @@ def quality_figures(data: str, target_elbo: float | None, quick: bool) -> tuple[
         figures.append(Figure("time to quality", f"app default recipe vs pytorch/examples, {label}",
                               app["time_to_level_cpu_s"], "s", ex["time_to_level_cpu_s"], "examples recipe", 0.5,
                               note=note))
-    return figures, raw
+    got, raw["real"] = real_data_figures(quick)
+    return figures + got, raw
+
+
+def real_data_figures(quick: bool) -> tuple[list[Figure], dict]:
+    """On real images (harness/real_data.py): the default recipe to the pytorch/examples recipe's final quality on
+    real MNIST 5k, each to its own end; the engine's parity with the examples' loop on the examples' flags; the
+    faces' reconstruction MSE against the mean image's."""
+    from bench import bench_parity, bench_quality
+
+    seeds = (0,) if quick else (0, 1, 2)
+    raw = {"mnist_5k": bench_quality.measure("mnist-5k", seeds=seeds, to_end=True),
+           "parity": bench_parity.measure("mnist-5k", seeds), "faces": bench_quality.faces_mse(seeds)}
+    m, par, faces = raw["mnist_5k"], raw["parity"], raw["faces"]
+    app, ex = m["median"]["app default"], m["median"]["pytorch/examples"]
+    whole = median([c["cpu_s"][-1] for c in m["curves"] if c["recipe"] == "pytorch/examples"])
+    recipes = f"default: {m['recipes']['app default']}; examples: {m['recipes']['pytorch/examples']}"
+    ratio, gain = m["ratio"], m["gain_nats"]
+    return [
+        Figure("time to quality", "default recipe to the examples' final −ELBO, real MNIST 5k", app["time_to_level_cpu_s"],
+               "s", whole, "examples' whole run", 0.5, given_ratio=ratio["median"],
+               note=f"{recipes}; per seed, the examples' final validation −ELBO as the level; ratio: median of "
+                    f"{ratio['count']} seeds' ratios ({_x(ratio['min'])}–{_x(ratio['max'])}); CPU s of one thread"),
+        Figure("quality", "default recipe's end better than the examples', real MNIST 5k", gain["median"], "nats",
+               target=2.0, better="higher",
+               note=f"held-out −ELBO at each recipe's end: default {_n(app['final_neg_elbo'])}, examples "
+                    f"{_n(ex['final_neg_elbo'])} (medians); gain per seed {gain['min']:.2f}–{gain['max']:.2f} nats"),
+        Figure("parity", "engine with the examples' flags vs the examples' loop, real MNIST 5k",
+               abs(par["mean_difference"]), "nats", target=par["noise"],
+               note=f"{par['flags']}; held-out −ELBO per seed (engine / loop): "
+                    + ", ".join(f"{r['engine']:.2f} / {r['examples_loop']:.2f}" for r in par["per_seed"])
+                    + "; target: two standard errors of the paired differences"),
+        Figure("quality", "faces: reconstruction MSE / the mean image's, real LFW crops", faces["median"], "×",
+               target=0.5, note=f"{faces['recipe']}; per seed " + ", ".join(f"{r:.2f}" for r in faces["mse_ratio"])),
+    ], raw
 
 
 def _x(value: float | None) -> str:

@@ -257,3 +257,28 @@ def test_the_cli_says_what_it_inferred_and_takes_the_file_options(tmp_path, caps
     assert train_cli.main(["--data", "digits", "--resize", "64", *small, "--out", str(tmp_path / "d")]) == 2
     assert_one_line_error(err := capsys.readouterr().err)
     assert "--resize is only used with --data PATH, not --data digits" in err
+
+
+def test_settings_left_out_come_from_the_recipe_and_the_cli_prints_them(tmp_path, capsys):
+    """Every setting not given on the command line is the data's recipe (vae_core/recipe.py), printed as one 'auto: ...'
+    line of flags; given flags win and are not printed; with every flag given nothing is auto."""
+    from vae_core.recipe import recipe_for
+
+    recipe = recipe_for((1, 8, 8), 1797, 0.1)  # the bundled digits
+    given = ["--data", "digits", "--epochs", "1", "--hidden", "16", "--threads", "1", "--quiet"]
+    assert train_cli.main([*given, "--out", str(tmp_path / "auto")]) == 0
+    auto = [line for line in capsys.readouterr().out.splitlines() if line.startswith("auto: ")]
+    assert len(auto) == 1 and f"--batch-size {recipe.batch_size} " in auto[0] and f"--lr {recipe.lr:g} " in auto[0]
+    assert "--epochs" not in auto[0] and "--hidden" not in auto[0] and recipe.why[:-1] in auto[0]
+    config = load_run(tmp_path / "auto").config
+    assert (config.train.batch_size, config.train.lr, config.train.lr_schedule, config.train.lr_warmup_steps,
+            config.model.latent_dim, config.model.arch) == (recipe.batch_size, recipe.lr, recipe.lr_schedule,
+                                                            recipe.lr_warmup_steps, recipe.latent_dim, recipe.arch)
+    assert config.train.epochs == 1 and config.model.hidden_sizes == (16,)
+    every = ["--arch", "mlp", "--latent-dim", "3", "--batch-size", "64", "--lr", "1e-3", "--lr-schedule", "constant",
+             "--lr-warmup-steps", "0"]
+    assert train_cli.main([*given, *every, "--out", str(tmp_path / "given")]) == 0
+    assert "auto:" not in capsys.readouterr().out
+    config = load_run(tmp_path / "given").config
+    assert (config.train.batch_size, config.train.lr, config.train.lr_schedule, config.train.lr_warmup_steps,
+            config.model.latent_dim) == (64, 1e-3, "constant", 0, 3)

@@ -39,6 +39,7 @@ def torchrun(out: Path, train: TrainConfig, nproc: int = 2) -> subprocess.Comple
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--master_addr=127.0.0.1",
            f"--master_port={free_port()}", "-m", "vae_core.train", "--data", "digits", "--epochs", str(train.epochs),
            "--batch-size", str(train.batch_size), "--lr", str(train.lr), "--seed", str(train.seed),
+           "--lr-schedule", train.lr_schedule, "--lr-warmup-steps", str(train.lr_warmup_steps),  # not the recipe's
            "--latent-dim", str(MODEL.latent_dim), "--hidden", "32", "--device", "cpu", "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=110)

@@ -16,31 +16,35 @@ from ui.server import job_pool, runs_root, session_id
 from ui.sharing import note_created
 from ui.state import adopt_finished_job, run_dataset
 from vae_core.architectures import ARCHS, architecture
-from vae_core.config import (LARGE_LATENT, LR_SCHEDULES, SMALL_IMAGE_PIXELS, SMALL_LATENT, ModelConfig, TrainConfig,
-                             default_latent_dim)
+from vae_core.config import LR_SCHEDULES, ModelConfig, TrainConfig
 from vae_core.data import Dataset, preview_indices, split_indices
 from vae_core.diagnosis import kl_remedies
 from vae_core.kl_history import kl_over_time
 from vae_core.likelihoods import LIKELIHOODS, likelihood
 from vae_core.metrics import KL_COLLAPSE_NATS, collapsed_dims, kl_vanishing
 from vae_core.model import VAE
+from vae_core.recipe import LR_GRID, Recipe, default_latent_dim, recipe_for
 from vae_core.runs import Run, unique_run_name
 from vae_core.jobs import ProcessJob, warm_up
 
 LIVE_REFRESH_S = 1.0  # how often the live view redraws while a job runs
-LR_GRID = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 3e-3, 5e-3, 1e-2, 2e-2, 5e-2]
 HIDDEN_SIZES = [32, 64, 128, 256, 512, 1024]
 BATCH_SIZES = [16, 32, 64, 128, 256, 512]
 N_FIXED, N_PRIOR = 8, 16  # validation images reconstructed, prior samples decoded
 ACTIVE = ("running", "paused", "stopping")
-FORM_DEFAULTS = {  # widget key -> default, taken from the engine's configs (tuned to train digits in seconds)
-    "tf_arch": ModelConfig.arch, "tf_latent": None, "tf_hidden": ModelConfig().hidden_sizes[-1],
-    "tf_likelihood": ModelConfig.likelihood, "tf_beta": float(TrainConfig.beta),
-    "tf_warmup": TrainConfig.warmup_steps, "tf_free_bits": float(TrainConfig.free_bits), "tf_lr": TrainConfig.lr,
-    "tf_batch": TrainConfig.batch_size, "tf_epochs": TrainConfig.epochs, "tf_seed": TrainConfig.seed,
-    "tf_val": TrainConfig.val_fraction, "tf_lr_schedule": TrainConfig.lr_schedule,
-    "tf_lr_warmup": TrainConfig.lr_warmup_steps,
+FORM_DEFAULTS = {  # widget key -> default, taken from the engine's configs (the latent size: None is the recipe's)
+    "tf_latent": None, "tf_likelihood": ModelConfig.likelihood, "tf_beta": float(TrainConfig.beta),
+    "tf_warmup": TrainConfig.warmup_steps, "tf_free_bits": float(TrainConfig.free_bits), "tf_seed": TrainConfig.seed,
+    "tf_val": TrainConfig.val_fraction,
 }
+RECIPE_FIELDS = {  # widget key -> (the Recipe's field, the form's label): defaults that follow the active dataset
+    "tf_arch": ("arch", "architecture"), "tf_hidden": ("hidden", "hidden size"), "tf_batch": ("batch_size", "batch"),
+    "tf_lr": ("lr", "learning rate"), "tf_lr_schedule": ("lr_schedule", "schedule"),
+    "tf_lr_warmup": ("lr_warmup_steps", "warm-up"), "tf_epochs": ("epochs", "epochs"),
+}
+SCHEDULE_HELP = ("**cosine**: after the warm-up the rate falls from the chosen one along half a cosine: half of it "
+                 "halfway through, 0 at the last step of the last epoch. **constant**: the chosen rate throughout "
+                 "(after the warm-up). The pytorch/examples recipe is constant with no warm-up.")
 NO_VALIDATION = ("No validation split (validation fraction 0): every image trains and the per-epoch validation "
                  "metrics are skipped. Measure held-out quality with `python -m vae_core.evaluate RUN --data FILE`.")
 
@@ -54,18 +58,42 @@ def init_form_state() -> None:
     warm_up()  # the training workers' fork server starts while the user reads the form (once per server)
 
 
+def follow_recipe(dataset: Dataset) -> Recipe:
+    """The active dataset's recipe (vae_core/recipe.py). A field still at the last recipe's value (or never set) takes
+    this one's, so the defaults follow the dataset; a field the user changed keeps the user's value."""
+    s = st.session_state
+    recipe = recipe_for(dataset.shape, dataset.n, float(s.tf_val))
+    before = s.get("tf_auto", {})
+    for key, (field, _) in RECIPE_FIELDS.items():
+        if key not in s or s[key] == before.get(key):
+            s[key] = getattr(recipe, field)
+    s.tf_auto = {key: getattr(recipe, field) for key, (field, _) in RECIPE_FIELDS.items()}
+    return recipe
+
+
+def recipe_caption(recipe: Recipe) -> str:
+    """'auto: ...' — the recipe, why, and which of its settings the user's own replace."""
+    s = st.session_state
+    own = [label for key, (field, label) in RECIPE_FIELDS.items() if s.get(key) != getattr(recipe, field)]
+    if s.get("tf_latent") is not None:
+        own.append("latent dimensions")
+    return (f"auto: {recipe.summary()} — {recipe.why}" + (f" Yours instead: {', '.join(own)}." if own else ""))
+
+
 def settings_form_ui(dataset: Dataset) -> tuple[ModelConfig, TrainConfig] | None:
     """The model and training settings; returns the configs when Start is pressed (None otherwise or if invalid)."""
     keep = dict(persist_state="session")
+    recipe = follow_recipe(dataset)
     with st.form("train_form", border=False):
+        st.caption(recipe_caption(recipe))
         st.markdown("**Model**")
         st.selectbox("Architecture", ARCHS, key="tf_arch",
                      help="  \n".join(f"**{name}**: {architecture(name).description}" for name in ARCHS), **keep)
         st.number_input("Latent dimensions", 1, 128, step=1, key="tf_latent",
-                        placeholder=f"auto: {default_latent_dim(dataset.shape)}",
-                        help=f"Empty: {SMALL_LATENT} for images up to {SMALL_IMAGE_PIXELS} pixels, {LARGE_LATENT} for "
-                             f"larger ones (this data: {dataset.shape[1]}×{dataset.shape[2]}). More dimensions than "
-                             "the data needs collapse onto the prior (shown on the KL chart).", **keep)
+                        placeholder=f"auto: {recipe.latent_dim}",
+                        help=f"Empty: the recipe's size for this data's {dataset.shape[1]}×{dataset.shape[2]} images "
+                             "(vae_core/recipe.py). More dimensions than the data needs collapse onto the prior (shown "
+                             "on the KL chart).", **keep)
         st.selectbox("Hidden size", HIDDEN_SIZES, key="tf_hidden", **keep)
         st.selectbox("Likelihood p(x|z)", LIKELIHOODS, key="tf_likelihood",
                      help="  \n".join(f"**{name}**: {likelihood(name).description}" for name in LIKELIHOODS), **keep)
@@ -79,7 +107,7 @@ def settings_form_ui(dataset: Dataset) -> tuple[ModelConfig, TrainConfig] | None
         st.select_slider("Learning rate", LR_GRID, key="tf_lr", format_func=lambda v: f"{v:g}",
                          help="The peak rate: the schedule scales it", **keep)
         st.selectbox("Learning-rate schedule", LR_SCHEDULES, key="tf_lr_schedule",
-                     help="cosine decays the rate to 0 at the last epoch", **keep)
+                     help=SCHEDULE_HELP, **keep)
         st.number_input("Learning-rate warm-up (steps)", 0, 1_000_000, step=50, key="tf_lr_warmup",
                         help="The rate ramps linearly from ~0 over this many steps", **keep)
         st.selectbox("Batch size", BATCH_SIZES, key="tf_batch", **keep)

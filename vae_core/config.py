@@ -7,20 +7,9 @@ from typing import Any
 
 from .architectures import DEFAULT_ARCH, architecture
 from .likelihoods import DEFAULT_LIKELIHOOD, likelihood
+from .recipe import BATCH, EPOCHS, LR, LR_SCHEDULE, LR_WARMUP_STEPS
 
 LR_SCHEDULES = ("constant", "cosine")
-
-
-SMALL_IMAGE_PIXELS = 16 * 16  # images up to this many pixels (H x W) get SMALL_LATENT dimensions by default
-SMALL_LATENT, LARGE_LATENT = 8, 12
-
-
-def default_latent_dim(input_shape: tuple[int, int, int]) -> int:
-    """The latent size the Train form and the CLI use unless told otherwise: 8 for small images (the bundled 8x8
-    digits, where more dimensions would mostly collapse), 12 for larger ones (28x28 and up: an 8-D latent limited
-    the held-out -ELBO there and took twice as long to reach a given quality, bench/bench_quality.py)."""
-    _, h, w = input_shape
-    return SMALL_LATENT if h * w <= SMALL_IMAGE_PIXELS else LARGE_LATENT
 
 
 @dataclass
@@ -57,17 +46,14 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    """How a model is trained; the defaults train a good digits model in seconds on 2 cores."""
+    """How a model is trained. The defaults are the recipe's for a large dataset (vae_core/recipe.py); the Train form
+    and the command line start from the recipe for their dataset, which trains a small one longer."""
 
-    epochs: int = 30
-    # batch 256 at a peak rate of 1e-2, a cosine decay over `epochs` and a short warm-up: under half the
-    # pytorch/examples recipe's time to the same validation -ELBO on shapes and an MNIST-sized file
-    # (bench/bench_quality.py; batch 128 at 5e-3 took 0.50x on both, 3 seeds interleaved), with a final -ELBO as good
-    # or better; on the bundled digits the same quality in fewer CPU seconds
-    batch_size: int = 256
-    lr: float = 1e-2
-    lr_schedule: str = "cosine"  # "constant" | "cosine" (to 0 at the last step of `epochs`)
-    lr_warmup_steps: int = 100  # linear learning-rate warm-up from ~0 to lr over this many steps
+    epochs: int = EPOCHS
+    batch_size: int = BATCH
+    lr: float = LR  # the peak rate: the schedule scales it
+    lr_schedule: str = LR_SCHEDULE  # "constant" | "cosine" (to 0 at the last step of `epochs`)
+    lr_warmup_steps: int = LR_WARMUP_STEPS  # linear learning-rate warm-up from ~0 to lr over this many steps
     beta: float = 1.0  # weight of the KL term; 1 is the true ELBO
     warmup_steps: int = 0  # linear KL warm-up: beta ramps 0 -> beta over this many steps
     free_bits: float = 0.0  # nats per latent dimension below which KL is not penalised (Kingma et al. 2016)

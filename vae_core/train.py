@@ -16,12 +16,12 @@ import torch
 import torch.distributed as dist
 
 from .architectures import ARCHS, architecture
-from .config import (LARGE_LATENT, LR_SCHEDULES, SMALL_IMAGE_PIXELS, SMALL_LATENT, ModelConfig, TrainConfig,
-                     default_latent_dim)
+from .config import LR_SCHEDULES, ModelConfig, TrainConfig
 from .data import (DEFAULT_SOURCE, FILE_KINDS, FILES_KIND, RESIZE, SOURCES, Dataset, load_source, named_source,
                    source_named, source_words, suggested_resize)
 from .likelihoods import LIKELIHOODS, likelihood
 from .jobs import TrainingJob, keep_freed_heap, resolve_device
+from .recipe import Recipe, recipe_for
 from .runs import load_run
 
 
@@ -29,21 +29,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m vae_core.train", description=__doc__.splitlines()[0])
     d, m = TrainConfig(), ModelConfig()
     add_data_args(p)
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--latent-dim", type=int, default=None,
-                   help=f"latent dimensions (default: {SMALL_LATENT} for images up to {SMALL_IMAGE_PIXELS} pixels, "
-                        f"{LARGE_LATENT} for larger ones)")
-    p.add_argument("--hidden", default=",".join(map(str, m.hidden_sizes)), help="hidden sizes, e.g. 400 or 512,256")
-    p.add_argument("--arch", choices=ARCHS, default=m.arch,
-                   help="; ".join(f"{name}: {architecture(name).description}" for name in ARCHS))
+    auto = " (default: the data's recipe, vae_core/recipe.py, printed as 'auto: ...')"
+    p.add_argument("--epochs", type=int, default=None, help="training length" + auto)
+    p.add_argument("--latent-dim", type=int, default=None, help="latent dimensions" + auto)
+    p.add_argument("--hidden", default=None, help="hidden sizes, e.g. 400 or 512,256" + auto)
+    p.add_argument("--arch", choices=ARCHS, default=None,
+                   help="; ".join(f"{name}: {architecture(name).description}" for name in ARCHS) + auto)
     p.add_argument("--likelihood", choices=LIKELIHOODS, default=m.likelihood,
                    help="; ".join(f"{name}: {likelihood(name).description}" for name in LIKELIHOODS))
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch (split across torchrun ranks)")
-    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (the schedule scales it)")
-    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=d.lr_schedule,
-                   help="cosine: decays to 0 at the last step of --epochs")
-    p.add_argument("--lr-warmup-steps", type=int, default=d.lr_warmup_steps,
-                   help="linear learning-rate warm-up over this many steps")
+    p.add_argument("--batch-size", type=int, default=None, help="global batch (split across torchrun ranks)" + auto)
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (the schedule scales it)" + auto)
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=None,
+                   help="cosine: decays the rate from --lr to 0 at the last step of --epochs; constant: keeps --lr"
+                        + auto)
+    p.add_argument("--lr-warmup-steps", type=int, default=None,
+                   help="linear learning-rate warm-up over this many steps" + auto)
     p.add_argument("--beta", type=float, default=d.beta)
     p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
     p.add_argument("--free-bits", type=float, default=d.free_bits)
@@ -124,6 +124,26 @@ def data_lines(dataset: Dataset) -> list[str]:
     return lines
 
 
+# flag (its argparse dest) -> the Recipe field it defaults to; the model's flags only for a new run
+TRAIN_FLAGS = {"epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "lr_schedule": "lr_schedule",
+               "lr_warmup_steps": "lr_warmup_steps"}
+MODEL_FLAGS = {"arch": "arch", "hidden": "hidden", "latent_dim": "latent_dim"}
+
+
+def fill_from_recipe(args: argparse.Namespace, recipe: Recipe, resumed: bool) -> str | None:
+    """Set every setting left out on the command line from the recipe; the 'auto: ...' line that says which and why
+    (None when every one was given)."""
+    flags = TRAIN_FLAGS if resumed else MODEL_FLAGS | TRAIN_FLAGS
+    taken = [dest for dest in flags if getattr(args, dest) is None]
+    for dest in taken:
+        setattr(args, dest, getattr(recipe, flags[dest]))
+    if not taken:
+        return None
+    given = " ".join(f"--{dest.replace('_', '-')} {getattr(args, dest):g}" if isinstance(getattr(args, dest), float)
+                     else f"--{dest.replace('_', '-')} {getattr(args, dest)}" for dest in taken)
+    return f"auto: {given} ({recipe.why[:-1]}; vae_core/recipe.py)"
+
+
 def _validation_summary(last: dict, model_cfg: ModelConfig, out: str) -> str:
     """The last epoch's validation numbers, or how to measure held-out quality when there was no validation split."""
     if last.get("val_neg_elbo") is None:
@@ -144,11 +164,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         resume = load_run(args.resume, with_optimizer=True) if args.resume else None
         dataset = load_source(data_source(args, resume))
-        hidden = hidden_sizes(args.hidden)
+        auto = fill_from_recipe(args, recipe_for(dataset.shape, dataset.n, args.val_fraction), resume is not None)
+        if auto and rank == 0:
+            print(auto, flush=True)
         model_cfg = resume.config.model if resume else ModelConfig(
-            input_shape=dataset.shape, latent_dim=default_latent_dim(dataset.shape) if args.latent_dim is None else args.latent_dim,
-            hidden_sizes=hidden, arch=args.arch,
-            likelihood=args.likelihood)
+            input_shape=dataset.shape, latent_dim=args.latent_dim, hidden_sizes=hidden_sizes(args.hidden),
+            arch=args.arch, likelihood=args.likelihood)
         train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                 lr_schedule=args.lr_schedule, lr_warmup_steps=args.lr_warmup_steps, beta=args.beta,
                                 warmup_steps=args.warmup_steps, free_bits=args.free_bits, seed=args.seed,

@@ -1,0 +1,76 @@
+"""The default recipe (vae_core/recipe.py) for each kind of dataset the issue tried: every one trains past its
+learning-rate warm-up, within sane bounds, with the values the Train form can show."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from vae_core.config import TrainConfig
+from vae_core.data import split_indices
+from vae_core.objective import lr_factor
+from vae_core.recipe import BATCH, EPOCHS, LR, LR_GRID, MIN_STEPS, recipe_for
+
+DATASETS = {  # name -> ((C, H, W), number of images)
+    "digits 8×8": ((1, 8, 8), 1797),
+    "shapes 32×32": ((1, 32, 32), 20_000),
+    "real MNIST 5k": ((1, 28, 28), 5000),
+    "MNIST 60k": ((1, 28, 28), 60_000),
+    "real faces 25×25": ((1, 25, 25), 200),
+    "400 faces 23×28": ((1, 28, 23), 400),
+    "characters 105×105": ((1, 105, 105), 2720),
+    "RGB 64×64": ((3, 64, 64), 1000),
+    "a handful of images": ((1, 28, 28), 12),
+}
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_no_dataset_ends_inside_its_warm_up_and_the_settings_are_sane(name):
+    shape, n = DATASETS[name]
+    recipe = recipe_for(shape, n, TrainConfig.val_fraction)
+    train_idx, _ = split_indices(n, TrainConfig.val_fraction, seed=0)
+    total = math.ceil(len(train_idx) / recipe.batch_size) * recipe.epochs  # as the training job counts its steps
+    assert recipe.steps == total >= MIN_STEPS
+    assert recipe.lr_warmup_steps <= 0.1 * total  # the warm-up is over long before the end ...
+    peak_at = max(0, recipe.lr_warmup_steps - 1)
+    assert lr_factor(peak_at, total, recipe.lr_schedule, recipe.lr_warmup_steps) > 0.97  # ... the rate then near its peak
+    assert 16 <= recipe.batch_size <= BATCH and recipe.batch_size & (recipe.batch_size - 1) == 0  # the form's options
+    assert recipe.lr in LR_GRID and recipe.lr <= LR
+    assert EPOCHS <= recipe.epochs <= 2000 and recipe.hidden == 256 and recipe.arch == "mlp"
+    assert recipe.latent_dim == (8 if shape[1] * shape[2] <= 16 * 16 else 12)
+    assert recipe.summary().startswith(f"{recipe.arch}, {recipe.hidden} hidden, {recipe.latent_dim}-D latent")
+    assert f"{len(train_idx):,} training images" in recipe.why
+
+
+def test_the_faces_that_ended_inside_the_warm_up_get_enough_steps():
+    """The issue's case: 400 faces, 10% validation, batch 256 gave 2 steps an epoch and 60 steps in 30 epochs, all
+    inside a 100-step warm-up. The recipe halves the batch to 32 (12 steps an epoch, the rate scaled to 3e-3): 360
+    steps in 30 epochs, 36 of them warming up."""
+    old_steps = math.ceil(360 / 256) * 30
+    assert old_steps < TrainConfig().lr_warmup_steps  # what went wrong, with the old fixed settings
+    recipe = recipe_for((1, 28, 23), 400, 0.1)
+    assert (recipe.batch_size, recipe.lr, recipe.epochs, recipe.steps, recipe.lr_warmup_steps) == (32, 3e-3, 30, 360, 36)
+    assert "batch 32 so that an epoch has ≥ 6 steps" in recipe.why
+
+
+def test_the_bundled_digits_train_longer_at_the_same_batch():
+    """1,617 training digits at batch 256 are 7 steps an epoch: 43 epochs reach the 300-step minimum."""
+    recipe = recipe_for((1, 8, 8), 1797, 0.1)
+    assert (recipe.batch_size, recipe.lr, recipe.epochs, recipe.steps, recipe.latent_dim) == (256, 1e-2, 43, 301, 8)
+    assert "43 epochs for ≥ 300 steps" in recipe.why
+
+
+def test_a_large_dataset_keeps_the_settings_that_won_on_it():
+    """From 8 steps an epoch and 600 steps up nothing changes: shapes (20k) and MNIST train as before."""
+    for shape, n in (DATASETS["shapes 32×32"], DATASETS["MNIST 60k"]):
+        recipe = recipe_for(shape, n, 0.1)
+        assert (recipe.batch_size, recipe.lr, recipe.epochs, recipe.lr_warmup_steps) == (BATCH, LR, EPOCHS, 100)
+    defaults = TrainConfig()  # a config built in code takes the same numbers
+    assert (defaults.batch_size, defaults.lr, defaults.epochs) == (BATCH, LR, EPOCHS)
+
+
+def test_the_validation_share_counts():
+    """The steps follow the images that train: with none held out an epoch of the 400 faces has more of them."""
+    held_out, everything = recipe_for((1, 28, 23), 400, 0.1), recipe_for((1, 28, 23), 400, 0.0)
+    assert "360 training images" in held_out.why and "400 training images" in everything.why
+    assert everything.steps == math.ceil(400 / everything.batch_size) * everything.epochs

@@ -1,0 +1,35 @@
+"""The Train form starts from the active dataset's recipe (vae_core/recipe.py): it says "auto: ..." and why, its
+fields follow when the dataset changes, and a field the user set keeps the user's value."""
+from __future__ import annotations
+
+from tests.test_app_pages import app, start_training, texts  # noqa: F401 (app is the AppTest fixture)
+from vae_core.recipe import recipe_for
+
+SMALL_SHAPES = {"kind": "shapes", "n": 1000, "size": 16, "seed": 0}  # 900 training images: a smaller batch
+
+
+def test_the_form_says_auto_follows_the_dataset_and_keeps_the_users_edits(app):
+    at = app("pages/train.py")
+    digits = recipe_for((1, 8, 8), 1797, 0.1)
+    assert f"auto: {digits.summary()} — {digits.why}" in texts(at.caption)
+    assert (at.selectbox(key="tf_batch").value, at.select_slider(key="tf_lr").value,
+            at.number_input(key="tf_epochs").value, at.number_input(key="tf_lr_warmup").value) == (
+        digits.batch_size, digits.lr, digits.epochs, digits.lr_warmup_steps)
+    job = start_training(at, tf_epochs=1)  # the user's own length; everything else as the recipe says
+    assert (job.train_config.epochs, job.train_config.batch_size, job.train_config.lr) == (1, digits.batch_size,
+                                                                                            digits.lr)
+    assert job.join(timeout=60)
+    at.session_state["dataset_source"] = SMALL_SHAPES
+    at.run()
+    shapes = recipe_for((1, 16, 16), 1000, 0.1)
+    assert shapes.batch_size != digits.batch_size  # the case shows the form following
+    assert at.selectbox(key="tf_batch").value == shapes.batch_size
+    assert at.number_input(key="tf_lr_warmup").value == shapes.lr_warmup_steps
+    assert at.number_input(key="tf_epochs").value == 1  # the user's edit wins
+    assert f"auto: {shapes.summary()}" in texts(at.caption) and "Yours instead: epochs." in texts(at.caption)
+
+
+def test_the_schedule_help_says_what_cosine_does_to_the_chosen_rate(app):
+    at = app("pages/train.py")
+    text = at.selectbox(key="tf_lr_schedule").proto.help
+    assert "half of it halfway through, 0 at the last step" in text and "constant" in text
