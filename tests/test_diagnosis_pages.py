@@ -13,7 +13,8 @@ WEAK = "is a weak model"
 
 
 def weak_job(at):
-    """1 epoch of the bundled digits at the default batch: 7 steps, inside the 100-step learning-rate warm-up."""
+    """1 epoch of the bundled digits at the recipe's batch: 7 steps, inside the recipe's learning-rate warm-up (the
+    warm-up the recipe sets for its own, longer training)."""
     job = start_training(at, tf_epochs=1)
     assert job.join(timeout=60) and job.state == "finished", job.error
     at.run()
@@ -25,9 +26,10 @@ def test_train_says_a_finished_model_is_weak_and_its_remedy_sets_the_form(app):
     at = app("pages/train.py")
     job = weak_job(at)
     warning = texts(at.warning)
+    assert job.train_config.lr_warmup_steps > 7
     assert f"{job.run_dir.name} {WEAK}" in warning and "inside its warm-up: 7 steps" in warning
     assert "barely better than the mean image" in warning
-    epochs = math.ceil(WARMUP_MULTIPLE * TrainConfig.lr_warmup_steps / 7)
+    epochs = math.ceil(WARMUP_MULTIPLE * job.train_config.lr_warmup_steps / 7)
     at.button(key="weak_train_longer").click().run()
     assert not at.exception and at.session_state["tf_epochs"] == epochs
     assert f"epochs = {epochs}" in texts(at.success)  # the note beside the form says what was set
@@ -47,7 +49,7 @@ def test_explore_says_the_active_model_is_weak_and_a_remedy_opens_train_set(app)
     at.button(key="weak_explore_longer").click().run()
     assert not at.exception
     assert at.title[0].value.startswith("Train")  # the remedy took the user to Train…
-    epochs = math.ceil(WARMUP_MULTIPLE * TrainConfig.lr_warmup_steps / 7)
+    epochs = math.ceil(WARMUP_MULTIPLE * job.train_config.lr_warmup_steps / 7)
     assert at.number_input(key="tf_epochs").value == epochs  # …with the form set
     assert f"epochs = {epochs}" in texts(at.success)
 
@@ -65,10 +67,10 @@ def test_every_field_a_remedy_sets_is_a_config_field_and_a_form_widget():
     import dataclasses
 
     from ui.remedies import FORM_KEYS
-    from ui.training_ui import FORM_DEFAULTS
+    from ui.training_ui import FORM_DEFAULTS, RECIPE_FIELDS
     from vae_core.config import ModelConfig
     from vae_core.diagnosis import kl_remedies
 
     fields = {f.name for f in dataclasses.fields(ModelConfig)} | {f.name for f in dataclasses.fields(TrainConfig)}
-    assert set(FORM_KEYS) <= fields and set(FORM_KEYS.values()) <= set(FORM_DEFAULTS)
+    assert set(FORM_KEYS) <= fields and set(FORM_KEYS.values()) <= set(FORM_DEFAULTS) | set(RECIPE_FIELDS)
     assert all(set(r.settings) <= set(FORM_KEYS) for r in kl_remedies(TrainConfig(), 1000))
