@@ -18,6 +18,7 @@ from vae_core.objective import loss_terms
 SHAPES = {  # an image shape each architecture takes, and one it refuses (None: it takes any)
     "mlp": ((3, 5, 7), None),
     "conv": ((3, 28, 32), (1, 7, 8)),
+    "mlp-conv": ((3, 23, 28), (1, 28, 7)),
 }
 ODD_SHAPES = [(1, 105, 105), (1, 23, 28), (3, 28, 23), (1, 8, 8), (3, 9, 13)]  # sides not divisible by 4
 
@@ -48,18 +49,22 @@ def test_each_architecture_checks_the_image_shape_in_the_config(name):
             ModelConfig(input_shape=bad, arch=name)
 
 
-def test_conv_refuses_only_images_under_8x8_with_the_rule():
+@pytest.mark.parametrize("name", ["conv", "mlp-conv"])
+def test_conv_refuses_only_images_under_8x8_with_the_rule(name):
     for h, w in ((7, 8), (8, 7), (5, 5), (1, 105)):
-        with pytest.raises(ValueError, match=f"arch='conv' needs images of at least 8x8, got {h}x{w}"):
-            architecture("conv").check_shape((1, h, w))
+        with pytest.raises(ValueError, match=f"arch='{name}' needs images of at least 8x8, got {h}x{w}"):
+            architecture(name).check_shape((1, h, w))
 
 
 @pytest.mark.parametrize("shape", ODD_SHAPES, ids=lambda s: "x".join(map(str, s)))
-def test_conv_takes_any_size_and_decodes_the_image_shape(shape):
-    model = build_model(ModelConfig(input_shape=shape, latent_dim=3, hidden_sizes=(16,), arch="conv"), seed=0)
+@pytest.mark.parametrize("name", ["conv", "mlp-conv"])
+def test_conv_takes_any_size_and_decodes_the_image_shape(name, shape):
+    model = build_model(ModelConfig(input_shape=shape, latent_dim=3, hidden_sizes=(16,), arch=name), seed=0)
     x = torch.rand(2, *shape, generator=torch.Generator().manual_seed(1))
     out = model(x, generator=torch.Generator().manual_seed(2))
     assert out.mu.shape == (2, 3) and out.x_params.shape == (2, *shape)
+    if name == "mlp-conv":
+        return  # an MLP encoder reads the image as it is; the decoder's crop is checked with conv's padding below
     padded = model.encoder.pad(x)  # zeros around the image, to sides divisible by 4, the image itself unchanged
     assert padded.shape[-2] % 4 == 0 and padded.shape[-1] % 4 == 0 and padded.shape[-2] - shape[1] < 4
     crop = model.decoder.crop
@@ -71,11 +76,12 @@ def test_conv_takes_any_size_and_decodes_the_image_shape(shape):
 
 
 @pytest.mark.parametrize("likelihood_name", ["bernoulli", "gaussian-learned"])
-def test_the_conv_loss_sees_the_real_pixels_only(likelihood_name):
+@pytest.mark.parametrize("name", ["conv", "mlp-conv"])
+def test_the_conv_loss_sees_the_real_pixels_only(name, likelihood_name):
     """The -log p(x|z) of a padded conv model is the likelihood's sum over the cropped output, by hand: nothing of
     the padding's border enters the loss."""
     shape = (1, 23, 28)
-    model = build_model(ModelConfig(input_shape=shape, latent_dim=3, hidden_sizes=(16,), arch="conv",
+    model = build_model(ModelConfig(input_shape=shape, latent_dim=3, hidden_sizes=(16,), arch=name,
                                     likelihood=likelihood_name), seed=0)
     x = torch.rand(4, *shape, generator=torch.Generator().manual_seed(1))
     out = model(x, generator=torch.Generator().manual_seed(2))

@@ -23,6 +23,9 @@ CONFIGS = {
     "conv-gaussian-rgb-23x28": dict(input_shape=(3, 23, 28), latent_dim=4, arch="conv", hidden_sizes=(24,),
                                     likelihood="gaussian"),
     "mlp-bernoulli-28x23": dict(input_shape=(1, 28, 23), latent_dim=3, hidden_sizes=(20,)),
+    "mlp-conv-bernoulli-23x28": dict(input_shape=(1, 23, 28), latent_dim=3, arch="mlp-conv", hidden_sizes=(20,)),
+    "mlp-conv-gaussian-rgb-28x28": dict(input_shape=(3, 28, 28), latent_dim=5, arch="mlp-conv", hidden_sizes=(24,),
+                                        likelihood="gaussian-learned"),
 }
 
 
