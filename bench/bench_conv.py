@@ -6,11 +6,12 @@ by time to quality, and the engine's conv training throughput against an equal-m
 
 Data: 5,000 real MNIST digits (harness/real_data.py: mnist_5k), the engine's seeded 90/10 split (a permutation, so
 the class-ordered file is shuffled before splitting): 4,500 train, 500 held out. Each recipe is trained by the
-engine (TrainingJob.run(), as the CLI does) with its own rate: the MLP 784-256-12 at the engine's defaults (batch
-256, lr 1e-2, cosine, 100 warm-up steps, 30 epochs), each conv architecture at its table rate (Architecture.lr),
-otherwise the same. Time is process CPU seconds with one torch thread (neighbours on a shared machine do not move
-it); quality is the last epoch's held-out −ELBO, nats per image. Target (issue 22): the conv ends >= 3 nats better
-than the MLP in <= 2x its time.
+engine (TrainingJob.run(), as the CLI does): the MLP 784-256-12 at the engine's defaults (batch 256, lr 1e-2,
+cosine, 100 warm-up steps, 30 epochs), the conv at its table entry's batch and rate (Architecture.batch_size, lr:
+64, 3e-3) for 20 epochs, otherwise the same. Time is process CPU seconds with one torch thread (neighbours on a
+shared machine do not move it; the training thread's clock, read as each epoch ends); quality is the last epoch's
+held-out −ELBO, nats per image; beside it, the CPU time at which the conv first reached 3 nats below the MLP's end
+(had it been stopped there). Target (issue 22): the conv >= 3 nats better than the MLP in <= 2x its time.
 
 Throughput: "equal_maths" is a bare loop doing the engine's maths on the same modules written out here (BCE with
 logits, closed-form KL, fused Adam, batches indexed from one tensor by a seeded permutation, eps from a seeded
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import threading
 import time
 
 import numpy as np
@@ -36,9 +38,9 @@ from vae_core.jobs import TrainingJob
 
 SHAPE, LATENT, HIDDEN = (1, 28, 28), 12, 256
 CONV = "mlp-conv"  # the architecture measured against the MLP
-RECIPES = {  # name -> (arch, epochs)
+RECIPES = {  # name -> (arch, epochs): the MLP at the engine's default length, the conv at the length it needs
     "mlp": ("mlp", 30),
-    CONV: (CONV, 30),
+    CONV: (CONV, 20),
 }
 
 
@@ -58,15 +60,34 @@ def configs(arch: str, epochs: int, seed: int, **train) -> tuple[ModelConfig, Tr
 
 
 def train_engine(dataset: Dataset, model: ModelConfig, train: TrainConfig) -> dict:
-    """One engine run, in this thread with one torch thread: CPU and wall seconds and its epochs' held-out −ELBO."""
+    """One engine run (TrainingJob.run() in a thread of its own, one torch thread): the training thread's CPU seconds
+    and the wall seconds in all, and each epoch's held-out −ELBO with the training thread's CPU seconds at its end."""
     job = TrainingJob(dataset, model, train, threads=1)
-    wall, cpu = time.perf_counter(), time.process_time()
-    job.run()
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    worker = threading.Thread(target=job.run, name="conv-bench-training")
+    wall = time.perf_counter()
+    worker.start()
+    clock = time.pthread_getcpuclockid(worker.ident)
+    cpu0, cpu, at_epoch = time.clock_gettime(clock), 0.0, []
+    while worker.is_alive():
+        worker.join(0.005)
+        try:
+            cpu = time.clock_gettime(clock) - cpu0
+        except OSError:  # the thread ended between the check and the read
+            break
+        at_epoch += [cpu] * (job.progress().epoch - len(at_epoch))
+    worker.join()
+    wall = time.perf_counter() - wall
     if job.state != "finished":
         raise RuntimeError(f"{model.arch} ended {job.state}: {job.error}")
     curve = [row["val_neg_elbo"] for row in job.history()["epochs"]]
-    return {"cpu_s": cpu, "wall_s": wall, "final": curve[-1], "best": min(curve), "curve": curve}
+    at_epoch += [cpu] * (len(curve) - len(at_epoch))  # an epoch that ended as the thread did
+    return {"cpu_s": cpu, "wall_s": wall, "final": curve[-1], "best": min(curve), "curve": curve,
+            "curve_cpu_s": at_epoch}
+
+
+def time_to(run: dict, level: float) -> float | None:
+    """CPU seconds from the start to the first epoch whose held-out −ELBO is at or below level (None: never)."""
+    return next((t for t, v in zip(run["curve_cpu_s"], run["curve"]) if v <= level), None)
 
 
 def quality(dataset: Dataset, seeds: tuple[int, ...], epochs: int | None = None) -> dict:
@@ -82,7 +103,10 @@ def quality(dataset: Dataset, seeds: tuple[int, ...], epochs: int | None = None)
             runs[name].append(train_engine(dataset, *configs(arch, epochs or own_epochs, seed)) | {"seed": seed})
     gains = [m["final"] - c["final"] for m, c in zip(runs["mlp"], runs[CONV])]
     ratios = [c["cpu_s"] / m["cpu_s"] for m, c in zip(runs["mlp"], runs[CONV])]
-    return {"runs": runs, "gain_nats": gains, "time_ratio": ratios,
+    # stopping the conv at the first epoch 3 nats better than the MLP's end
+    reached = [time_to(c, m["final"] - 3.0) for m, c in zip(runs["mlp"], runs[CONV])]
+    to_level = [t / m["cpu_s"] if t is not None else None for t, m in zip(reached, runs["mlp"])]
+    return {"runs": runs, "gain_nats": gains, "time_ratio": ratios, "time_to_3_nats_ratio": to_level,
             "median_gain_nats": statistics.median(gains), "median_time_ratio": statistics.median(ratios),
             "target": {"gain_nats": 3.0, "time_ratio": 2.0}}
 
@@ -137,6 +161,16 @@ def loop_equal_maths(images: torch.Tensor, train_idx: np.ndarray, val_idx: np.nd
     return time.process_time() - cpu
 
 
+def engine_cpu_seconds(dataset: Dataset, model: ModelConfig, train: TrainConfig) -> float:
+    """One engine run in this thread, as the CLI trains (and as the loop runs): process CPU seconds."""
+    job = TrainingJob(dataset, model, train, threads=1)
+    cpu = time.process_time()
+    job.run()
+    if job.state != "finished":
+        raise RuntimeError(f"{model.arch} ended {job.state}: {job.error}")
+    return time.process_time() - cpu
+
+
 def throughput(dataset: Dataset, rounds: int, epochs: int = 3) -> dict:
     """The engine (TrainingJob.run(), history every step) against loop_equal_maths, images per CPU second."""
     from vae_core.data import split_indices
@@ -151,7 +185,7 @@ def throughput(dataset: Dataset, rounds: int, epochs: int = 3) -> dict:
         pair = []
         for which in (("engine", "loop") if r % 2 == 0 else ("loop", "engine")):
             if which == "engine":
-                pair.append(("engine", n / train_engine(dataset, model, train)["cpu_s"]))
+                pair.append(("engine", n / engine_cpu_seconds(dataset, model, train)))
             else:
                 pair.append(("loop", n / loop_equal_maths(images, train_idx, val_idx, epochs, train.batch_size,
                                                           train.lr, train.seed)))
@@ -186,7 +220,8 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"{name:9s} seed {run['seed']}: held-out -ELBO {run['final']:.2f} (best {run['best']:.2f}) in "
                   f"{run['cpu_s']:.1f} CPU s")
     print(f"{CONV} vs mlp: {q['median_gain_nats']:+.2f} nats better at {q['median_time_ratio']:.2f}x the time "
-          f"(target >= 3 nats at <= 2x)")
+          f"(target >= 3 nats at <= 2x); 3 nats better than the MLP's end at "
+          f"{', '.join('never' if r is None else f'{r:.2f}x' for r in q['time_to_3_nats_ratio'])} its time, per seed")
     print(f"engine vs equal-maths loop: {t['ratio']:.3f}x ({t['engine_img_per_cpu_s']:.0f} vs "
           f"{t['loop_img_per_cpu_s']:.0f} img/CPU s; target >= 0.95x)")
     if args.json:

@@ -41,6 +41,8 @@ ODD_MODELS = {  # sides not divisible by 4 (conv pads and crops): name -> (model
     "conv-gaussian-28x23": (dict(input_shape=(1, 28, 23), latent_dim=4, arch="conv", hidden_sizes=(24,),
                                  likelihood="gaussian"), (28, 23)),
     "mlp-bernoulli-23x28": (dict(input_shape=(1, 23, 28), latent_dim=3, hidden_sizes=(20,)), (23, 28)),
+    "mlp-conv-bernoulli-23x28": (dict(input_shape=(1, 23, 28), latent_dim=3, arch="mlp-conv", hidden_sizes=(20,)),
+                                 (23, 28)),
 }
 CANVAS_JS = """selector => {  // every RGBA value of a canvas
   const c = document.querySelector(selector);
@@ -92,7 +94,7 @@ def test_the_browser_decodes_and_encodes_like_torch(open_app, runs_dir, tmp_path
     for name, (settings, data) in models.items():
         config = ModelConfig(**settings)
         model = build_model(config, seed=1).eval()
-        last = model.decoder.net[-1] if config.arch == "mlp" else model.decoder.deconv[-1]
+        last = model.decoder.net[-1] if hasattr(model.decoder, "net") else model.decoder.deconv[-1]
         with torch.no_grad():  # outputs beyond [0, 1], so the Gaussian clamp is exercised
             last.bias.add_(torch.linspace(-2, 2, last.bias.numel()))
         path = save_run(runs_dir / f"zz-{name}", model, RunConfig(model=config, dataset=data))  # newest: active
