@@ -20,7 +20,7 @@ from pathlib import Path
 from bench.report import Figure, markdown_table, median, p95, table
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PARTS = ("train", "quality", "browser", "projection")
+PARTS = ("train", "quality", "conv", "browser", "projection")
 
 
 def train_figures(quick: bool) -> tuple[list[Figure], dict]:
@@ -137,6 +137,28 @@ def real_data_figures(quick: bool) -> tuple[list[Figure], dict]:
                     + "; target: two standard errors of the paired differences"),
         Figure("quality", "faces: reconstruction MSE / the mean image's, real LFW crops", faces["median"], "×",
                target=0.5, note=f"{faces['recipe']}; per seed " + ", ".join(f"{r:.2f}" for r in faces["mse_ratio"])),
+    ], raw
+
+
+def conv_figures(quick: bool) -> tuple[list[Figure], dict]:
+    """The light conv against the default MLP on real digits (time to quality), and its training throughput against
+    an equal-maths conv loop (bench/bench_conv.py)."""
+    from bench.bench_conv import CONV, measure
+
+    raw = measure(seeds=(0,) if quick else (0, 1, 2), rounds=1 if quick else 5, epochs=2 if quick else None)
+    q, t = raw["quality"], raw["throughput"]
+    runs = {name: ", ".join(f"{r['final']:.1f} in {r['cpu_s']:.1f} s" for r in rs) for name, rs in q["runs"].items()}
+    note = (f"real MNIST 5k, 4,500 train / 500 held out, 1 torch thread, CPU seconds; per seed: {CONV} {runs[CONV]}; "
+            f"MLP {runs['mlp']}")
+    return [
+        Figure("conv", f"{CONV} vs default MLP: held-out −ELBO gain, median of seeds", q["median_gain_nats"], "nats",
+               target=3.0, better="higher", note=note, extra={"gains": q["gain_nats"]}),
+        Figure("conv", f"{CONV} vs default MLP: training time", q["median_time_ratio"], "×", target=2.0,
+               note="CPU seconds of each whole run, median of per-seed ratios", extra={"ratios": q["time_ratio"]}),
+        Figure("conv", f"engine ({CONV}) vs equal-maths conv loop", t["engine_img_per_cpu_s"], "img/s",
+               t["loop_img_per_cpu_s"], "equal-maths loop", 0.95, "higher", given_ratio=t["ratio"],
+               note=f"{t['setup']}; 1 torch thread, process CPU time; ratio: median of per-round ratios "
+                    f"{min(t['ratio_rounds']):.2f}–{max(t['ratio_rounds']):.2f}×"),
     ], raw
 
 
@@ -262,6 +284,8 @@ def main(argv: list[str] | None = None) -> dict:
             got, raw["train"] = train_figures(args.quick)
         elif part == "quality":
             got, raw["quality"] = quality_figures(args.data, args.target_elbo, args.quick)
+        elif part == "conv":
+            got, raw["conv"] = conv_figures(args.quick)
         elif part == "browser":
             got, raw["browser"] = browser_figures(work, args.quick)
         elif part == "projection":

@@ -1,18 +1,26 @@
 """The architecture family (vae_core/architectures.py), entry by entry: the modules each builds, the forward pass
-the export translates, the image shapes each accepts, and an unknown name refused with the known ones."""
+the export translates, the image shapes each accepts (conv: any size from 8x8, padded and cropped back, the loss on
+the real pixels only), today's conv weights layout kept for saved runs, and an unknown name refused with the known
+ones."""
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from vae_core.architectures import ARCHS, architecture
 from vae_core.config import ModelConfig
 from vae_core.jobs import build_model
+from vae_core.objective import loss_terms
 
 SHAPES = {  # an image shape each architecture takes, and one it refuses (None: it takes any)
     "mlp": ((3, 5, 7), None),
-    "conv": ((3, 28, 32), (1, 8, 8)),
+    "conv": ((3, 28, 32), (1, 7, 8)),
+    "mlp-conv": ((3, 23, 28), (1, 28, 7)),
 }
+ODD_SHAPES = [(1, 105, 105), (1, 23, 28), (3, 28, 23), (1, 8, 8), (3, 9, 13)]  # sides not divisible by 4
 
 
 @pytest.mark.parametrize("name", ARCHS)
@@ -27,7 +35,7 @@ def test_each_architecture_maps_images_to_a_posterior_and_back(name):
         x_params = model.decoder(z)
         assert x_params.shape == (6, *shape)
         torch.testing.assert_close(model.decoder.as_sequential()(z), x_params, rtol=0, atol=0)  # what the export runs
-        h = model.encoder.body(x)  # the body and heads the export translates give the encoder's outputs
+        h = model.encoder.as_sequential()(x)  # the features and heads the export translates give the encoder's outputs
         torch.testing.assert_close((model.encoder.mu(h), model.encoder.logvar(h)), (mu, logvar), rtol=0, atol=0)
 
 
@@ -41,10 +49,71 @@ def test_each_architecture_checks_the_image_shape_in_the_config(name):
             ModelConfig(input_shape=bad, arch=name)
 
 
-def test_conv_refuses_small_or_odd_images_with_the_rule():
-    for h, w in ((8, 8), (24, 28), (30, 28), (28, 26)):
-        with pytest.raises(ValueError, match=f"at least 28x28 with sides divisible by 4, got {h}x{w}"):
-            architecture("conv").check_shape((1, h, w))
+@pytest.mark.parametrize("name", ["conv", "mlp-conv"])
+def test_conv_refuses_only_images_under_8x8_with_the_rule(name):
+    for h, w in ((7, 8), (8, 7), (5, 5), (1, 105)):
+        with pytest.raises(ValueError, match=f"arch='{name}' needs images of at least 8x8, got {h}x{w}"):
+            architecture(name).check_shape((1, h, w))
+
+
+@pytest.mark.parametrize("shape", ODD_SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("name", ["conv", "mlp-conv"])
+def test_conv_takes_any_size_and_decodes_the_image_shape(name, shape):
+    model = build_model(ModelConfig(input_shape=shape, latent_dim=3, hidden_sizes=(16,), arch=name), seed=0)
+    x = torch.rand(2, *shape, generator=torch.Generator().manual_seed(1))
+    out = model(x, generator=torch.Generator().manual_seed(2))
+    assert out.mu.shape == (2, 3) and out.x_params.shape == (2, *shape)
+    if name == "mlp-conv":
+        return  # an MLP encoder reads the image as it is; the decoder's crop is checked with conv's padding below
+    padded = model.encoder.pad(x)  # zeros around the image, to sides divisible by 4, the image itself unchanged
+    assert padded.shape[-2] % 4 == 0 and padded.shape[-1] % 4 == 0 and padded.shape[-2] - shape[1] < 4
+    crop = model.decoder.crop
+    window = (slice(None), slice(None), slice(crop.top, crop.top + shape[1]), slice(crop.left, crop.left + shape[2]))
+    assert torch.equal(padded[window], x)
+    border = padded.clone()
+    border[window] = 0
+    assert not border.any()  # the border is zeros
+
+
+@pytest.mark.parametrize("likelihood_name", ["bernoulli", "gaussian-learned"])
+@pytest.mark.parametrize("name", ["conv", "mlp-conv"])
+def test_the_conv_loss_sees_the_real_pixels_only(name, likelihood_name):
+    """The -log p(x|z) of a padded conv model is the likelihood's sum over the cropped output, by hand: nothing of
+    the padding's border enters the loss."""
+    shape = (1, 23, 28)
+    model = build_model(ModelConfig(input_shape=shape, latent_dim=3, hidden_sizes=(16,), arch=name,
+                                    likelihood=likelihood_name), seed=0)
+    x = torch.rand(4, *shape, generator=torch.Generator().manual_seed(1))
+    out = model(x, generator=torch.Generator().manual_seed(2))
+    dec = model.decoder
+    full = dec.deconv(dec.dense(out.z).view(-1, *dec.grid))  # (B, 1, 24, 28): the padded canvas
+    assert full.shape == (4, 1, 24, 28)
+    real = full[:, :, dec.crop.top:dec.crop.top + 23, dec.crop.left:dec.crop.left + 28]
+    if likelihood_name == "bernoulli":
+        by_hand = F.binary_cross_entropy_with_logits(real, x, reduction="sum") / len(x)
+    else:
+        sigma = model.log_sigma.exp()
+        by_hand = (0.5 * ((x - real) / sigma) ** 2 + model.log_sigma + 0.5 * math.log(2 * math.pi)).sum() / len(x)
+    torch.testing.assert_close(loss_terms(model, x, out).recon, by_hand)
+    assert x.numel() / len(x) == 23 * 28  # per image: the real pixels' count, not the padded canvas's
+
+
+def test_todays_conv_keeps_its_weights_layout_for_saved_runs():
+    """A conv run saved before padding existed (28x28, 32x32: sides divisible by 4) loads into the same parameter
+    names and shapes: the padding and the crop have no weights, and add no op to their export."""
+    model = build_model(ModelConfig(input_shape=(1, 28, 28), latent_dim=4, hidden_sizes=(32,), arch="conv"), 0)
+    layout = {name: tuple(p.shape) for name, p in model.state_dict().items()}
+    assert layout == {
+        "encoder.body.0.weight": (32, 1, 4, 4), "encoder.body.0.bias": (32,),
+        "encoder.body.2.weight": (64, 32, 4, 4), "encoder.body.2.bias": (64,),
+        "encoder.body.5.weight": (32, 3136), "encoder.body.5.bias": (32,),
+        "encoder.mu.weight": (4, 32), "encoder.mu.bias": (4,), "encoder.logvar.weight": (4, 32),
+        "encoder.logvar.bias": (4,),
+        "decoder.dense.0.weight": (32, 4), "decoder.dense.0.bias": (32,),
+        "decoder.dense.2.weight": (3136, 32), "decoder.dense.2.bias": (3136,),
+        "decoder.deconv.0.weight": (64, 32, 4, 4), "decoder.deconv.0.bias": (32,),
+        "decoder.deconv.2.weight": (32, 1, 4, 4), "decoder.deconv.2.bias": (1,),
+    }
 
 
 def test_an_unknown_architecture_is_refused_with_the_known_names():

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from vae_core import evaluate as evaluate_cli
 from vae_core import train as train_cli
@@ -115,6 +116,22 @@ def test_train_on_an_idx_file_finds_its_labels_and_resumes(tmp_path, capsys):
     assert result["n"] == 40 and result["iwae"] is None
 
 
+@pytest.mark.parametrize("side", [(105, 105), (23, 28)])
+def test_conv_trains_on_any_image_size_and_decodes_the_image_shape(tmp_path, capsys, side):
+    """105x105 (the handwritten characters) and 23x28 (the faces, H x W): padded to sides divisible by 4 inside the
+    network, cropped back, so the run decodes images of the data's own shape."""
+    images = (np.random.default_rng(2).random((24, *side)) * 255).astype(np.uint8)
+    np.save(tmp_path / "odd.npy", images)
+    out = tmp_path / "conv-run"
+    code = train_cli.main(["--data", str(tmp_path / "odd.npy"), "--arch", "conv", "--epochs", "1", "--batch-size",
+                           "8", "--out", str(out), *TINY])
+    assert code == 0, capsys.readouterr().err
+    run = load_run(out)
+    assert run.config.model.input_shape == (1, *side)
+    with torch.no_grad():
+        assert run.model.decode_mean(torch.zeros(2, 3)).shape == (2, 1, *side)
+
+
 def test_train_on_everything_then_evaluate_on_a_held_out_file(tmp_path, capsys):
     """--val-fraction 0: every image trains, no validation rows; evaluate --data FILE is the held-out measure."""
     rng = np.random.default_rng(1)
@@ -151,7 +168,7 @@ def test_bad_input_exits_nonzero_with_one_line_and_no_traceback(tmp_path):
     (["--data", "{tmp}/garbage.bin", "--epochs", "1"], "garbage.bin"),
     (["--data", "{tmp}/nowhere.npy", "--epochs", "1"], "nowhere.npy"),
     (["--data", "digits", "--epochs", "0"], "epochs"),
-    (["--data", "digits", "--arch", "conv"], "28x28"),
+    (["--data", "{tmp}/tiny.npy", "--arch", "conv"], "at least 8x8, got 6x9"),
     (["--data", "digits", "--lr", "-1"], "lr"),
     (["--data", "digits", "--hidden", "0"], "hidden"),
     (["--resume", "{tmp}/model.pt"], "pickle"),
@@ -161,6 +178,7 @@ def test_bad_input_exits_nonzero_with_one_line_and_no_traceback(tmp_path):
 def test_train_bad_input(tmp_path, capsys, argv, needle):
     (tmp_path / "garbage.bin").write_bytes(b"\x01\x02not an image file at all")
     (tmp_path / "model.pt").write_bytes(b"\x80\x04not really a pickle")
+    np.save(tmp_path / "tiny.npy", np.zeros((20, 6, 9), np.uint8))  # under conv's smallest side
     argv = ["--out", str(tmp_path / "out"), *TINY] + [a.replace("{tmp}", str(tmp_path)) for a in argv]  # argv wins
     assert train_cli.main(argv) != 0
     err = capsys.readouterr().err
@@ -178,6 +196,7 @@ def test_train_bad_input(tmp_path, capsys, argv, needle):
 def test_evaluate_bad_input(tmp_path, capsys, digits_run, argv, needle):
     (tmp_path / "garbage.bin").write_bytes(b"\x01\x02not an image file at all")
     (tmp_path / "model.pt").write_bytes(b"\x80\x04not really a pickle")
+    np.save(tmp_path / "tiny.npy", np.zeros((20, 6, 9), np.uint8))  # under conv's smallest side
     argv = [a.replace("{tmp}", str(tmp_path)).replace("{run}", str(digits_run)) for a in argv]
     assert evaluate_cli.main(argv + ["--json"]) != 0
     captured = capsys.readouterr()

@@ -18,6 +18,14 @@ CONFIGS = {
     "conv-bernoulli": dict(input_shape=(1, 28, 28), latent_dim=4, arch="conv", hidden_sizes=(32,)),
     "conv-gaussian-rgb": dict(input_shape=(3, 32, 32), latent_dim=6, arch="conv", hidden_sizes=(48,),
                               likelihood="gaussian-learned"),
+    # sides not divisible by 4: the program pads the input and crops the output (the characters, the faces H x W)
+    "conv-bernoulli-105x105": dict(input_shape=(1, 105, 105), latent_dim=3, arch="conv", hidden_sizes=(16,)),
+    "conv-gaussian-rgb-23x28": dict(input_shape=(3, 23, 28), latent_dim=4, arch="conv", hidden_sizes=(24,),
+                                    likelihood="gaussian"),
+    "mlp-bernoulli-28x23": dict(input_shape=(1, 28, 23), latent_dim=3, hidden_sizes=(20,)),
+    "mlp-conv-bernoulli-23x28": dict(input_shape=(1, 23, 28), latent_dim=3, arch="mlp-conv", hidden_sizes=(20,)),
+    "mlp-conv-gaussian-rgb-28x28": dict(input_shape=(3, 28, 28), latent_dim=5, arch="mlp-conv", hidden_sizes=(24,),
+                                        likelihood="gaussian-learned"),
 }
 
 
@@ -53,6 +61,16 @@ def test_conv_decoder_program_lists_its_layers_with_shapes():
     assert [op["op"] for op in ops] == ["linear", "relu", "linear", "relu", "reshape", "conv_transpose2d", "relu",
                                         "conv_transpose2d"]
     assert ops[4]["shape"] == [64, 7, 7] and ops[5]["out_hw"] == [14, 14] and ops[7]["out_hw"] == [28, 28]
+
+
+def test_an_odd_sized_conv_program_pads_then_crops():
+    spec = export_model(model_for("conv-gaussian-rgb-23x28")).spec
+    assert spec["encoder"]["body"][0] == {"op": "pad", "channels": 3, "in_hw": [23, 28], "out_hw": [24, 28],
+                                          "top": 0, "left": 0}
+    assert spec["decoder"][-1] == {"op": "crop", "channels": 3, "in_hw": [24, 28], "out_hw": [23, 28],
+                                   "top": 0, "left": 0}
+    body = export_model(model_for("conv-bernoulli-105x105")).spec["encoder"]["body"]
+    assert body[0] == {"op": "pad", "channels": 1, "in_hw": [105, 105], "out_hw": [108, 108], "top": 1, "left": 1}
 
 
 def test_the_hash_follows_the_weights():

@@ -72,7 +72,7 @@ def test_model_config_round_trips_through_json_dicts():
     ({"arch": "transformer"}, "arch"),
     ({"likelihood": "poisson"}, "likelihood"),
     ({"latent_dim": 0}, "latent_dim"),
-    ({"arch": "conv", "input_shape": (1, 8, 8)}, "28x28"),
+    ({"arch": "conv", "input_shape": (1, 7, 8)}, "8x8"),
     ({"hidden_sizes": ()}, "hidden_sizes"),
     ({"wings": 2}, "unknown keys"),
 ])

@@ -8,6 +8,10 @@ A program is a list of ops in forward order, each a small dict (JSON) whose tens
     {"op": "reshape", "shape": [64, 8, 8]}                                           per sample, (C, H, W) order
     {"op": "conv2d" | "conv_transpose2d", "in_ch", "out_ch", "kernel", "stride", "padding", "in_hw", "out_hw",
      "weight": offset, "bias": offset}                                              weight as torch stores it
+    {"op": "pad" | "crop", "channels", "in_hw", "out_hw", "top", "left"}            a zero border added / cut off:
+                                                                                     the input sits at (top, left) of
+                                                                                     the output, or the output at
+                                                                                     (top, left) of the input
 
 The spec's "output" is the op that ends the decoder, E[x|z] from its output ("sigmoid" or "clamp": the
 likelihood's `output_op`, vae_core/likelihoods.py); the browser never sees a likelihood's name. Offsets count float32
@@ -24,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .architectures import Crop2d
 from .model import VAE
 
 FORMAT = "vae-browser/2"
@@ -83,6 +88,8 @@ def _ops(module: nn.Module, shape: tuple[int, ...], blob: _Blob) -> tuple[list[d
         return [{"op": "reshape", "shape": list(module.unflattened_size)}], tuple(module.unflattened_size)
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
         return _conv_op(module, shape, blob)
+    if isinstance(module, (nn.ZeroPad2d, Crop2d)):
+        return _window_op(module, shape)
     raise ValueError(f"the browser cannot run a {type(module).__name__} layer")
 
 
@@ -110,6 +117,26 @@ def _conv_op(module: nn.Conv2d | nn.ConvTranspose2d, shape: tuple[int, ...], blo
     return [op], (module.out_channels, *out_hw)
 
 
+def _window_op(module: nn.ZeroPad2d | Crop2d, shape: tuple[int, ...]) -> tuple[list[dict], tuple[int, ...]]:
+    """A zero padding or a crop as one "pad" / "crop" op; none where it leaves the shape as it is."""
+    if len(shape) != 3:
+        raise ValueError(f"a {type(module).__name__} expects (C, H, W) inputs, gets {shape}")
+    c, h, w = shape
+    if isinstance(module, Crop2d):
+        kind, top, left, out_hw = "crop", module.top, module.left, (module.height, module.width)
+        if top < 0 or left < 0 or top + out_hw[0] > h or left + out_hw[1] > w:
+            raise ValueError(f"a Crop2d window {module} falls outside its {h}x{w} input")
+    else:
+        left, right, top, bottom = module.padding
+        if min(module.padding) < 0 or module.value != 0:
+            raise ValueError(f"the browser runs ZeroPad2d with non-negative sides only, not {module.padding}")
+        kind, out_hw = "pad", (h + top + bottom, w + left + right)
+    if out_hw == (h, w):
+        return [], shape
+    return [{"op": kind, "channels": c, "in_hw": [h, w], "out_hw": list(out_hw), "top": top, "left": left}], \
+        (c, *out_hw)
+
+
 def _decoder_ops(decoder: nn.Module, latent_dim: int, blob: _Blob) -> list[dict]:
     """The decoder's forward pass (vae_core/architectures.py: `as_sequential`) as ops."""
     if not hasattr(decoder, "as_sequential"):
@@ -118,10 +145,12 @@ def _decoder_ops(decoder: nn.Module, latent_dim: int, blob: _Blob) -> list[dict]
 
 
 def _encoder_ops(encoder: nn.Module, input_shape: tuple[int, int, int], blob: _Blob) -> dict:
-    """The encoder's body and its two heads (every encoder of vae_core/architectures.py has them) as ops."""
-    if not all(isinstance(getattr(encoder, name, None), nn.Module) for name in ("body", "mu", "logvar")):
+    """The encoder's features (`as_sequential`) and its two heads (every encoder of vae_core/architectures.py has
+    them) as ops."""
+    if not hasattr(encoder, "as_sequential") or not all(
+            isinstance(getattr(encoder, name, None), nn.Module) for name in ("mu", "logvar")):
         raise ValueError(f"the browser cannot run a {type(encoder).__name__}")
-    body, shape = _ops(encoder.body, tuple(input_shape), blob)
+    body, shape = _ops(encoder.as_sequential(), tuple(input_shape), blob)
     return {"body": body, "mu": _ops(encoder.mu, shape, blob)[0], "logvar": _ops(encoder.logvar, shape, blob)[0]}
 
 
@@ -159,6 +188,8 @@ def run_program(ops: list[dict], blob: bytes, x: np.ndarray) -> np.ndarray:
             h = h.reshape(len(h), *op["shape"])
         elif kind in ("conv2d", "conv_transpose2d"):
             h = _conv(op, h, tensor)
+        elif kind in ("pad", "crop"):
+            h = _window(op, h)
         else:
             raise ValueError(f"unknown op {kind!r}")
     return h.astype(np.float32)
@@ -187,6 +218,17 @@ def _conv(op: dict, h: np.ndarray, tensor) -> np.ndarray:
         for kx in range(k):
             full[:, :, ky:ky + s * ih:s, kx:kx + s * iw:s] += np.einsum("nchw,co->nohw", x, w[:, :, ky, kx])
     return full[:, :, p:p + oh, p:p + ow] + bias[None, :, None, None]
+
+
+def _window(op: dict, h: np.ndarray) -> np.ndarray:
+    """A zero border added ("pad": the input placed at (top, left) of zeros) or cut off ("crop")."""
+    (ih, iw), (oh, ow), top, left = op["in_hw"], op["out_hw"], op["top"], op["left"]
+    x = h.reshape(len(h), op["channels"], ih, iw)
+    if op["op"] == "crop":
+        return x[:, :, top:top + oh, left:left + ow].copy()
+    out = np.zeros((len(h), op["channels"], oh, ow), np.float32)
+    out[:, :, top:top + ih, left:left + iw] = x
+    return out
 
 
 def reference_decode(model: BrowserModel, z: np.ndarray) -> np.ndarray:

@@ -1,9 +1,10 @@
 """Explore in a real browser. The browser's decoder and encoder give torch's numbers (MLP and conv, Bernoulli and
-Gaussian, both kernels); dragging a slider redraws the image, the traversal strip and the map's star during the drag
-and the server follows on release; hovering a point shows its image and its reconstruction; a click goes to the
-image's code at once; dragging the star moves z in the PCA plane; a box selects points and the server shows them;
-drawing on the pad encodes the drawing like torch and "Use as z" moves there; a server slider moves image and star;
-the Traversals tab's tiles are torch's decodes of vae_core.latent.traversal_grid."""
+Gaussian, both kernels, image sides divisible by 4 or not); dragging a slider redraws the image, the traversal strip
+and the map's star during the drag and the server follows on release; hovering a point shows its image and its
+reconstruction; a click goes to the image's code at once; dragging the star moves z in the PCA plane; a box selects
+points and the server shows them; drawing on the pad encodes the drawing like torch and "Use as z" moves there; a
+server slider moves image and star; the Traversals tab's tiles are torch's decodes of
+vae_core.latent.traversal_grid."""
 from __future__ import annotations
 
 import re
@@ -17,7 +18,7 @@ from harness.browser import (ARTIFACTS, ROOT, click_point, drag, explore_api, ke
                                show_views, wait_idle)
 from harness.wait import wait_until
 from vae_core.config import ModelConfig, RunConfig
-from vae_core.data import load_digits, load_source
+from vae_core.data import FILES_KIND, load_digits, load_source
 from vae_core.latent import aggregate_posterior_samples, encode, slider_ranges, traversal_grid
 from vae_core.projections import Projection
 from vae_core.runs import load_run, save_run
@@ -33,6 +34,15 @@ MODELS = {  # name: (model settings, the data it "trained" on)
     "conv-bernoulli": (dict(input_shape=(1, 32, 32), latent_dim=5, arch="conv", hidden_sizes=(32,)), SHAPES),
     "conv-gaussian": (dict(input_shape=(1, 32, 32), latent_dim=4, arch="conv", hidden_sizes=(48,),
                            likelihood="gaussian-learned"), SHAPES),
+}
+ODD_MODELS = {  # sides not divisible by 4 (conv pads and crops): name -> (model settings, the images' H x W)
+    "conv-bernoulli-105x105": (dict(input_shape=(1, 105, 105), latent_dim=3, arch="conv", hidden_sizes=(16,)),
+                               (105, 105)),
+    "conv-gaussian-28x23": (dict(input_shape=(1, 28, 23), latent_dim=4, arch="conv", hidden_sizes=(24,),
+                                 likelihood="gaussian"), (28, 23)),
+    "mlp-bernoulli-23x28": (dict(input_shape=(1, 23, 28), latent_dim=3, hidden_sizes=(20,)), (23, 28)),
+    "mlp-conv-bernoulli-23x28": (dict(input_shape=(1, 23, 28), latent_dim=3, arch="mlp-conv", hidden_sizes=(20,)),
+                                 (23, 28)),
 }
 CANVAS_JS = """selector => {  // every RGBA value of a canvas
   const c = document.querySelector(selector);
@@ -76,11 +86,15 @@ def url_z(page) -> list[float]:
 # --------------------------------------------------------------------------- the runtime against torch
 
 @pytest.mark.usefixtures("new_runs_removed")
-def test_the_browser_decodes_and_encodes_like_torch(open_app, runs_dir):
-    for name, (settings, data) in MODELS.items():
+def test_the_browser_decodes_and_encodes_like_torch(open_app, runs_dir, tmp_path):
+    models = dict(MODELS)
+    for name, (settings, side) in ODD_MODELS.items():  # odd-sized images, as a .npy file the run names
+        np.save(tmp_path / f"{name}.npy", (np.random.default_rng(0).random((40, *side)) * 255).astype(np.uint8))
+        models[name] = (settings, {"kind": FILES_KIND, "path": str(tmp_path / f"{name}.npy"), "name": name})
+    for name, (settings, data) in models.items():
         config = ModelConfig(**settings)
         model = build_model(config, seed=1).eval()
-        last = model.decoder.net[-1] if config.arch == "mlp" else model.decoder.deconv[-1]
+        last = model.decoder.net[-1] if hasattr(model.decoder, "net") else model.decoder.deconv[-1]
         with torch.no_grad():  # outputs beyond [0, 1], so the Gaussian clamp is exercised
             last.bias.add_(torch.linspace(-2, 2, last.bias.numel()))
         path = save_run(runs_dir / f"zz-{name}", model, RunConfig(model=config, dataset=data))  # newest: active

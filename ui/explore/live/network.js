@@ -113,12 +113,35 @@ function reluLayer(shape) {
   };
 }
 
+// pad / crop: a window copy per channel. pad puts the (H, W) input at (top, left) of a zeroed (OH, OW) output;
+// crop takes the (OH, OW) output from (top, left) of the (H, W) input
+function windowLayer(op) {
+  const { channels: C, top, left } = op, [H, W] = op.in_hw, [OH, OW] = op.out_hw, pad = op.op === "pad";
+  const [rows, cols] = pad ? [H, W] : [OH, OW]; // the copied window
+  return {
+    outShape: [C, OH, OW],
+    sizes: [C * OH * OW],
+    run(heap, x, [out], batch) {
+      const f = heap.f32;
+      if (pad) f.fill(0, out, out + batch * C * OH * OW);
+      for (let n = 0; n < batch; n++) for (let c = 0; c < C; c++) for (let y = 0; y < rows; y++) {
+        const src = x + ((n * C + c) * H + y + (pad ? 0 : top)) * W + (pad ? 0 : left);
+        const dst = out + ((n * C + c) * OH + y + (pad ? top : 0)) * OW + (pad ? left : 0);
+        f.copyWithin(dst, src, src + cols);
+      }
+      return out;
+    },
+  };
+}
+
 function reshapeLayer(shape, to) {
   if (product(shape) !== product(to)) throw new Error(`cannot reshape ${shape} to ${to}`);
   return { outShape: to, sizes: [], run: (heap, x) => x };
 }
 
-const LAYERS = { linear: linearLayer, conv2d: conv2dLayer, conv_transpose2d: convTranspose2dLayer };
+const LAYERS = {
+  linear: linearLayer, conv2d: conv2dLayer, conv_transpose2d: convTranspose2dLayer, pad: windowLayer, crop: windowLayer,
+};
 
 // A program compiled onto a heap: run(batch) reads `batch` samples at `input` and returns the output's offset.
 class Network {
