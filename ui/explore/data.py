@@ -13,12 +13,12 @@ from ui.explore.live import Asset
 from ui.fit_queue import QueueFull
 from ui.server import dataset_for, fit_queue, run_for, session_id
 from ui.state import active_dataset, run_dataset
+from vae_core.config import ModelConfig
 from vae_core.data import Dataset
 from vae_core.export import export_model
 from vae_core.latent import (DimOrder, aggregate_posterior_samples, dims_by_kl, encode, kl_per_image,
                              posterior_samples, reconstruction_error, slider_ranges)
 from vae_core.projections import METHODS, Projection, projection_key, projection_method
-from vae_core.config import ModelConfig
 from vae_core.runs import Run
 from vae_core.runs.budget import RunCost, check_budget, price
 
