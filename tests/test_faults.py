@@ -16,6 +16,7 @@ import pytest
 
 from harness.wait import wait_until
 from tests.test_runs import TINY, files_of, make_run, same_weights
+from vae_core import train as train_cli
 from vae_core.runs import folder as run_folder
 from vae_core.config import TrainConfig
 from vae_core.jobs import TrainingJob, build_model
@@ -196,6 +197,50 @@ def test_a_job_whose_saves_fail_reports_it_and_keeps_the_previous_run(tmp_path, 
                                       for w in progress.warnings)
     assert files_of(path) == before and hidden_leftovers(tmp_path) == []
     assert same_weights(load_run(path).model, reference.model)
+
+
+# ----------------------------------------------------------------------------- the command line's exit code
+
+CLI_TINY = ["--data", "digits", "--latent-dim", "3", "--hidden", "32", "--threads", "1", "--quiet"]
+
+
+def test_a_cli_run_that_could_not_be_saved_exits_nonzero_and_keeps_the_last_complete_save(tmp_path, monkeypatch,
+                                                                                         capsys):
+    out = tmp_path / "run5"
+    assert train_cli.main([*CLI_TINY, "--epochs", "2", "--out", str(out)]) == 0  # a complete save: 2 epochs
+    capsys.readouterr()
+    before = files_of(out)
+    monkeypatch.setattr(run_folder.os, "fsync", disk_full)  # then the disk fills up
+    code = train_cli.main([*CLI_TINY, "--epochs", "5", "--resume", str(out), "--out", str(out)])
+    monkeypatch.undo()
+    captured = capsys.readouterr()
+    assert code == 1 and "saved" not in captured.out, captured
+    assert captured.err.strip().splitlines()[-1] == (
+        f"error: could not save the run to {out}: [Errno 28] No space left on device; {out} keeps its last complete "
+        "save (epoch 2, step 14)")
+    assert files_of(out) == before and load_run(out).metrics["epochs_done"] == 2
+
+
+def test_a_cli_run_on_a_full_disk_says_nothing_was_saved(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run5"
+    monkeypatch.setattr(run_folder.os, "fsync", disk_full)
+    code = train_cli.main([*CLI_TINY, "--epochs", "2", "--out", str(out)])
+    monkeypatch.undo()
+    captured = capsys.readouterr()
+    assert code == 1 and captured.out == "" and not out.exists()
+    assert captured.err.strip().splitlines()[-1].endswith(f"No space left on device; nothing is saved in {out}")
+
+
+def test_a_cli_run_whose_last_save_succeeded_exits_zero_with_the_earlier_failure_as_a_warning(tmp_path, monkeypatch,
+                                                                                              capsys):
+    out, real, failing = tmp_path / "run5", os.fsync, iter([True])  # the first fsync fails: only the first save
+    monkeypatch.setattr(run_folder.os, "fsync", lambda fd: disk_full() if next(failing, False) else real(fd))
+    code = train_cli.main([*CLI_TINY, "--epochs", "2", "--out", str(out)])
+    monkeypatch.undo()
+    captured = capsys.readouterr()
+    assert code == 0 and captured.out.startswith(f"saved {out}: 2 epochs")
+    assert captured.err.count("warning: could not save the run") == 1
+    assert load_run(out).metrics["epochs_done"] == 2
 
 
 # ----------------------------------------------------------------------------- a crash inside save_run

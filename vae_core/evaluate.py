@@ -11,24 +11,37 @@ import argparse
 import json
 import sys
 
+from pathlib import Path
+
+from .config import RunConfig
 from .data import (DEFAULT_SOURCE, Dataset, load_source, named_source, source_named, source_words,
                    split_indices)
 from .metrics import encode_dataset, evaluate, mig
-from .runs import Run, load_run
+from .runs import Run, load_run, read_run_config
+from .runs.budget import ENCODE_BATCH, RunCost, check_budget, price
+
+EVALUATE_BATCH = 512  # vae_core.metrics.evaluate's batch: IWAE takes batch // k images at a time, k samples each
 
 
-def held_out(run: Run, data: str, labels: str | None = None) -> Dataset:
-    """The images to evaluate on: the run's validation split for a built-in source, else the whole file."""
+def held_out(config: RunConfig, name: str, data: str, labels: str | None = None) -> Dataset:
+    """The images to evaluate on: run `name`'s validation split for a built-in source, else the whole file."""
     if source_named(data):
-        recorded = run.config.data_source
+        recorded = config.data_source
         source = recorded if isinstance(recorded, dict) and recorded.get("kind") == data else data
         dataset = load_source(source)
-        _, val = split_indices(dataset.n, run.config.train.val_fraction, run.config.train.seed)
+        _, val = split_indices(dataset.n, config.train.val_fraction, config.train.seed)
         if not len(val):
-            raise ValueError(f"{run.name} was trained without a validation split (val_fraction 0): pass --data FILE "
+            raise ValueError(f"{name} was trained without a validation split (val_fraction 0): pass --data FILE "
                              "with held-out images")
         return dataset.subset(val)
     return load_source(named_source(data, labels))
+
+
+def evaluation_cost(config: RunConfig, n_images: int, iwae_k: int) -> RunCost:
+    """The memory of report(): a batch of images, or IWAE's k samples of each of batch // k images, through both
+    networks, with their codes (vae_core/runs/budget.py)."""
+    iwae_rows = max(1, EVALUATE_BATCH // iwae_k) * iwae_k if iwae_k > 0 else 0
+    return price(config.model, n_images, extra_rows=iwae_rows, batch=max(min(n_images, ENCODE_BATCH), iwae_rows))
 
 
 def report(run: Run, dataset: Dataset, iwae_k: int, seed: int) -> dict:
@@ -54,11 +67,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.iwae_k < 0:
             raise ValueError("--iwae-k must be >= 0")
-        run = load_run(args.run_dir)
-        result = report(run, held_out(run, args.data, args.labels), args.iwae_k, args.seed)
+        config, name = read_run_config(args.run_dir), Path(args.run_dir).name
+        dataset = held_out(config, name, args.data, args.labels)
+        check_budget(evaluation_cost(config, dataset.n, args.iwae_k), f"evaluating {name} on {dataset.n:,} images")
+        result = report(load_run(args.run_dir), dataset, args.iwae_k, args.seed)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (MemoryError, RuntimeError) as exc:  # what the budget did not foresee ends in one line, not a traceback
+        print(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(result))
     else:

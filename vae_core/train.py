@@ -22,7 +22,8 @@ from .data import (DEFAULT_SOURCE, FILE_KINDS, FILES_KIND, RESIZE, SOURCES, Data
 from .likelihoods import LIKELIHOODS, likelihood
 from .jobs import TrainingJob, keep_freed_heap, resolve_device
 from .recipe import Recipe, recipe_for
-from .runs import load_run
+from .runs import MODEL_FILE, load_run
+from .runs.checks import check_state, read_optional_json
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -153,6 +154,22 @@ def _validation_summary(last: dict, model_cfg: ModelConfig, out: str) -> str:
             f"{last.get('active_units')}/{model_cfg.latent_dim}")
 
 
+def _last_save(out: str) -> str:
+    """What the run folder holds after a failed save: its last complete save, or nothing."""
+    try:
+        if not (Path(out) / MODEL_FILE).is_file():
+            return f"nothing is saved in {out}"
+        state = read_optional_json(Path(out) / "state.json", check_state, {})
+        return f"{out} keeps its last complete save (epoch {state.get('epoch', '?')}, step {state.get('step', '?')})"
+    except (ValueError, OSError) as exc:
+        return f"{out} cannot be read back ({exc})"
+
+
+def _unsaved(job: TrainingJob, out: str) -> str | None:
+    """Why the run is not saved as the job left it (the CLI then exits non-zero), else None."""
+    return f"{job.save_error}; {_last_save(out)}" if job.save_error else None
+
+
 def run(args: argparse.Namespace) -> int:
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     device = resolve_device(args.device)
@@ -187,18 +204,26 @@ def run(args: argparse.Namespace) -> int:
             job.run()  # in this thread: the one that built the model (see TrainingJob.run)
         except KeyboardInterrupt:
             done.set()
-            print(f"\ninterrupted: {args.out} holds the run as of step {job.progress().step}", file=sys.stderr)
+            unsaved = _unsaved(job, args.out)  # None on ranks > 0: they save nothing
+            print(f"\ninterrupted: {unsaved or f'{args.out} holds the run as of step {job.progress().step}'}",
+                  file=sys.stderr)
             return 130
         done.set()
         progress = job.progress()
         if show:
             bar.join()
             print(_bar(progress), file=sys.stderr)
+        unsaved = _unsaved(job, args.out)  # None on ranks > 0: they save nothing
         if progress.error:
             print(f"error: {progress.error}", file=sys.stderr)
+            if unsaved:
+                print(f"error: {unsaved}", file=sys.stderr)
             return 1
         for warning in progress.warnings:
             print(f"warning: {warning}", file=sys.stderr)
+        if unsaved:  # never "saved" when the folder holds an older save or nothing
+            print(f"error: {unsaved}", file=sys.stderr)
+            return 1
         last = job.history()["epochs"][-1] if job.history()["epochs"] else {}
         if rank == 0:
             print(f"saved {Path(args.out)}: {progress.epoch} epochs, {_validation_summary(last, model_cfg, args.out)}")

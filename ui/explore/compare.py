@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from ui.explore.data import Latents, latents_for, model_asset
+from ui.explore.data import Latents, latents_for, model_asset, over_budget
 from ui.explore.latent import on_browser_z, view_state
 from ui.explore.live import mount
 from ui.explore.state import current_z, kept
@@ -48,6 +48,13 @@ def compare_ui(run: Run, dataset: Dataset, latents: Latents) -> None:
     names = list(candidates)
     name = st.selectbox("Second model", names, **kept("explore_compare_run", names[0], names),
                         help=f"Runs with a {d}-D latent space and {shape[1]}×{shape[2]} images")
+    try:  # priced before the run is loaded
+        refusal = over_budget(load_config(candidates[name]).model, dataset, name)
+    except (ValueError, OSError) as exc:
+        refusal = f"{name} cannot be read: {exc}"
+    if refusal:
+        st.warning(refusal, icon=":material/memory:")
+        return
     other = run_for(candidates[name])
     mine, theirs = model_asset(run)[0], model_asset(other)[0]
     scale = scale_for(shape[1], IMAGE_PX)

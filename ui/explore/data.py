@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import streamlit as st
@@ -13,12 +13,14 @@ from ui.explore.live import Asset
 from ui.fit_queue import QueueFull
 from ui.server import dataset_for, fit_queue, run_for, session_id
 from ui.state import active_dataset, run_dataset
+from vae_core.config import ModelConfig
 from vae_core.data import Dataset
 from vae_core.export import export_model
 from vae_core.latent import (DimOrder, aggregate_posterior_samples, dims_by_kl, encode, kl_per_image,
                              posterior_samples, reconstruction_error, slider_ranges)
 from vae_core.projections import METHODS, Projection, projection_key, projection_method
 from vae_core.runs import Run
+from vae_core.runs.budget import RunCost, check_budget, price
 
 AGGREGATE_SAMPLES = 5000  # draws from q(z) behind the slider ranges
 MAX_MODEL_BYTES = 96 * 2**20  # weights sent to the browser at most; a bigger model decodes on the server
@@ -44,8 +46,18 @@ def source_json(dataset: Dataset) -> str:
 
 
 def explore_dataset(run: Run) -> tuple[Dataset | None, str]:
-    """The images to explore: the active dataset when the model fits its shape, else the run's own training data."""
+    """The images to explore: the active dataset when the model fits its shape, else the run's own training data;
+    None, and why, when neither can be used or exploring them would need more memory than the budget."""
     shape = tuple(run.config.model.input_shape)
+    dataset, which = _shaped_dataset(run, shape)
+    if dataset is not None:
+        refusal = over_budget(run.config.model, dataset, run.name)
+        if refusal:
+            return None, refusal
+    return dataset, which
+
+
+def _shaped_dataset(run: Run, shape: tuple[int, ...]) -> tuple[Dataset | None, str]:
     try:
         active = active_dataset()
         if active.shape == shape:
@@ -60,6 +72,23 @@ def explore_dataset(run: Run) -> tuple[Dataset | None, str]:
         return None, (f"{run.name} expects {shape[0]}×{shape[1]}×{shape[2]} images and its training data is gone; "
                       "load a dataset of that shape on the Data page.")
     return own, f"{own.name}, the data {run.name} was trained on (the active dataset has another image shape)"
+
+
+def explore_cost(model: ModelConfig, dataset: Dataset) -> RunCost:
+    """The memory of exploring dataset with a model (vae_core/runs/budget.py): encoding every image, the draws from
+    q(z) behind the slider ranges, and the browser export when the weights are small enough to be sent."""
+    cost = price(model, dataset.n, extra_rows=AGGREGATE_SAMPLES, export=True)
+    return cost if cost.weights <= MAX_MODEL_BYTES else replace(cost, export=0)
+
+
+def over_budget(model: ModelConfig, dataset: Dataset, name: str) -> str | None:
+    """Why exploring dataset with run `name` is refused before any of it is done (its cost over the memory budget,
+    or a config that describes no model), or None when it may go ahead."""
+    try:
+        check_budget(explore_cost(model, dataset), f"Exploring {name} on {dataset.n:,} images")
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def latents_for(run: Run, dataset: Dataset) -> Latents:
@@ -141,11 +170,13 @@ def model_asset(run: Run) -> tuple[Asset | None, str]:
 
 @st.cache_resource(max_entries=8, show_spinner=False)
 def _model_asset(run_path: str, mtime: float) -> tuple[Asset | None, str]:
+    run = run_for(run_path)
+    weights = price(run.config.model, 0).weights  # priced before exporting: a refused export is never built
+    if weights > MAX_MODEL_BYTES:
+        return None, (f"its weights ({weights / 2**20:.0f} MB) are more than the "
+                      f"{MAX_MODEL_BYTES // 2**20} MB sent to a browser")
     try:
-        model = export_model(run_for(run_path).model)
+        model = export_model(run.model)
     except ValueError as exc:
         return None, f"this model cannot run in the browser ({exc})"
-    if len(model.blob) > MAX_MODEL_BYTES:
-        return None, (f"its weights ({len(model.blob) / 2**20:.0f} MB) are more than the "
-                      f"{MAX_MODEL_BYTES // 2**20} MB sent to a browser")
     return Asset("model", model.spec, {"floats": np.frombuffer(model.blob, "<f4")}), ""

@@ -39,6 +39,7 @@ class TrainingJob(JobCore):
         self._opt: torch.optim.Optimizer | None = None
         self._unsynced: list[tuple] = []  # recorded steps whose values are still on the device
         self._resume = resume
+        self._save_error: str | None = None  # why the latest save failed; None once a save succeeds
         self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
         self._sync_every = 1 if self.device.type == "cpu" else 32  # host syncs stall an accelerator's queue: batch them
         self.model = self._first_model(resume).to(self.device)
@@ -68,6 +69,13 @@ class TrainingJob(JobCore):
         if self._thread.is_alive():
             self._thread.join(timeout)
         return not self._thread.is_alive()
+
+    @property
+    def save_error(self) -> str | None:
+        """Why the latest save of run_dir failed (then run_dir holds the save before it, or nothing), else None: the
+        CLI's exit code. The app reads the same failure from the progress's warnings."""
+        with self._lock:
+            return self._save_error
 
     def read_published(self, reader) -> int:
         """reader(state dict of the published weights) under the lock, so that they do not change meanwhile (copy
@@ -331,7 +339,11 @@ class TrainingJob(JobCore):
                      state={"step": self._step, "epoch": len(epochs), "finished": finished})
         except Exception as exc:  # disk full, permissions, a bad value: reported, the previous save stays intact
             with self._lock:
-                self._warnings.append(f"could not save the run to {self.run_dir}: {exc}")
+                self._save_error = f"could not save the run to {self.run_dir}: {exc}"
+                self._warnings.append(self._save_error)
+        else:
+            with self._lock:
+                self._save_error = None
 
 
 class _Diverged(RuntimeError):

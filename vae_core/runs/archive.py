@@ -13,7 +13,8 @@ import zlib
 from pathlib import Path, PurePosixPath
 
 from ..config import RunConfig
-from .checks import MAX_JSON_BYTES, MAX_TENSOR_BYTES, MODEL_FILE, RUN_FILES, read_json, refuse_pickles
+from .budget import ENCODE_BATCH, check_budget, price
+from .checks import MAX_JSON_BYTES, MAX_TENSOR_BYTES, MODEL_FILE, RUN_FILES, load_config, read_json, refuse_pickles
 from .files import move_in, read_file, write_atomic
 from .folder import load_run
 from .names import sanitize_name
@@ -119,7 +120,8 @@ def _usable(name: str) -> str | None:
 
 
 def import_zip(data: bytes, root: str | Path, name: str | None = None, zip_name: str = "upload.zip") -> Path:
-    """Unpack a run zip into root after validating every member and loading it in a scratch folder."""
+    """Unpack a run zip into root after validating every member, pricing its least work (one batch of images encoded,
+    budget.py) and loading it in a scratch folder."""
     if len(data) > MAX_ZIP_BYTES:
         raise ValueError(f"{zip_name}: {len(data)} bytes is larger than the {MAX_ZIP_BYTES}-byte limit")
     try:
@@ -136,6 +138,7 @@ def import_zip(data: bytes, root: str | Path, name: str | None = None, zip_name:
         for member, info in members.items():
             (scratch / member).write_bytes(_member_bytes(zf, info, zip_name))
         try:
+            check_budget(price(load_config(scratch).model, ENCODE_BATCH), "encoding one batch of images with this run")
             run = load_run(scratch, with_optimizer=True)
         except ValueError as exc:
             raise ValueError(f"{zip_name}: {exc}") from None

@@ -215,8 +215,8 @@ def recover_runs(root: str | Path) -> None:
 # --------------------------------------------------------------------------- loading
 
 
-def load_run(run_dir: str | Path, with_optimizer: bool = False) -> Run:
-    """Load a run folder (safetensors + JSON only) and check every file against its config."""
+def read_run_config(run_dir: str | Path) -> RunConfig:
+    """A run folder's checked config.json, its tensors not read yet (what budget.py prices before any work)."""
     run_dir = Path(run_dir)
     refuse_pickles(run_dir)
     if not run_dir.is_dir():
@@ -224,7 +224,13 @@ def load_run(run_dir: str | Path, with_optimizer: bool = False) -> Run:
     if not os.path.lexists(run_dir / MODEL_FILE):
         for path in run_dir.iterdir():  # a pickle checkpoint in its place gets the pickle message, not 'missing'
             refuse_pickles(path)
-    config = load_config(run_dir)
+    return load_config(run_dir)
+
+
+def load_run(run_dir: str | Path, with_optimizer: bool = False) -> Run:
+    """Load a run folder (safetensors + JSON only) and check every file against its config."""
+    run_dir = Path(run_dir)
+    config = read_run_config(run_dir)
     model = model_skeleton(config.model)
     weights = read_tensors(run_dir / MODEL_FILE)
     check_weights(weights, model.state_dict(), MODEL_FILE)
