@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from harness.browser import ARTIFACTS, goto, key, live, plotly_traces, screenshot
+from harness.browser import ARTIFACTS, goto, key, live, plotly_traces, screenshot, wait_idle
 from harness.train_page import progress_text, start_training
 from harness.wait import wait_until
 from vae_core.config import TrainConfig
@@ -36,6 +36,10 @@ def test_three_sessions_train_and_explore_without_seeing_each_other(open_app, ne
     for page, (latent, epochs) in zip(pages, SESSIONS):
         steps = total_steps(epochs)
         wait_until(lambda: progress_text(page).startswith("finished"), f"the {latent}-D job to finish", timeout=180)
+        # "finished" is drawn at the top of the script run that draws the final curves below it (and, since a
+        # finished job is diagnosed, that run takes longer): read the chart once the run is over, not midway
+        # (the 8-D chart was read at step 47 of 56 once)
+        wait_idle(page)
         assert f"step {steps}/{steps}" in progress_text(page), progress_text(page)
         train_x = {t["x_last"] for t in plotly_traces(page, key("loss_chart")) if t["name"].endswith("· train")}
         assert train_x == {steps}, f"the {latent}-D session's curves end at its own last step {steps}: {train_x}"
