@@ -155,7 +155,7 @@ def test_evaluate_refuses_a_hostile_run_in_one_line_with_a_nonzero_exit(hostile,
 # ----------------------------------------------------------------------------- the price against the real peak
 
 MEASURE = """
-import json, os, resource, sys
+import json, sys
 import torch
 from vae_core.config import ModelConfig
 from vae_core.data import load_source
@@ -167,12 +167,16 @@ torch.set_num_threads(1)
 config = ModelConfig(**json.loads(sys.argv[1]))
 dataset = load_source(sys.argv[2])
 model = VAE(config).eval()
-resident = int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-before = max(resident, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+def high_water() -> int:  # this process's own peak RSS (VmHWM). Not ru_maxrss: it keeps the peak of the process
+    # that forked us across exec, so under a long pytest run (a large parent) it read 0 growth
+    line = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
+open("/proc/self/clear_refs", "w").write("5")  # the peak starts again from what is resident now
+before = high_water()
 _, mu, logvar = encode(model, dataset)  # what ui/explore/data.py's _latents computes
 kl, recon, dims = kl_per_image(mu, logvar), reconstruction_error(model, dataset, mu), dims_by_kl(mu, logvar)
 ranges = slider_ranges(aggregate_posterior_samples(mu, logvar, 5000, seed=0))
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+peak = high_water() - before
 cost = explore_cost(config, dataset)
 print(json.dumps({"peak": peak, "priced": cost.total - cost.weights - cost.export}))
 """
