@@ -177,7 +177,7 @@ _, mu, logvar = encode(model, dataset)  # what ui/explore/data.py's _latents com
 kl, recon, dims = kl_per_image(mu, logvar), reconstruction_error(model, dataset, mu), dims_by_kl(mu, logvar)
 ranges = slider_ranges(aggregate_posterior_samples(mu, logvar, 5000, seed=0))
 peak = high_water() - before
-cost = explore_cost(config, dataset)
+cost = explore_cost(config, dataset.n)
 print(json.dumps({"peak": peak, "priced": cost.total - cost.weights - cost.export}))
 """
 

@@ -13,14 +13,14 @@ from ui.explore.live import Asset
 from ui.fit_queue import QueueFull
 from ui.server import dataset_for, fit_queue, run_for, session_id
 from ui.state import active_dataset, run_dataset
-from vae_core.config import ModelConfig
+from vae_core.config import ModelConfig, from_dict, to_dict
 from vae_core.data import Dataset
 from vae_core.export import export_model
 from vae_core.latent import (DimOrder, aggregate_posterior_samples, dims_by_kl, encode, kl_per_image,
                              posterior_samples, reconstruction_error, slider_ranges)
 from vae_core.projections import METHODS, Projection, projection_key, projection_method
 from vae_core.runs import Run
-from vae_core.runs.budget import RunCost, check_budget, price
+from vae_core.runs.budget import RunCost, check_budget, memory_budget, price
 
 AGGREGATE_SAMPLES = 5000  # draws from q(z) behind the slider ranges
 MAX_MODEL_BYTES = 96 * 2**20  # weights sent to the browser at most; a bigger model decodes on the server
@@ -74,18 +74,25 @@ def _shaped_dataset(run: Run, shape: tuple[int, ...]) -> tuple[Dataset | None, s
     return own, f"{own.name}, the data {run.name} was trained on (the active dataset has another image shape)"
 
 
-def explore_cost(model: ModelConfig, dataset: Dataset) -> RunCost:
-    """The memory of exploring dataset with a model (vae_core/runs/budget.py): encoding every image, the draws from
+def explore_cost(model: ModelConfig, n_images: int) -> RunCost:
+    """The memory of exploring n_images with a model (vae_core/runs/budget.py): encoding every image, the draws from
     q(z) behind the slider ranges, and the browser export when the weights are small enough to be sent."""
-    cost = price(model, dataset.n, extra_rows=AGGREGATE_SAMPLES, export=True)
+    cost = price(model, n_images, extra_rows=AGGREGATE_SAMPLES, export=True)
     return cost if cost.weights <= MAX_MODEL_BYTES else replace(cost, export=0)
 
 
 def over_budget(model: ModelConfig, dataset: Dataset, name: str) -> str | None:
     """Why exploring dataset with run `name` is refused before any of it is done (its cost over the memory budget,
-    or a config that describes no model), or None when it may go ahead."""
+    or a config that describes no model), or None when it may go ahead. Cached: pricing builds the model on the meta
+    device (5-10 ms), and Explore asks on every rerun (a slider released, a click)."""
+    return _over_budget(json.dumps(to_dict(model), sort_keys=True), dataset.n, name, memory_budget())
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _over_budget(model_json: str, n_images: int, name: str, budget: int) -> str | None:
+    model = from_dict(ModelConfig, json.loads(model_json))
     try:
-        check_budget(explore_cost(model, dataset), f"Exploring {name} on {dataset.n:,} images")
+        check_budget(explore_cost(model, n_images), f"Exploring {name} on {n_images:,} images", budget)
     except ValueError as exc:
         return str(exc)
     return None
