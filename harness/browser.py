@@ -17,6 +17,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.wait import wait_until
+
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"  # server log, page screenshots after use, failure screenshots (gitignored)
 CHROMIUM = Path(os.environ.get("VAE_CHROMIUM", "/usr/bin/chromium"))
@@ -223,10 +225,17 @@ def live(role: str) -> str:
 
 def show_views(page) -> None:
     """Scroll Explore down to its views, as a user does: the page draws them (and the nearest images) only then."""
+    tabs = page.locator('[data-testid="stTabs"]').first
     marker = page.locator(key("explore_reveal"))
-    if marker.count():
-        marker.scroll_into_view_if_needed()
-    page.locator('[data-testid="stTabs"]').first.wait_for(timeout=60_000)
+
+    def shown() -> bool:
+        # scrolled again on each poll: a scroll made while the live parts above the marker were still loading was
+        # undone when they grew and pushed the marker back below the screen (the tabs then never came: CI, once)
+        if not tabs.is_visible() and marker.count():
+            marker.scroll_into_view_if_needed()
+        return tabs.is_visible()
+
+    wait_until(shown, timeout=60, what="the Explore views drawn once scrolled to")
     wait_idle(page)
 
 
