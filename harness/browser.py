@@ -223,16 +223,19 @@ def live(role: str) -> str:
     return f'.vx-root[data-role="{role}"][data-state="ready"]'
 
 
+_REVEAL_JS = "selector => { const m = document.querySelector(selector); if (m) m.scrollIntoView({block: 'center'}); }"
+
+
 def show_views(page) -> None:
     """Scroll Explore down to its views, as a user does: the page draws them (and the nearest images) only then."""
     tabs = page.locator('[data-testid="stTabs"]').first
-    marker = page.locator(key("explore_reveal"))
 
     def shown() -> bool:
         # scrolled again on each poll: a scroll made while the live parts above the marker were still loading was
-        # undone when they grew and pushed the marker back below the screen (the tabs then never came: CI, once)
-        if not tabs.is_visible() and marker.count():
-            marker.scroll_into_view_if_needed()
+        # undone when they grew and pushed the marker back below the screen (the tabs then never came: CI, once).
+        # In the page, not by locator: the marker leaves the page once seen, and a locator's scroll then fails.
+        if not tabs.is_visible():
+            page.evaluate(_REVEAL_JS, key("explore_reveal"))
         return tabs.is_visible()
 
     wait_until(shown, timeout=60, what="the Explore views drawn once scrolled to")
