@@ -7,7 +7,8 @@ from ui.diagnosis_ui import weak_model_ui
 from ui.explore.data import explore_dataset, latents_for, source_json
 from ui.explore.latent import latent_panel_ui, neighbours_ui
 from ui.explore.projection import projection_ui
-from ui.explore.state import init_view, sync_query_params
+from ui.explore.link import link_notes_ui, restore_from_link, sync_link
+from ui.explore.state import init_view
 from ui.explore.views import views_shown, views_ui
 from ui.frame import require_app_frame
 from ui.state import active_run
@@ -30,10 +31,11 @@ def explore_ui(run, dataset, latents) -> None:
         with right:
             neighbours_ui(dataset, latents)
         views_ui(run, dataset, latents)
-    sync_query_params(method)
+    sync_link(run, dataset, method)
 
 
 st.title("Explore the latent space")
+restore_from_link()  # a shared link's run, data and view, on this session's first visit (ui/explore/link.py)
 run = active_run()
 if run is None:
     st.info("No active model yet: train one on the Train page, or load one on the Runs page.")
@@ -46,6 +48,7 @@ latents = latents_for(run, dataset)
 init_view(str(run.path), source_json(dataset), run.config.model.latent_dim)
 st.caption(f"**{run.name}** ({run.config.model.arch}, {run.config.model.latent_dim}-D latent) on {which}: "
            f"{dataset.n:,} images encoded in {latents.seconds:.2f} s.")
+link_notes_ui(dataset, run.config.model.latent_dim)
 weak_model_ui(run, dataset, page="explore")  # a weak model says so, with one-click remedies that open Train
 explore_ui(run, dataset, latents)
 theory_ui(run, dataset)

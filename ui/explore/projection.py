@@ -183,8 +183,13 @@ def _controls_ui(run: Run, dataset: Dataset, latents: Latents) -> tuple[str, dic
         about = ", ".join(p.label.split(" (")[0].lower() for p in settings)
         with cols[3].popover("Settings", icon=":material/tune:", help=f"{spec.label}: {about}"):
             for p in settings:
-                params[p.name] = _param_ui(f"explore_{method}_{p.name}", p)
+                params[p.name] = _param_ui(setting_key(method, p.name), p)
     return method, params
+
+
+def setting_key(method: str, name: str) -> str:
+    """Where a projection setting's widget keeps its value (kept: survives page switches; a link restores it)."""
+    return f"explore_{method}_{name}"
 
 
 def _axes_ui(col, d: int, latents: Latents) -> list[int]:

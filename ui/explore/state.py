@@ -108,14 +108,3 @@ def parse_z(text: str | None, latent_dim: int) -> np.ndarray | None:
 
 def format_z(z: Sequence[float]) -> str:
     return ",".join(f"{float(v):.4g}" for v in z)
-
-
-def sync_query_params(method: str) -> None:
-    """Mirror the current z and projection method in the URL (only when they changed) so a view can be shared."""
-    z = current_z()
-    wanted = {"method": method}
-    if len(z) <= MAX_URL_DIMS:
-        wanted["z"] = format_z(z)
-    for name, value in wanted.items():
-        if st.query_params.get(name) != value:
-            st.query_params[name] = value
