@@ -164,3 +164,13 @@ def test_a_run_zip_carries_its_data_and_an_import_checks_it(upload, tmp_path):
                 dst.writestr(info, src.read(info))
     bare = load_run(import_zip(without.getvalue(), tmp_path / "fourth"))
     assert KEPT_KEY not in bare.config.dataset and "did not carry" in bare.config.dataset[NOTE_KEY]
+
+
+def test_a_run_resumed_into_another_runs_folder_takes_its_copy_along(upload, tmp_path):
+    """Training again on a kept copy (the CLI's --resume with another --out folder) writes the same bytes there."""
+    source = keep(load_source(upload), tmp_path / "one").source
+    again = keep(load_dataset(source, tmp_path / "one"), tmp_path / "two")
+    assert again.source[KEPT_KEY] == source[KEPT_KEY]
+    assert kept_path(tmp_path / "two", source[KEPT_KEY]).read_bytes() == kept_path(tmp_path / "one",
+                                                                                   source[KEPT_KEY]).read_bytes()
+    assert keep(again, tmp_path / "two") is again  # already there: nothing written

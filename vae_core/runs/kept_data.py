@@ -107,8 +107,10 @@ def keep(dataset: Dataset, runs_root: str | Path, cap: int | None = None) -> Dat
     or already there) or, over the cap, says why none was kept. A source rebuilt from its parameters, or one whose
     copy runs_root holds already, comes back unchanged."""
     digest = kept_digest(dataset.source)
-    if digest is not None and kept_path(runs_root, digest).is_file() or digest is None and not _reads_files(
-            dataset.source):
+    if digest is not None:  # a run's kept copy (resumed): written again only where runs_root lacks it
+        if kept_path(runs_root, digest).is_file():
+            return dataset
+    elif not _reads_files(dataset.source):
         return dataset
     cap = keep_cap() if cap is None else cap
     pixels = int(np.prod(dataset.images.shape))
