@@ -278,6 +278,40 @@ def test_the_cli_says_what_it_inferred_and_takes_the_file_options(tmp_path, caps
     assert "--resize is only used with --data PATH, not --data digits" in err
 
 
+def test_evaluate_reads_a_file_as_the_run_was_trained_and_the_run_keeps_its_data(tmp_path, capsys):
+    """evaluate --data PATH takes the file options (--resize, --class-levels) and, without them, the run's own: a run
+    trained on images resized on load is evaluated at that size. The CLI's run keeps a copy of the file's images
+    (vae_core/runs/kept_data.py) and says so."""
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    from vae_core.runs.kept_data import KEPT_KEY, load_dataset
+
+    path = tmp_path / "big.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for i in range(8):
+            png = io.BytesIO()
+            Image.fromarray(np.random.default_rng(i).integers(0, 256, (70, 105), dtype=np.uint8)).save(png, "PNG")
+            zf.writestr(f"{'AB'[i % 2]}/{i}.png", png.getvalue())
+    small = ["--epochs", "1", "--batch-size", "4", "--hidden", "8", "--latent-dim", "2", "--threads", "1"]
+    out = tmp_path / "runs" / "resized"
+    assert train_cli.main(["--data", str(path), "--resize", "32", *small, "--out", str(out)]) == 0
+    assert "data: training data kept with the run: " in capsys.readouterr().err
+    run = load_run(out)
+    assert run.config.model.input_shape == (1, 21, 32)
+    assert load_dataset(run.config.data_source, out.parent).shape == (1, 21, 32)
+
+    assert evaluate_cli.main([str(out), "--data", str(path), "--iwae-k", "0", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 8  # read at the run's 32 pixels, as trained
+    assert evaluate_cli.main([str(out), "--data", str(path), "--resize", "0", "--iwae-k", "0", "--json"]) == 2
+    assert "images are (1, 70, 105), the model expects (1, 21, 32)" in capsys.readouterr().err  # the flag wins
+    assert evaluate_cli.main([str(out), "--data", str(path), "--resize", "32", "--iwae-k", "0", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 8
+    assert KEPT_KEY in run.config.dataset
+
+
 def test_settings_left_out_come_from_the_recipe_and_the_cli_prints_them(tmp_path, capsys):
     """Every setting not given on the command line is the data's recipe (vae_core/recipe.py), printed as one 'auto: ...'
     line of flags; given flags win and are not printed; with every flag given nothing is auto."""

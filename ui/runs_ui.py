@@ -9,11 +9,12 @@ import pandas as pd
 import streamlit as st
 
 from ui.charts import OVERLAY_METRICS, overlay_figure
-from ui.server import BUNDLED_RUN, run_for, runs_root
+from ui.server import BUNDLED_RUN, job_pool, run_for, runs_root
 from ui.sharing import note_created, note_deleted, note_renamed, run_in_use, why_not_change
 from ui.state import set_active_run, upload_result
 from ui.storage import forget_imported, note_imported, prune_imported
-from vae_core.runs import RunSummary, delete_run, export_zip, import_zip, list_runs, rename_run
+from vae_core.runs import RunSummary, delete_run, export_zip, import_zip, list_runs, load_config, rename_run
+from vae_core.runs.kept_data import describe_kept, kept_digest, release
 
 BUNDLED_SUFFIX = " (bundled)"
 
@@ -73,6 +74,11 @@ def rename_cb(label: str, path: Path) -> None:
     say("success", f"{label} renamed to {new.name}")
 
 
+def jobs_kept_data() -> set[str]:
+    """The kept copies the server's running jobs train on (their runs may not be saved yet): never removed."""
+    return {d for job in job_pool().running().values() if (d := kept_digest(job.dataset.source)) is not None}
+
+
 def delete_cb(label: str, path: Path) -> None:
     """Delete the run from disk; the bundled run becomes active if this one was."""
     refused = why_not_change(path)
@@ -80,7 +86,7 @@ def delete_cb(label: str, path: Path) -> None:
         say("error", f"{label} was not deleted. {refused}")
         return
     try:
-        delete_run(runs_root(), path.name)
+        delete_run(runs_root(), path.name, in_use=jobs_kept_data())
     except (ValueError, OSError) as exc:
         say("error", str(exc))
         return
@@ -123,6 +129,7 @@ def actions_ui(label: str, run: RunSummary) -> None:
     c2.download_button("Download zip (safetensors + JSON)", lambda: export_zip(run.path), file_name=f"{run.name}.zip",
                        mime="application/zip", key="runs_download", on_click="ignore", icon=":material/download:",
                        width="stretch")
+    kept_ui(run)
     refused = why_not_change(run.path)
     if label.endswith(BUNDLED_SUFFIX):
         st.caption(refused)
@@ -139,6 +146,16 @@ def actions_ui(label: str, run: RunSummary) -> None:
     confirm = d1.checkbox(f"Yes, delete {run.name} from disk", key="runs_confirm_delete", disabled=busy)
     d2.button("Delete", key="runs_delete", icon=":material/delete:", on_click=delete_cb, args=(label, run.path),
               disabled=busy or not confirm, width="stretch")
+
+
+def kept_ui(run: RunSummary) -> None:
+    """Whether the run keeps the data it was trained on from files (vae_core/runs/kept_data.py), and if not, why."""
+    try:
+        line = describe_kept(load_config(run.path).dataset, runs_root())
+    except (ValueError, OSError):
+        return
+    if line:
+        st.caption(f":material/inventory_2: {line}")
 
 
 def overlay_ui(runs: dict[str, RunSummary]) -> None:
@@ -166,7 +183,8 @@ def overlay_ui(runs: dict[str, RunSummary]) -> None:
 
 def import_upload(upload) -> str:
     """Import an uploaded run zip; this session created it (it may rename and delete it). Its new name."""
-    prune_imported(runs_root(), run_in_use, incoming=len(upload.getvalue()))  # old imports nobody uses make room
+    if prune_imported(runs_root(), run_in_use, incoming=len(upload.getvalue())):  # old imports nobody uses make room
+        release(runs_root(), jobs_kept_data())  # with the kept data no run names any more
     path = import_zip(upload.getvalue(), runs_root(), zip_name=upload.name)
     note_created(path)
     note_imported(runs_root(), path.name)

@@ -24,9 +24,10 @@ import streamlit as st
 from ui.byte_cache import ByteBudgetCache
 from ui.fit_queue import FitQueue
 from ui.guesses import PasswordGuesses
-from vae_core.data import Dataset, load_source
+from vae_core.data import Dataset
 from vae_core.jobs import JobPool
 from vae_core.runs import Run, default_runs_root, load_run
+from vae_core.runs.kept_data import load_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_RUN = ROOT / "assets" / "runs" / "digits-default"  # made by `make-bundled-run` in README, shipped in git
@@ -130,9 +131,10 @@ def _cached(cache: ByteBudgetCache, key, load: Callable, loading: str):
 
 
 def dataset_for(source: str | dict) -> Dataset:
-    """A dataset, loaded once per source for all sessions (read-only: never modify its arrays)."""
+    """A dataset, loaded once per source for all sessions (read-only: never modify its arrays); a source that names
+    a run's kept copy of its data loads that copy from the runs folder (vae_core/runs/kept_data.py)."""
     key = json.dumps(source, sort_keys=True)
-    return _cached(dataset_cache(), key, lambda: load_source(json.loads(key)), "Loading dataset…")
+    return _cached(dataset_cache(), key, lambda: load_dataset(json.loads(key), runs_root()), "Loading dataset…")
 
 
 def run_for(path: str | Path) -> Run:

@@ -6,7 +6,8 @@
   was there before this server started) can be changed on a loopback server (one person), not on a shared one.
 - The bundled run is read-only.
 - Uploaded data files belong to the sessions that uploaded them: a run trained on another session's upload opens with
-  the viewer's own data instead.
+  the viewer's own data instead, unless the run kept a copy of its data (vae_core/runs/kept_data.py): the copy is
+  part of the run, readable wherever the run is (ui/state.py run_own_dataset).
 
 The registry lives in the server's memory (ui/server.py, where no client message can clear it): a restart forgets
 creators, which the rule above covers. Session liveness is Streamlit's own (ui.server.session_is_alive)."""

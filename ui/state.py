@@ -11,6 +11,7 @@ from ui.server import BUNDLED_RUN, dataset_for, run_for, runs_root
 from ui.sharing import created_elsewhere, note_active, upload_visible
 from vae_core.data import Dataset
 from vae_core.runs import Run, list_runs
+from vae_core.runs.kept_data import kept_digest
 from vae_core.jobs import ProcessJob
 
 
@@ -72,14 +73,22 @@ def adopt_finished_job() -> None:
 
 
 def run_dataset(run: Run) -> Dataset:
-    """The dataset a run was trained on (falls back to the active dataset when its file is gone, or when it is
-    another session's upload: uploads are private to the sessions that made them)."""
-    if not upload_visible(run.config.data_source):
-        return active_dataset()
+    """The dataset a run was trained on (falls back to the active dataset when its data cannot be had: see
+    run_own_dataset)."""
     try:
-        return dataset_for(run.config.data_source)
+        return run_own_dataset(run)
     except ValueError:
         return active_dataset()
+
+
+def run_own_dataset(run: Run) -> Dataset:
+    """The dataset a run was trained on: its kept copy when it has one (the copy goes wherever its run goes: every
+    session that may read the run), else its source unless that is another session's upload (uploads are private
+    to the sessions that made them). ValueError says why it cannot be had."""
+    source = run.config.data_source
+    if kept_digest(source) is None and not upload_visible(source):
+        raise ValueError(f"{run.name} was trained on another session's upload")
+    return dataset_for(source)
 
 
 def upload_result(key: str, files: list, handle: Callable[[], str]) -> tuple[str, str] | None:

@@ -25,6 +25,7 @@ from vae_core.metrics import KL_COLLAPSE_NATS, collapsed_dims, kl_vanishing
 from vae_core.model import VAE
 from vae_core.recipe import LR_GRID, Recipe, default_latent_dim, recipe_for
 from vae_core.runs import Run, unique_run_name
+from vae_core.runs.kept_data import keep
 from vae_core.jobs import ProcessJob, warm_up
 
 LIVE_REFRESH_S = 1.0  # how often the live view redraws while a job runs
@@ -147,6 +148,7 @@ def start_job(dataset: Dataset, model_config: ModelConfig, train_config: TrainCo
     """Start training in the background under the server's job limit (PoolFull propagates); keep it in the session."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     name = unique_run_name(runs_root(), f"{dataset.name}-{model_config.arch}-z{model_config.latent_dim}-{stamp}")
+    dataset = keep(dataset, runs_root())  # the run keeps a copy of data read from files (vae_core/runs/kept_data.py)
     job = ProcessJob(dataset, model_config, train_config, run_dir=runs_root() / name)  # a worker process per job
     note_created(job.run_dir)  # this session may rename and delete it (ui/sharing.py)
     job_pool().start(session_id(), job)

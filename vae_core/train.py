@@ -17,13 +17,14 @@ import torch.distributed as dist
 
 from .architectures import ARCHS, architecture
 from .config import LR_SCHEDULES, ModelConfig, TrainConfig
-from .data import (DEFAULT_SOURCE, FILE_KINDS, FILES_KIND, RESIZE, SOURCES, Dataset, load_source, named_source,
-                   source_named, source_words, suggested_resize)
+from .data import (DEFAULT_SOURCE, FILE_KINDS, FILES_KIND, RESIZE, SOURCES, Dataset, named_source, source_named,
+                   source_words, suggested_resize)
 from .likelihoods import LIKELIHOODS, likelihood
 from .jobs import TrainingJob, keep_freed_heap, resolve_device
 from .recipe import Recipe, recipe_for
 from .runs import MODEL_FILE, load_run
 from .runs.checks import check_state, read_optional_json
+from .runs.kept_data import describe_kept, keep, load_dataset
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -180,7 +181,9 @@ def run(args: argparse.Namespace) -> int:
     rank = dist.get_rank() if distributed else 0
     try:
         resume = load_run(args.resume, with_optimizer=True) if args.resume else None
-        dataset = load_source(data_source(args, resume))
+        dataset = load_dataset(data_source(args, resume), Path(args.resume if resume else args.out).parent)
+        if rank == 0:  # the run keeps a copy of data read from files (vae_core/runs/kept_data.py)
+            dataset = keep(dataset, Path(args.out).parent)
         auto = fill_from_recipe(args, recipe_for(dataset.shape, dataset.n, args.val_fraction), resume is not None)
         if auto and rank == 0:
             print(auto, flush=True)
@@ -195,7 +198,8 @@ def run(args: argparse.Namespace) -> int:
                           threads=args.threads)
         show = rank == 0 and not args.quiet
         if show:
-            print("\n".join(data_lines(dataset)), file=sys.stderr)
+            kept = describe_kept(dataset.source, Path(args.out).parent)
+            print("\n".join(data_lines(dataset) + [f"data: {kept}"] * bool(kept)), file=sys.stderr)
         done = threading.Event()
         bar = threading.Thread(target=_show_progress, args=(job, done), daemon=True)
         if show:

@@ -12,7 +12,7 @@ import streamlit as st
 from ui.explore.live import Asset
 from ui.fit_queue import QueueFull
 from ui.server import dataset_for, fit_queue, run_for, session_id
-from ui.state import active_dataset, run_dataset
+from ui.state import active_dataset, run_own_dataset
 from vae_core.config import ModelConfig, from_dict, to_dict
 from vae_core.data import Dataset
 from vae_core.export import export_model
@@ -21,6 +21,7 @@ from vae_core.latent import (DimOrder, aggregate_posterior_samples, dims_by_kl, 
 from vae_core.projections import METHODS, Projection, projection_key, projection_method
 from vae_core.runs import Run
 from vae_core.runs.budget import RunCost, check_budget, memory_budget, price
+from vae_core.runs.kept_data import NOTE_KEY, kept_digest
 
 AGGREGATE_SAMPLES = 5000  # draws from q(z) behind the slider ranges
 MAX_MODEL_BYTES = 96 * 2**20  # weights sent to the browser at most; a bigger model decodes on the server
@@ -64,14 +65,30 @@ def _shaped_dataset(run: Run, shape: tuple[int, ...]) -> tuple[Dataset | None, s
             return active, f"the active dataset, {active.name}"
     except ValueError:
         pass
-    try:
-        own = run_dataset(run)
-    except ValueError as exc:
-        return None, f"{run.name}'s training data cannot be loaded: {exc}"
+    own, why = _own_dataset(run)
+    if own is None:
+        return None, why
     if own.shape != shape:
-        return None, (f"{run.name} expects {shape[0]}×{shape[1]}×{shape[2]} images and its training data is gone; "
-                      "load a dataset of that shape on the Data page.")
-    return own, f"{own.name}, the data {run.name} was trained on (the active dataset has another image shape)"
+        return None, (f"{run.name} expects {shape[0]}×{shape[1]}×{shape[2]} images and its training data is gone"
+                      f"{why}; load a dataset of that shape on the Data page.")
+    kept = " (kept with the run)" if kept_digest(own.source) else ""
+    return own, f"{own.name}, the data {run.name} was trained on{kept} (the active dataset has another image shape)"
+
+
+def _own_dataset(run: Run) -> tuple[Dataset | None, str]:
+    """The data a run was trained on (its kept copy, or its files while they are there) or the active dataset, with
+    what is known of why its own is gone; None and why when its kept copy is refused (vae_core/runs/kept_data.py)."""
+    try:
+        return run_own_dataset(run), ""
+    except ValueError as exc:
+        if kept_digest(run.config.dataset) is not None:
+            return None, f"{run.name}'s training data cannot be loaded: {exc}"
+    note = run.config.dataset.get(NOTE_KEY)
+    why = f" — train data {note}: upload it again" if note else ""
+    try:
+        return active_dataset(), why
+    except ValueError:
+        return None, f"{run.name}'s training data cannot be loaded{why}"
 
 
 def explore_cost(model: ModelConfig, n_images: int) -> RunCost:

@@ -2,7 +2,8 @@
 
 folder.py saves, loads, lists, renames and deletes run folders; checks.py reads every file of a run as untrusted
 input; budget.py prices a run's work in memory before it is done; archive.py exports a run as a zip and imports an
-uploaded one. Below them all, names.py makes run names safe
+uploaded one; kept_data.py keeps a run's training data read from files (content-addressed, shared by runs on the same
+data, checked when read back). Below them all, names.py makes run names safe
 and unique, and files.py holds the file operations they share (bounded reads, atomic writes, a staged folder moved
 in). This module re-exports the public API.
 """

@@ -1,6 +1,11 @@
-"""A run as a zip archive: export a run folder, import an uploaded zip (every member checked before anything lands)."""
+"""A run as a zip archive: export a run folder, import an uploaded zip (every member checked before anything lands).
+
+A run that keeps a copy of its training data (kept_data.py) carries it in its zip as data.safetensors; importing
+checks it like the run's own files (its hash against the name config.json gives, its tensors against the model's image
+shape) and puts it in the runs folder's store of kept copies. An imported run names only a copy its zip carried."""
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -17,25 +22,47 @@ from .budget import ENCODE_BATCH, check_budget, price
 from .checks import MAX_JSON_BYTES, MAX_TENSOR_BYTES, MODEL_FILE, RUN_FILES, load_config, read_json, refuse_pickles
 from .files import move_in, read_file, write_atomic
 from .folder import load_run
+from .kept_data import KEPT_KEY, NOTE_KEY, decode, kept_digest, kept_path
 from .names import sanitize_name
 
 MAX_ZIP_BYTES = 512 * 2**20  # the upload itself, and the sum of its members' sizes
 MAX_ZIP_MEMBERS = 256
 DATA_PATH_KEYS = ("path", "labels_path")
+KEPT_FILE = "data.safetensors"  # a run zip's copy of the run's training data
+ZIP_FILES = (*RUN_FILES, KEPT_FILE)
 _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, EOFError, OSError,
                zlib.error, ValueError)
 
 
 def export_zip(run_dir: str | Path) -> bytes:
-    """The run's safetensors + JSON files as a zip archive (in memory)."""
+    """The run's safetensors + JSON files as a zip archive (in memory), with its kept training data when it has an
+    intact copy that fits in a zip this app imports."""
     run_dir = Path(run_dir)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        total = 0
         for name in RUN_FILES:
             if os.path.lexists(run_dir / name):
                 limit = MAX_TENSOR_BYTES if name.endswith(".safetensors") else MAX_JSON_BYTES
-                zf.writestr(f"{run_dir.name}/{name}", read_file(run_dir / name, limit))
+                data = read_file(run_dir / name, limit)
+                total += len(data)
+                zf.writestr(f"{run_dir.name}/{name}", data)
+        kept = _kept_bytes(run_dir, MAX_ZIP_BYTES - total)
+        if kept is not None:
+            zf.writestr(f"{run_dir.name}/{KEPT_FILE}", kept)
     return buf.getvalue()
+
+
+def _kept_bytes(run_dir: Path, room: int) -> bytes | None:
+    """The run's kept copy's bytes when it names one that is there, intact, and at most room bytes; else None."""
+    try:
+        digest = kept_digest(load_config(run_dir).dataset)
+        if digest is None:
+            return None
+        data = read_file(kept_path(run_dir.parent, digest), room)
+    except (ValueError, OSError):
+        return None
+    return data if hashlib.sha256(data).hexdigest() == digest else None
 
 
 # --------------------------------------------------------------------------- reading an uploaded zip
@@ -54,8 +81,8 @@ def _member_path(info: zipfile.ZipInfo, zip_name: str) -> PurePosixPath | None:
     if info.flag_bits & 0x1:
         raise ValueError(f"{zip_name}: member {info.filename!r} is encrypted")
     refuse_pickles(Path(f"{zip_name}:{path.name}"))
-    if path.name not in RUN_FILES:
-        raise ValueError(f"{zip_name}: unexpected file {info.filename!r} (a run holds only {', '.join(RUN_FILES)})")
+    if path.name not in ZIP_FILES:
+        raise ValueError(f"{zip_name}: unexpected file {info.filename!r} (a run zip holds only {', '.join(ZIP_FILES)})")
     return path
 
 
@@ -63,7 +90,7 @@ def _zip_members(zf: zipfile.ZipFile, zip_name: str) -> tuple[dict[str, zipfile.
     """The run files of an archive by name, and the folder they are in ('' at the top)."""
     infos = zf.infolist()
     if len(infos) > MAX_ZIP_MEMBERS:
-        raise ValueError(f"{zip_name}: {len(infos)} entries; a run zip holds at most {len(RUN_FILES)} files")
+        raise ValueError(f"{zip_name}: {len(infos)} entries; a run zip holds at most {len(ZIP_FILES)} files")
     members, folders = {}, set()
     for info in infos:
         path = _member_path(info, zip_name)
@@ -112,6 +139,31 @@ def _confined_config(run_dir: Path, config: RunConfig, root: Path) -> dict | Non
     return raw
 
 
+def _kept_config(raw: dict, data: bytes | None, config: RunConfig, root: Path, zip_name: str) -> dict:
+    """config.json's object once the zip's kept copy is checked and stored: the copy must hash to the name config.json
+    gives and hold the model's images (else the import is refused); a name without its copy is dropped, with a
+    note, so an imported run never names a copy it did not bring."""
+    digest = kept_digest(config.dataset)
+    if data is None:
+        if digest is None:
+            return raw
+        dataset = {k: v for k, v in raw["dataset"].items() if k != KEPT_KEY}
+        return raw | {"dataset": dataset | {NOTE_KEY: "not kept: the run's zip did not carry its training data"}}
+    where = f"{zip_name}:{KEPT_FILE}"
+    if digest is None:
+        raise ValueError(f"{where}: config.json names no kept training data (dataset.{KEPT_KEY})")
+    path = kept_path(root, digest)  # refuses a malformed digest
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != digest:
+        raise ValueError(f"{where}: its SHA-256 is {actual[:16]}…, not dataset.{KEPT_KEY} of config.json: the file "
+                         "was changed")
+    decode(data, where, tuple(config.model.input_shape), {})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.is_file() or path.stat().st_size != len(data):
+        write_atomic(path, data)
+    return raw
+
+
 def _usable(name: str) -> str | None:
     try:
         return sanitize_name(name)
@@ -143,8 +195,16 @@ def import_zip(data: bytes, root: str | Path, name: str | None = None, zip_name:
         except ValueError as exc:
             raise ValueError(f"{zip_name}: {exc}") from None
         confined = _confined_config(scratch, run.config, root)
-        if confined is not None:
-            write_atomic(scratch / "config.json", json.dumps(confined, allow_nan=False).encode())
+        raw = confined if confined is not None else read_json(scratch / "config.json")
+        kept = scratch / KEPT_FILE
+        data = kept.read_bytes() if kept.exists() else None
+        kept.unlink(missing_ok=True)  # the copy goes to the store, not into the run folder
+        try:
+            updated = _kept_config(raw, data, run.config, root, zip_name)
+        except ValueError as exc:
+            raise ValueError(exc if str(exc).startswith(zip_name) else f"{zip_name}: {exc}") from None
+        if confined is not None or updated is not raw:
+            write_atomic(scratch / "config.json", json.dumps(updated, allow_nan=False).encode())
         return move_in(scratch, root, base)
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)

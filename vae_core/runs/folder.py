@@ -18,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import torch
 from safetensors.torch import save as st_save
@@ -29,6 +29,7 @@ from .checks import (MODEL_FILE, OPTIMIZER_FILE, check_history, check_metrics, c
                      check_weights, empty_history, load_config, model_skeleton, read_optional_json, read_tensors,
                      refuse_pickles)
 from .files import fsync_dir, rename_to_free, stage_folder
+from .kept_data import release
 from .names import resolve_run, sanitize_name
 
 _SWAPS: set[str] = set()  # run folders this process is swapping with two renames right now
@@ -307,9 +308,11 @@ def rename_run(root: str | Path, old: str, new: str) -> Path:
     return dst
 
 
-def delete_run(root: str | Path, name: str) -> None:
-    """Delete a run folder: first renamed aside (atomic), then removed, so a crash never leaves half a run."""
+def delete_run(root: str | Path, name: str, in_use: Iterable[str] = ()) -> None:
+    """Delete a run folder: first renamed aside (atomic), then removed, so a crash never leaves half a run. Its kept
+    training data goes too when no other run names it, nor a digest in in_use (jobs not saved yet, kept_data.py)."""
     path = _existing_run(root, name)
     trash = _free_sibling(path, "del")
     os.rename(path, trash)
     shutil.rmtree(trash, ignore_errors=True)
+    release(root, in_use)
