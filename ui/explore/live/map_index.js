@@ -62,7 +62,8 @@ class PointGrid {
 
   // indices of the points inside the data rectangle (edges included), ascending
   inBox(ax, bx, ay, by) {
-    const xy = this.xy, out = [], [lx, hx, ly, hy] = [Math.min(ax, bx), Math.max(ax, bx), Math.min(ay, by), Math.max(ay, by)];
+    const xy = this.xy, out = [], [lx, hx] = [Math.min(ax, bx), Math.max(ax, bx)];
+    const [ly, hy] = [Math.min(ay, by), Math.max(ay, by)];
     this.visitBox(lx, hx, ly, hy, (i) => {
       const px = xy[2 * i], py = xy[2 * i + 1];
       if (px >= lx && px <= hx && py >= ly && py <= hy) out.push(i);
