@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.browser import explore_api, launch_chromium, live, new_page, start_server
+from harness.browser import explore_api, launch_chromium, live, new_page, start_server, wait_idle
 from harness.wait import wait_until
 
 SIZES = (10_000, 70_000, 100_000)
@@ -79,6 +79,7 @@ def map_timings(page, n: int) -> dict:
     map_.wait_for(timeout=300_000)
     map_.scroll_into_view_if_needed()
     assert map_.get_attribute("data-points") == str(n), map_.get_attribute("data-points")
+    wait_idle(page, timeout_s=300)  # the rest of the page drawn first (its fragments busy the server)
     explore_api(page, "reset")
     intervals = page.evaluate(_PAN_JS, [PAN_FRAMES])
     pan_draw = explore_api(page, "timing")["mapPan"]
