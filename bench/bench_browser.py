@@ -7,7 +7,8 @@ and starts itself, side by side in one run:
 - the live view while dragging, from its own timing (window.__vaeExplore.timing): decode + draw per frame and the
   event-to-paint latency (input event to the frame that shows it) on MLP digits, MLP shapes, a conv model on 32x32
   shapes and a conv model on 64x64 RGB images (a zip this module writes); hover -> image latency; the interval
-  between frames while the map's star is dragged;
+  between frames while the map's star is dragged; the map at 10k, 70k and 100k points (bench/bench_map_scale.py:
+  pan/zoom frame interval, hover -> an image never fetched before);
 - cold start: from `streamlit run` to an interactive first page, the app vs a bare page that imports torch; and a
   second session on a warm server: from opening the URL to the live panel ready and Streamlit done, vs the bare page;
 - the server's peak RSS after training on 10k generated shapes (and exploring them).
@@ -27,6 +28,7 @@ import numpy as np
 from harness.browser import (NEXT_FRAME_JS, VIEWPORT, browser_problem, explore_api, goto, key, launch_chromium, live,
                                new_page, start_server, wait_idle)
 from harness.wait import wait_until
+from bench.bench_map_scale import measure_maps
 
 BARE_SLIDER_PAGE = '''"""The floor: one slider and st.image in a fragment, nothing else."""
 import numpy as np
@@ -397,6 +399,7 @@ def measure(work: Path | None = None, n_changes: int = N_CHANGES, cold_repeats: 
             result["server_peak_rss_mb"] = app.peak_rss_mb()
             for name, path in train_conv_runs(work, runs).items():
                 result[f"live_{name}"] = newest_run_timings(browser, app, path)
+            result["map_scale"] = measure_maps(browser, app, work, runs)
         finally:
             app.stop()
             bare.stop()

@@ -219,6 +219,15 @@ def browser_figures(work: Path, quick: bool) -> tuple[list[Figure], dict]:
             frame = live["map_drag"]["frame_interval"]
             figures.append(Figure("live view", f"{what}: map star drag, frame interval, median", frame["median"], "ms",
                                   note=f"p95 {_ms(frame['p95'])}; a movement per display frame (16.7 ms at 60 Hz)"))
+    for name, m in raw.get("map_scale", {}).items():
+        what = f"map of {m['points']:,} points"
+        figures.append(Figure("map", f"{what}: pan/zoom frame interval, median", m["frame_interval"]["median"], "ms",
+                              target=33.3, note=f"p95 {_ms(m['frame_interval']['p95'])} over "
+                                                f"{m['frame_interval']['count']} frames; {m['drawn']:,} drawn"))
+        figures.append(Figure("map", f"{what}: hover → image never fetched before, median",
+                              m["hover_image_first"]["median"], "ms", target=50.0,
+                              note=f"p95 {_ms(m['hover_image_first']['p95'])} over {m['hovered']} points, each in "
+                                   "a new block; loopback"))
     figures += [
         Figure("cold start", "to an interactive first page", median(cold["app"]), "s", median(cold["bare_torch"]),
                "bare page importing torch", 1.5, note=f"median of {len(cold['app'])} alternating starts"),

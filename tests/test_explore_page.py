@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from ui.explore.image_blocks import block_bytes, block_rows
 from ui.explore.live import SENT, Asset, bundle, parse_bundle
 from ui.explore.views import SHOWN as VIEWS_SHOWN
 from vae_core.data import load_digits
@@ -143,11 +144,12 @@ def test_the_map_carries_what_hover_click_and_drag_need(explore, runs):
     view, assets = parts(at)["map"]
     map_ = assets[view["assets"]["map"]]
     rows = map_.arrays["rows"]
-    assert len(rows) == 1797 and map_.meta["images_sent"] == 1797 and map_.meta["draggable"]
+    assert len(rows) == 1797 and map_.meta["total"] == 1797 and map_.meta["draggable"]
     digits = load_digits()
     _, mu, _ = encode(load_run(runs["8d"]).model, digits)
     np.testing.assert_allclose(map_.arrays["mu"].reshape(-1, 8), mu[rows], atol=1e-6)  # a click goes to mu
-    image = map_.arrays["images"].reshape(-1, 64)[map_.arrays["image_index"][5]]
+    per = block_rows(64)  # hover's image: fetched in blocks of rows (ui/explore/image_blocks.py)
+    image = np.frombuffer(block_bytes(digits, int(rows[5]) // per, per), np.uint8).reshape(-1, 64)[rows[5] % per]
     np.testing.assert_array_equal(image, np.round(digits.batch(np.array([rows[5]]))[0].ravel() * 255))
     xy = (mu - mu.mean(0)) @ map_.arrays["components"].reshape(2, 8).T  # PCA: the same mean and axes as the server
     np.testing.assert_allclose(map_.arrays["xy"].reshape(-1, 2), xy[rows], atol=1e-4)

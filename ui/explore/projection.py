@@ -1,9 +1,10 @@
 """The projection: latent codes in 2-D, drawn by the live view's map in the browser (ui/explore/live/map.js), coloured
 by label / factor / reconstruction error / KL, with the current z as a star. What goes to the browser: the drawn
-points (at most MAX_PLOT_POINTS), their posterior means (for hover reconstructions and clicks), the method's facts
-(vae_core.projections: exact, linear, draggable) with its own map for new codes (a linear map's mean and axes; t-SNE's
-or UMAP's codes), and images for hover up to IMAGE_BUDGET bytes. A selection comes back as dataset rows; the selected
-images are shown here beside their reconstructions."""
+points (at most MAX_PLOT_POINTS, as binary float32 / int32 / int16 arrays), their posterior means (for hover
+reconstructions and clicks), the method's facts (vae_core.projections: exact, linear, draggable) with its own map for
+new codes (a linear map's mean and axes; t-SNE's or UMAP's codes). The original images for hover are fetched by the
+browser in blocks when first hovered (ui/explore/image_blocks.py). A selection comes back as dataset rows; the
+selected images are shown here beside their reconstructions."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,18 +13,19 @@ import numpy as np
 import streamlit as st
 
 from ui.explore.data import Latents, model_asset, projection_for, run_mtime
+from ui.explore.image_blocks import images_view
 from ui.explore.latent import on_browser_z, view_state
 from ui.explore.live import Asset, mount
 from ui.explore.posterior import map_ellipses
 from ui.explore.state import SELECTION, kept, set_z, z_from_browser
+from ui.server import session_id
 from ui.images import grid
 from vae_core.data import Dataset
 from vae_core.latent import decode
 from vae_core.projections import Param, Projection, default_method, methods_for, projection_key, projection_method
 from vae_core.runs import Run
 
-MAX_PLOT_POINTS = 10_000  # identity/PCA are fitted on every code but at most this many are drawn; t-SNE fits this many
-IMAGE_BUDGET = 12 * 2**20  # bytes of images sent for hover; beyond it a seeded subset of the points has its image
+MAX_PLOT_POINTS = 100_000  # identity/PCA are fitted on every code, at most this many drawn (a seeded subsample beyond)
 MAP_HEIGHT = 540
 TOOLTIP_PX = 72
 SHOW_SELECTED = 24
@@ -94,7 +96,7 @@ def _map_asset(key: str, _run: Run, _dataset: Dataset, _latents: Latents, _proje
     meta = {"method": projection.method, "latent_dim": d, "exact": spec.exact, "linear": spec.linear,
             "draggable": spec.linear and d >= 2, "equal_aspect": spec.exact, "x_title": x_title, "y_title": y_title,
             "shape": list(dataset.shape), "tooltip_px": TOOLTIP_PX, "neighbours": projection.n_neighbours,
-            "names": None}
+            "names": None, "total": int(dataset.n)}
     arrays = {"rows": rows.astype(np.int32), "xy": projection.embedding_[pos].astype(np.float32),
               "mu": latents.mu[rows].astype(np.float32)}
     if spec.linear:  # the star at A (z - m); dragged, z moves along A's rows
@@ -104,21 +106,7 @@ def _map_asset(key: str, _run: Run, _dataset: Dataset, _latents: Latents, _proje
     if dataset.labels is not None:
         meta["names"] = [str(v) for v in dataset.class_names or range(int(dataset.labels.max()) + 1)]
         arrays["labels"] = dataset.labels[rows].astype(np.int16)
-    with_image = _image_rows(len(rows), int(np.prod(dataset.shape)))
-    index = np.full(len(rows), -1, np.int32)
-    index[with_image] = np.arange(len(with_image))
-    images = dataset.batch(rows[with_image]) if len(with_image) else np.zeros((0, *dataset.shape), np.float32)
-    arrays |= {"image_index": index, "images": (np.clip(images, 0, 1) * 255).round().astype(np.uint8)}
-    meta["images_sent"] = int(len(with_image))
     return Asset("map", meta, arrays)
-
-
-def _image_rows(n: int, pixels: int) -> np.ndarray:
-    """Positions of the drawn points whose image is sent: all that fit in IMAGE_BUDGET, a seeded subset beyond."""
-    fit = IMAGE_BUDGET // max(1, pixels)
-    if n <= fit:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(1).choice(n, fit, replace=False))
 
 
 def colour_asset(map_: Asset, colour: Colouring) -> Asset:
@@ -144,7 +132,8 @@ def projection_ui(run: Run, dataset: Dataset, latents: Latents) -> str:
     map_ = map_asset(run, dataset, latents, projection, key)
     colour = colour_asset(map_, colouring(st.session_state.explore_colour, dataset, latents))
     selection = st.session_state.get(SELECTION, [])
-    view = view_state(height=MAP_HEIGHT, selection=selection, ellipses=map_ellipses(projection, latents, selection))
+    view = view_state(height=MAP_HEIGHT, selection=selection, ellipses=map_ellipses(projection, latents, selection),
+                      images=images_view(session_id(), dataset))
     assets = {"map": map_, "colour": colour} | ({"model": model} if model is not None else {})
     mount("map", "explore_live_map", view, assets, on_z=on_browser_z, on_select=_on_select)
     st.caption(_notes(projection, dataset, params, map_.meta))
@@ -218,9 +207,8 @@ def _notes(projection: Projection, dataset: Dataset, params: dict, meta: dict) -
     notes = [f"{shown:,} of {dataset.n:,} images drawn{' (a seeded subsample)' if shown < len(projection.rows_) else ''}"
              f", each at {what}. Hover a point to see its image and reconstruction; click it to move z to its "
              "posterior mean; Box or Lasso to select many."]
-    if meta["images_sent"] < shown:
-        notes.append(f"Hover shows the original image for {meta['images_sent']:,} of them (images sent to the browser "
-                     f"are capped at {IMAGE_BUDGET // 2**20} MB); the reconstruction for every one.")
+    if shown < len(projection.rows_):
+        notes.append(f"More than {MAX_PLOT_POINTS:,} points: the map draws a seeded subsample of them.")
     if meta["draggable"]:
         notes.append(f"Drag the ★ to move z in {projection.spec.plane}.")
     name = projection.spec.label

@@ -24,8 +24,9 @@ import numpy as np
 import streamlit as st
 
 HERE = Path(__file__).resolve().parent
-JS_FILES = ("gemm.js", "network.js", "explorer.js", "grid.js", "panel.js", "map_place.js", "map_draw.js",
-            "map_gestures.js", "map.js", "pad.js", "attribute.js", "compare.js", "main.js")  # in load order
+JS_FILES = ("gemm.js", "network.js", "explorer.js", "grid.js", "panel.js", "map_place.js", "map_index.js",
+            "map_images.js", "map_draw.js", "map_gestures.js", "map.js", "pad.js", "attribute.js", "compare.js",
+            "main.js")  # in load order
 SENT = "explore_live_sent"  # hashes of the assets this session's browser holds
 MAGIC = b"VAE1"
 DTYPES = {np.dtype(np.float32): "f4", np.dtype(np.int32): "i4", np.dtype(np.int16): "i2",

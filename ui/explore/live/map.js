@@ -3,7 +3,8 @@
 // k-nearest-codes placement the server uses), hover to see an image beside its reconstruction (decoded here), click to
 // go to an image's code, drag the star to move z in the map's plane, box / lasso selection, wheel zoom, pan, legend.
 // MapView holds the state and follows Python and the explorer; its ideas live beside it: placement maths
-// (map_place.js), drawing (map_draw.js), gestures (map_gestures.js). Reference maths:
+// (map_place.js), the spatial index for hover and selection (map_index.js), drawing (map_draw.js), gestures
+// (map_gestures.js), the hover images fetched in blocks (map_images.js). Reference maths:
 // vae_core.projections.Projection (transform, _place) and vae_core.latent.nearest_neighbours.
 
 class MapView {
@@ -22,6 +23,9 @@ class MapView {
     this.mode = "pan";
     this.hidden = new Set(); // classes switched off in the legend
     this.selected = new Set(); // indices of drawn points
+    this.images = new ImageBlocks(null);
+    explorer.timing.hoverImage ??= new Timing(); // pointer event -> the hovered point's original image shown
+    explorer.timing.mapPan ??= new Timing(); // the interval between frames while the map is panned or zoomed
     this.buildToolbar();
     this.bindPointer();
     this.unlisten = explorer.listen(this);
@@ -62,6 +66,8 @@ class MapView {
     this.height = view.height;
     if (map !== this.map) this.loadMap(map);
     if (colour !== this.colour) this.loadColour(colour);
+    const images = view.images ?? null; // where this session fetches the hover images (ui/explore/image_blocks.py)
+    if (JSON.stringify(images) !== JSON.stringify(this.images.spec)) this.images = new ImageBlocks(images);
     this.selected = new Set((view.selection || []).map((r) => this.indexOf.get(r)).filter((i) => i !== undefined));
     this.clearButton.hidden = this.selected.size === 0;
     this.root.dataset.selected = String(this.selected.size);
@@ -78,10 +84,12 @@ class MapView {
     this.indexOf = new Map();
     for (let i = 0; i < this.n; i++) this.indexOf.set(rows[i], i);
     this.placement = new Placement(map);
+    this.grid = new PointGrid(xy, this.n); // hover, click and selection visit only the cells near the pointer
     this.frame = new Frame(xy, this.n); // every point in view
     this.hidden.clear();
     this.hover = null;
     this.root.dataset.points = String(this.n);
+    this.root.dataset.total = String(map.meta.total ?? this.n);
     this.root.dataset.method = map.meta.method;
     this.toolbar.querySelector('[data-mode="pan"]').title = map.meta.draggable
       ? "drag the star to move z in this plane; drag elsewhere to pan; wheel to zoom; click a point to go to its code"

@@ -1,21 +1,49 @@
-// The map's drawing: the points as sprites coloured by the colouring (a categorical palette or viridis levels), the
-// axes with their ticks and titles, the selected points' rings and posterior ellipses (the base canvas); the hovered
-// point, the pad's code (a diamond), the star at z and a box / lasso being drawn (the overlay canvas); the legend or
-// colour bar; the tooltip with an image and its reconstruction. Methods of MapView (map.js), positions from its frame
-// and placement (map_place.js). Reference: the ellipses are vae_core.posterior.posterior_ellipses; the star's position
-// is vae_core.projections.Projection.transform; the reconstruction is vae_core.latent.decode at the point's mu.
+// The map's drawing: the points as small discs coloured by the colouring (a categorical palette or viridis levels),
+// written straight into an ImageData (one pass over the points, no draw call per point: 100,000 points redraw in a
+// few ms, so pan and zoom keep up), the axes with their ticks and titles, the selected points' rings and posterior
+// ellipses (the base canvas); the hovered point, the pad's code (a diamond), the star at z and a box / lasso being
+// drawn (the overlay canvas); the legend or colour bar; the tooltip with an image (fetched in blocks, map_images.js)
+// and its reconstruction. Methods of MapView (map.js), positions from its frame and placement (map_place.js). Reference: the
+// ellipses are vae_core.posterior.posterior_ellipses; the star's position is vae_core.projections.Projection.transform;
+// the reconstruction is vae_core.latent.decode at the point's mu.
 
 const PALETTE = ["#4B6BFB", "#E4572E", "#17BEBB", "#F3A712", "#76B041", "#A14DA0", "#2E2E3A", "#FF6F91", "#8D6A9F",
   "#00A6ED", "#7FB800", "#FFB400"]; // as ui/explore/projection.py
 const VIRIDIS = [[68, 1, 84], [72, 40, 120], [62, 74, 137], [49, 104, 142], [38, 130, 142], [31, 158, 137],
   [53, 183, 121], [109, 205, 89], [180, 222, 44], [253, 231, 37]];
 const LEVELS = 48; // colour levels of a continuous colouring
-const POINT_PX = 5;
+const POINT_PX = 5; // a point's diameter in CSS pixels, up to CROWDED points
+const CROWDED = [[20000, 4], [50000, 3]]; // [more points than this, diameter]: smaller discs keep a dense map legible
+const RING_PX = 11; // a selected point's ring
+const POINT_ALPHA = 0.8; // points are drawn opaque, their colour mixed with the white page as at this opacity
 
-function viridis(t) {
+function viridisRgb(t) {
   const x = Math.min(1, Math.max(0, t)) * (VIRIDIS.length - 1), i = Math.min(VIRIDIS.length - 2, Math.floor(x));
   const f = x - i, [a, b] = [VIRIDIS[i], VIRIDIS[i + 1]];
-  return `rgb(${a.map((v, k) => Math.round(v + f * (b[k] - v))).join(",")})`;
+  return a.map((v, k) => Math.round(v + f * (b[k] - v)));
+}
+
+const viridis = (t) => `rgb(${viridisRgb(t).join(",")})`;
+const hexRgb = (hex) => [1, 3, 5].map((k) => parseInt(hex.slice(k, k + 2), 16));
+
+// an opaque RGBA pixel as one little-endian uint32 (ImageData's byte order), rgb mixed with white at alpha
+function pixel([r, g, b], alpha = 1) {
+  const mix = (v) => Math.round(alpha * v + (1 - alpha) * 255);
+  return ((255 << 24) | (mix(b) << 16) | (mix(g) << 8) | mix(r)) >>> 0;
+}
+
+const pointPx = (n) => CROWDED.reduce((px, [above, d]) => (n > above ? d : px), POINT_PX);
+
+// the device-pixel offsets [dx, dy, ...] of a disc of diameter px (or a ring of width `ring` at its edge)
+function discOffsets(px, ring = 0) {
+  const r = px / 2, out = [], reach = Math.ceil(r);
+  for (let dy = -reach; dy <= reach; dy++) {
+    for (let dx = -reach; dx <= reach; dx++) {
+      const d = Math.hypot(dx, dy);
+      if (d <= r && (!ring || d > r - ring)) out.push(dx, dy);
+    }
+  }
+  return Int32Array.from(out);
 }
 
 function niceTicks(lo, hi, count = 6) {
@@ -26,39 +54,19 @@ function niceTicks(lo, hi, count = 6) {
   return ticks;
 }
 
-function sprite(colour, px, ring = false) {
-  const c = document.createElement("canvas");
-  const size = px + 4;
-  Object.assign(c, { width: size, height: size });
-  const ctx = c.getContext("2d");
-  ctx.beginPath();
-  ctx.arc(size / 2, size / 2, px / 2, 0, 2 * Math.PI);
-  if (ring) {
-    ctx.strokeStyle = colour;
-    ctx.lineWidth = 2;
-    ctx.stroke();
-  } else {
-    ctx.globalAlpha = 0.8;
-    ctx.fillStyle = colour;
-    ctx.fill();
-  }
-  return c;
-}
-
 const MapDrawing = {
   loadColour(colour) {
     this.colour = colour;
     const meta = colour.meta, values = colour.arrays.values;
     this.level = new Uint16Array(this.n); // palette index or colour level of every point
     if (meta.categorical) {
-      this.sprites = meta.names.map((_, c) => sprite(PALETTE[c % PALETTE.length], POINT_PX));
+      this.colours = Uint32Array.from(meta.names, (_, c) => pixel(hexRgb(PALETTE[c % PALETTE.length]), POINT_ALPHA));
       for (let i = 0; i < this.n; i++) this.level[i] = values[i];
     } else {
       const span = meta.max - meta.min || 1;
-      this.sprites = Array.from({ length: LEVELS }, (_, l) => sprite(viridis(l / (LEVELS - 1)), POINT_PX));
+      this.colours = Uint32Array.from({ length: LEVELS }, (_, l) => pixel(viridisRgb(l / (LEVELS - 1)), POINT_ALPHA));
       for (let i = 0; i < this.n; i++) this.level[i] = Math.round(((values[i] - meta.min) / span) * (LEVELS - 1));
     }
-    this.ring = sprite("#111", POINT_PX + 6, true);
     this.buildLegend();
   },
 
@@ -93,23 +101,67 @@ const MapDrawing = {
     const ctx = this.base.getContext("2d"), meta = this.map.meta, { xy } = this.map.arrays;
     ctx.clearRect(0, 0, this.cssWidth, this.cssHeight);
     this.drawAxes(ctx, meta);
+    ctx.drawImage(this.drawPoints(xy), 0, 0, this.cssWidth, this.cssHeight);
     ctx.save();
     ctx.beginPath();
     ctx.rect(MARGIN.left, MARGIN.top, this.cssWidth - MARGIN.left - MARGIN.right, this.cssHeight - MARGIN.top - MARGIN.bottom);
     ctx.clip();
-    const categorical = this.colour.meta.categorical, half = this.sprites[0].width / 2;
-    for (let i = 0; i < this.n; i++) {
-      if (categorical && this.hidden.has(this.level[i])) continue;
-      const [sx, sy] = this.frame.toScreen(xy[2 * i], xy[2 * i + 1]);
-      ctx.drawImage(this.sprites[this.level[i]], sx - half, sy - half);
-    }
-    const ringHalf = this.ring.width / 2;
-    for (const i of this.selected) {
-      const [sx, sy] = this.frame.toScreen(xy[2 * i], xy[2 * i + 1]);
-      ctx.drawImage(this.ring, sx - ringHalf, sy - ringHalf);
-    }
     this.drawEllipses(ctx);
     ctx.restore();
+    this.root.dataset.drawn = String(this.drawnCount);
+  },
+
+  // every shown point as a disc and every selected one with a ring, written into an ImageData of the base canvas's
+  // device pixels (clipped to the plot area); returns the canvas holding it. this.drawnCount: points inside the plot.
+  drawPoints(xy) {
+    const W = this.base.width, H = this.base.height, dpr = W / this.cssWidth;
+    if (!this.points || this.points.width !== W || this.points.height !== H) {
+      this.points = Object.assign(document.createElement("canvas"), { width: W, height: H });
+      this.pointsImage = new ImageData(W, H);
+      this.pointsBuffer = new Uint32Array(this.pointsImage.data.buffer);
+    }
+    if (this.discFor !== `${dpr}/${W}/${this.n}`) { // offsets [dx, dy, ...] and as steps in the buffer (dy W + dx)
+      this.disc = discOffsets(pointPx(this.n) * dpr);
+      this.ringOffsets = discOffsets(RING_PX * dpr, 2 * dpr);
+      const steps = (o) => Int32Array.from({ length: o.length / 2 }, (_, k) => o[2 * k + 1] * W + o[2 * k]);
+      this.discSteps = steps(this.disc);
+      this.ringSteps = steps(this.ringOffsets);
+      this.discFor = `${dpr}/${W}/${this.n}`;
+    }
+    const buf = this.pointsBuffer, v = this.frame.box, kx = this.frame.kx * dpr, ky = this.frame.ky * dpr;
+    const left = Math.ceil(MARGIN.left * dpr), top = Math.ceil(MARGIN.top * dpr);
+    const right = Math.floor((this.cssWidth - MARGIN.right) * dpr);
+    const bottom = Math.floor((this.cssHeight - MARGIN.bottom) * dpr);
+    const ox = MARGIN.left * dpr - v.x0 * kx, oy = MARGIN.top * dpr + v.y1 * ky; // device x = ox + kx x, y = oy - ky y
+    const categorical = this.colour.meta.categorical, hidden = this.hidden, level = this.level, colours = this.colours;
+    const reach = Math.ceil((RING_PX * dpr) / 2) + 1; // no offset goes further
+    buf.fill(0);
+    // point i's disc (or ring) in colour; whether its centre is inside the plot
+    const stamp = (offsets, steps, i, colour) => {
+      const px = Math.round(ox + kx * xy[2 * i]), py = Math.round(oy - ky * xy[2 * i + 1]);
+      if (!(px >= left - reach && px <= right + reach && py >= top - reach && py <= bottom + reach)) return false;
+      if (px >= left + reach && px <= right - reach && py >= top + reach && py <= bottom - reach) {
+        const at = py * W + px; // well inside: no pixel to clip
+        for (let k = 0; k < steps.length; k++) buf[at + steps[k]] = colour;
+        return true;
+      }
+      for (let k = 0; k < offsets.length; k += 2) {
+        const x = px + offsets[k], y = py + offsets[k + 1];
+        if (x >= left && x < right && y >= top && y < bottom) buf[y * W + x] = colour;
+      }
+      return px >= left && px < right && py >= top && py < bottom;
+    };
+    const disc = this.disc, discSteps = this.discSteps, skip = categorical && hidden.size > 0;
+    let drawn = 0;
+    for (let i = 0; i < this.n; i++) {
+      if (skip && hidden.has(level[i])) continue;
+      if (stamp(disc, discSteps, i, colours[level[i]])) drawn += 1;
+    }
+    const ring = pixel([17, 17, 17]);
+    for (const i of this.selected) stamp(this.ringOffsets, this.ringSteps, i, ring);
+    this.drawnCount = drawn;
+    this.points.getContext("2d").putImageData(this.pointsImage, 0, 0);
+    return this.points;
   },
 
   // each selected image's posterior as its mu +- 2 sigma ellipse, a closed polygon in data coordinates
@@ -209,10 +261,11 @@ const MapDrawing = {
     }
   },
 
-  // the tooltip beside the pointer at (sx, sy): drawn point i's image (if sent) and its reconstruction, decoded here
-  showTooltip(i, sx, sy) {
-    const meta = this.map.meta, { rows, mu, images, image_index: imageIndex, labels } = this.map.arrays;
-    const d = meta.latent_dim, shape = meta.shape, size = shape[0] * shape[1] * shape[2];
+  // the tooltip beside the pointer at (sx, sy): drawn point i's image (its block fetched if not here yet, then drawn in
+  // place if i is still hovered) and its reconstruction, decoded here
+  showTooltip(i, sx, sy, eventAt) {
+    const meta = this.map.meta, { rows, mu, labels } = this.map.arrays;
+    const d = meta.latent_dim, shape = meta.shape, row = rows[i];
     const scale = Math.max(1, Math.round(meta.tooltip_px / shape[1]));
     const picture = (pixels, offset, caption) => {
       const box = element("figure", "vx-tip-image");
@@ -222,12 +275,32 @@ const MapDrawing = {
       box.append(canvas, element("figcaption", "", caption));
       return box;
     };
-    const at = imageIndex ? imageIndex[i] : -1;
-    const original = at >= 0 ? picture(images, at * size, "image") : element("div", "vx-tip-missing", "image not sent");
+    const shown = (image) => { // the original image drawn: its latency from the pointer event to that frame
+      this.root.dataset.hoverImage = String(row);
+      const timing = this.explorer.timing.hoverImage;
+      if (eventAt !== undefined) requestAnimationFrame(() => timing.add(performance.now() - eventAt));
+      return picture(image.pixels, image.offset, "image");
+    };
+    const image = this.images.image(row);
+    let original;
+    this.root.dataset.hoverImage = "";
+    if (image) {
+      original = shown(image);
+    } else if (this.images.spec) {
+      original = element("div", "vx-tip-missing", "loading image…");
+      this.images.fetch(row).then((ok) => {
+        if (this.hover !== i || !original.isConnected) return;
+        const got = ok && this.images.image(row);
+        if (got) original.replaceWith(shown(got));
+        else original.textContent = "image not available";
+      });
+    } else {
+      original = element("div", "vx-tip-missing", "image not available");
+    }
     const recon = this.model ? picture(this.model.decode(mu.subarray(i * d, (i + 1) * d), 1), 0, "reconstruction")
       : element("div", "vx-tip-missing", "reconstructed on the server only");
     const label = labels ? `label ${meta.names[labels[i]]} · ` : "";
-    const text = element("div", "vx-tip-text", `${label}#${rows[i]}`);
+    const text = element("div", "vx-tip-text", `${label}#${row}`);
     const pictures = element("div", "vx-tip-images");
     pictures.append(original, recon);
     this.tooltip.replaceChildren(text, pictures);

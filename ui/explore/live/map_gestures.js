@@ -32,15 +32,11 @@ const MapGestures = {
     return [event.clientX - r.left, event.clientY - r.top];
   },
 
+  // the shown point nearest the pointer within HIT_PX (the grid of map_index.js visits only the cells nearby)
   nearest(sx, sy) {
-    const { xy } = this.map.arrays, categorical = this.colour.meta.categorical;
-    let best = null, bestD = HIT_PX * HIT_PX;
-    for (let i = 0; i < this.n; i++) {
-      if (categorical && this.hidden.has(this.level[i])) continue;
-      const [px, py] = this.frame.toScreen(xy[2 * i], xy[2 * i + 1]), d = (px - sx) ** 2 + (py - sy) ** 2;
-      if (d < bestD) { bestD = d; best = i; }
-    }
-    return best;
+    const [x, y] = this.frame.toData(sx, sy), categorical = this.colour.meta.categorical;
+    const skip = categorical && this.hidden.size ? (i) => this.hidden.has(this.level[i]) : null;
+    return this.grid.nearest(x, y, this.frame.kx, this.frame.ky, HIT_PX, skip);
   },
 
   hoverAt(sx, sy, eventAt) {
@@ -57,7 +53,8 @@ const MapGestures = {
       delete this.root.dataset.hoverRow;
       return;
     }
-    this.showTooltip(i, sx, sy);
+    this.images.fetch(this.map.arrays.rows[i]); // its image block, if missing, on the way before anything is drawn
+    this.showTooltip(i, sx, sy, eventAt);
     this.root.dataset.hoverRow = String(this.map.arrays.rows[i]);
     if (eventAt !== undefined) {
       requestAnimationFrame(() => this.explorer.timing.hover.add(performance.now() - eventAt));
@@ -92,8 +89,7 @@ const MapGestures = {
       if (Math.abs(dx) + Math.abs(dy) > 3) g.moved = true;
       if (g.moved) {
         this.frame.panFrom(g.box, dx, dy);
-        this.drawBase();
-        this.drawOverlay();
+        this.redraw();
       }
     } else if (this.shape.kind === "box") {
       this.shape.to = [sx, sy];
@@ -127,6 +123,15 @@ const MapGestures = {
     e.preventDefault();
     const [sx, sy] = this.local(e), [x, y] = this.frame.toData(sx, sy);
     this.frame.zoomAt(x, y, Math.exp(e.deltaY / 500));
+    this.redraw();
+  },
+
+  // both canvases after the view moved (pan, zoom); the interval since the last such frame is kept (timing.mapPan)
+  redraw() {
+    const now = performance.now();
+    const since = now - this.lastPanFrame; // NaN before the first
+    if (since < 250) this.explorer.timing.mapPan.add(since);
+    this.lastPanFrame = now;
     this.drawBase();
     this.drawOverlay();
   },
@@ -138,10 +143,15 @@ const MapGestures = {
     this.select([rows[i]], z);
   },
 
+  // the shown points inside a box or lasso (in pixels): the grid's points in the shape's bounding box, then each tested
   selectInside(shape) {
     const { xy, rows } = this.map.arrays, categorical = this.colour.meta.categorical, picked = [];
     const [[ax, ay], [bx, by]] = shape.kind === "box" ? [shape.from, shape.to] : [[0, 0], [0, 0]];
-    for (let i = 0; i < this.n; i++) {
+    const corners = shape.kind === "box" ? [shape.from, shape.to] : shape.points;
+    const xs = corners.map((p) => p[0]), ys = corners.map((p) => p[1]);
+    const [lx, ly] = this.frame.toData(Math.min(...xs) - 1, Math.max(...ys) + 1); // screen y grows downwards
+    const [hx, hy] = this.frame.toData(Math.max(...xs) + 1, Math.min(...ys) - 1);
+    for (const i of this.grid.inBox(lx, hx, ly, hy)) {
       if (categorical && this.hidden.has(this.level[i])) continue;
       const [px, py] = this.frame.toScreen(xy[2 * i], xy[2 * i + 1]);
       const inside = shape.kind === "box"
