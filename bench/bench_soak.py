@@ -1,6 +1,6 @@
 """Soak: the app on loopback with sessions exploring (server-decoded slider changes, round robin) while others train
 (jobs of JOB_EPOCHS epochs, started again as each finishes), for a while; the server's RSS sampled along the way (is
-memory flat?) and the slider's latency.
+memory flat?), the slider's latency (p50, p95) and the changes left unanswered within 30 s ("lost": none expected).
 
     python -m bench.bench_soak --minutes 10         # prints the figures as JSON
 

@@ -50,6 +50,13 @@ CANVAS_JS = """selector => {  // every RGBA value of a canvas
     c.height).data)};
 }"""
 
+GRID_NOW_JS = """selector => {  // a grid's pixels with the page's z, once every tile shows that z (else null)
+  const c = document.querySelector(selector);
+  if (!c || !c.dataset.done) return null;
+  return {z: window.__vaeExplore.z(), width: c.width, height: c.height,
+          pixels: Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)};
+}"""
+
 
 def bundled():
     return load_run(ROOT / "assets" / "runs" / "digits-default")
@@ -279,14 +286,16 @@ def test_the_traversal_tab_is_decoded_in_the_browser_like_torch(app):
     show_views(app)
     grid = app.locator(f'{live("grid")} canvas.vx-grid')
     grid.wait_for()
-    wait_until(lambda: grid.get_attribute("data-done"), timeout=20, what="every traversal tile decoded")
+    # the tiles and the z they show, read at one moment while every tile shows the page's z (data-done is there only
+    # then): a z read apart from the pixels could be one the grid has not drawn yet
+    got = wait_until(lambda: app.evaluate(GRID_NOW_JS, f'{live("grid")} canvas.vx-grid'), timeout=20,
+                     what="every traversal tile decoded at the page's z")
     dims = [int(t.removeprefix("z")) for t in app.locator(f'{live("grid")} .vx-strip-label').all_inner_texts()]
     run, digits = bundled(), load_digits()
     _, mu, logvar = encode(run.model, digits)
     ranges = slider_ranges(aggregate_posterior_samples(mu, logvar, 5000, seed=0))  # as the page's latents
-    z = explore_api(app, "z")
+    z = got["z"]
     expected = torch_decode(run.model, traversal_grid(np.asarray(z, np.float32), dims, ranges, 9).reshape(-1, 8))
-    got = app.evaluate(CANVAS_JS, f'{live("grid")} canvas.vx-grid')
     rgba = np.asarray(got["pixels"], np.float32).reshape(got["height"], got["width"], 4)[..., 0] / 255
     tile = (got["width"] + 2) / 9 - 2  # tiles of tile x tile pixels, 2 apart; rows 3 pixels taller (z's tick)
     pitch, cell = got["height"] / len(dims), tile / 8

@@ -25,7 +25,8 @@ MODE_HELP = ("Live: the model's weights are sent to your browser once and every 
              "you drag. Server: decoded here when you release a slider.")
 GROUP = "explore"  # the browser parts of this page share one z
 LIVE_TIMING = "explore_live_timing"  # the browser's last drag: frames and ms per frame
-MOVED_DIM = "explore_moved_dim"  # the server slider just moved (its fragment sends the image)
+RELAYED = "explore_relayed_version"  # the z version whose image a server slider's relay last carried
+SLIDERS_AT = "explore_sliders_at"  # dimension -> the z version its server slider was last given
 IMAGE_PX = 224  # the decoded image's size on screen
 STRIP_DIMS, STRIP_STEPS, STRIP_TILE_PX = 2, 9, 40  # the live traversal strip
 NEIGHBOURS = 8
@@ -147,7 +148,6 @@ def _server_ui(run: Run, latents: Latents) -> None:
     """Sliders decoded on the server, each in a fragment of its own (_server_slider_ui); the image is drawn by the
     live view's "server" part, which also takes the images the sliders' fragments send."""
     z = current_z()
-    _sync_sliders(latents, z)
     _, h, _ = run.config.model.input_shape
     image_col, slider_col = st.columns([1, 1.4])
     with image_col:
@@ -169,32 +169,40 @@ def server_image(run: Run, z: np.ndarray) -> dict:
 def _server_slider_ui(run: Run, latents: Latents, d: int) -> None:
     """One server slider in a fragment of its own: a change reruns only this — the slider, one decode here, and the
     relay that brings the image and the new z (the map's star) to the browser's parts; the map then asks the page's
-    fragment to follow (nearest images, views, URL). Nothing waits for the rest of the page."""
+    fragment to follow (nearest images, views, URL). Nothing waits for the rest of the page.
+
+    The image goes with the first relay that runs after z moved (whichever slider's fragment that is: one rerun may
+    carry the moves of several sliders, queued while an earlier run ran), so the last move is always answered."""
     z = current_z()
-    moved = st.session_state.pop(MOVED_DIM, None) == d
-    relay(f"explore_relay_{d}", view_state(image=server_image(run, z) if moved else None))  # first out: the image
+    fresh = st.session_state.get(RELAYED) != z_version()
+    relay(f"explore_relay_{d}", view_state(image=server_image(run, z) if fresh else None))  # first out: the image
+    st.session_state[RELAYED] = z_version()
     lo, hi = slider_range(d, latents, z)
     collapsed = bool(latents.dims.collapsed[d])
-    st.slider(f"z{d} ∅" if collapsed else f"z{d}", lo, hi, step=(hi - lo) / 200, format="%.2f", key=f"w_z{d}",
-              on_change=_slider_moved, args=(d,), help=f"mean KL {latents.dims.kl[d]:.3f} nats"
+    st.slider(f"z{d} ∅" if collapsed else f"z{d}", lo, hi, value=_slider_value(d, z), step=(hi - lo) / 200,
+              format="%.2f", key=f"w_z{d}", on_change=_slider_moved, args=(d,),
+              help=f"mean KL {latents.dims.kl[d]:.3f} nats"
               + (" (collapsed: carries almost no information)" if collapsed else ""))
 
 
-def _sync_sliders(latents: Latents, z: np.ndarray) -> None:
-    """Put the current z into the slider widgets when Python moved it (or they were forgotten on a page switch)."""
-    keys = [f"w_z{d}" for d in range(len(z))]
-    if st.session_state.get("explore_sliders_at") == z_version() and all(k in st.session_state for k in keys):
-        return
-    for d, key in enumerate(keys):
-        st.session_state[key] = float(z[d])
-    st.session_state.explore_sliders_at = z_version()
+def _slider_value(d: int, z: np.ndarray) -> float | None:
+    """The slider's value: z[d] put into its state when Python moved z since this slider last showed it (or it was
+    forgotten on a page switch), then None (set through the state, Streamlit takes no default); else z[d] as its
+    default. The default matters: a later run can re-send the slider before the browser drew the run that set its
+    value, and the browser then creates it from its default — were that the range's minimum (Streamlit's default),
+    the browser would show the minimum and report it as a move of this slider with the next change of any slider."""
+    key, shown = f"w_z{d}", st.session_state.setdefault(SLIDERS_AT, {})
+    if shown.get(d) == z_version() and key in st.session_state:
+        return float(z[d])
+    st.session_state[key] = float(z[d])
+    shown[d] = z_version()
+    return None
 
 
 def _slider_moved(d: int) -> None:
     z = current_z()
     z[d] = st.session_state[f"w_z{d}"]
     set_z(z, moved_by="server")
-    st.session_state[MOVED_DIM] = d  # its fragment sends the new image
 
 
 def neighbours_ui(dataset: Dataset, latents: Latents) -> None:

@@ -4,8 +4,10 @@
 
 const ASSETS = new Map(); // hash -> {hash, kind, meta, arrays, bytes, used}
 const ASSET_BUDGET = 768 * 2 ** 20; // bytes kept; least recently used assets beyond it are dropped (and re-asked for)
-const NEED_AFTER_MS = 1500; // an asset another mount of this run may still be bringing is asked for after this
+const NEED_AFTER_MS = 1500; // an asset another mount of this run may still be bringing is asked for after this,
+const NEED_AGAIN_MAX_MS = 12000; // and again, the wait doubling up to this, until it comes (see askForMissing)
 const waiting = new Map(); // hash -> callbacks to run when it arrives
+const asking = { timer: null, need: null }; // the next ask for the missing assets, and the newest mount's way to ask
 const DTYPES = { f4: Float32Array, i4: Int32Array, i2: Int16Array, u2: Uint16Array, u1: Uint8Array };
 
 // A bundle: "VAE1", the header's length (uint32, little-endian), the header (JSON: {view, assets}), the blobs.
@@ -41,20 +43,33 @@ function storeAsset(entry) {
   waiting.delete(entry.hash);
 }
 
-// The asset now, or null; when missing, onArrive(asset) runs once it comes, and need(hash) if it has not come soon
-// (another mount of the same run may be carrying it).
+// The asset now, or null; when missing, onArrive(asset) runs once it comes, and need(hashes) asks Python for it if it
+// has not come soon (another mount of the same run may be carrying it).
 function assetFor(hash, onArrive, need) {
   const entry = ASSETS.get(hash);
   if (entry) {
     entry.used = performance.now();
     return entry;
   }
-  if (!waiting.has(hash)) {
-    waiting.set(hash, []);
-    setTimeout(() => { if (waiting.has(hash)) need(hash); }, NEED_AFTER_MS);
-  }
+  if (!waiting.has(hash)) waiting.set(hash, []);
   waiting.get(hash).push(onArrive);
+  askForMissing(need);
   return null;
+}
+
+// Ask for every asset still missing in one event, and ask again (the wait doubling) until none is: a request can be
+// lost. Streamlit keeps only the newest event of a component among those that wait for one rerun, so one event per
+// asset lost all but one of them when several went missing at once (a bundle the browser never drew, superseded by
+// the next run's), and a part waited for the rest for ever — a map that never drew its star.
+function askForMissing(need, after = NEED_AFTER_MS) {
+  asking.need = need;
+  if (asking.timer !== null) return;
+  asking.timer = setTimeout(() => {
+    asking.timer = null;
+    if (!waiting.size) return;
+    asking.need([...waiting.keys()]);
+    askForMissing(asking.need, Math.min(2 * after, NEED_AGAIN_MAX_MS));
+  }, after);
 }
 
 // The model behind a model asset, compiled on first use (its weights copied into the runtime's heap).

@@ -17,6 +17,7 @@ class ZGrid {
     this.labels = labels; // a column of row labels, or null
     this.spec = null;
     this.left = 0; // tiles to decode at the current z
+    this.done = 0; // times every tile was drawn
     this.next = 0;
   }
 
@@ -44,10 +45,12 @@ class ZGrid {
     this.follow();
   }
 
-  // z moved: every tile once more, from where the grid is now
+  // z moved: every tile once more, from where the grid is now. data-done (how many times every tile was drawn) is
+  // there only while every tile shows the current z: a reader of the canvas and z at one moment can rely on it.
   follow() {
     if (!this.spec) return;
     this.left = this.rows * this.cols;
+    delete this.canvas.dataset.done;
     this.explorer.requestFrame(this, 1);
   }
 
@@ -85,7 +88,7 @@ class ZGrid {
       this.left -= count;
     }
     if (this.spec.kind === "traverse") this.markZ(z);
-    if (this.left <= 0) this.canvas.dataset.done = String((Number(this.canvas.dataset.done) || 0) + 1);
+    if (this.left <= 0) this.canvas.dataset.done = String((this.done += 1));
     return this.left > 0;
   }
 

@@ -58,7 +58,7 @@ export default function explore(component) {
   explorer.parts[view.role] = part;
   const assets = {};
   for (const [name, hash] of Object.entries(view.assets)) {
-    assets[name] = assetFor(hash, () => explore(component), (h) => setTriggerValue("need", { hashes: [h] }));
+    assets[name] = assetFor(hash, () => explore(component), (hashes) => setTriggerValue("need", { hashes }));
   }
   if (Object.values(assets).some((a) => !a)) {
     root.dataset.state = "waiting";
@@ -108,6 +108,10 @@ window.__vaeExplore = {
   },
   reset(group = "explore") {
     for (const timing of Object.values(EXPLORERS.get(group)?.timing || {})) timing.reset();
+  },
+  // drop every asset this tab holds, as the asset budget drops the least recently used: the parts must ask again
+  forget() {
+    ASSETS.clear();
   },
   star(group) {
     const map = explorerNamed(group).parts.map;
