@@ -190,6 +190,7 @@ class ProcessJob(JobCore):
             if update.stride != self._stride:  # the worker thinned its history: thin the mirror alike
                 self._thin_to(update.stride)
             self._epochs.extend(update.epochs)
+            self._thin_map_frames()  # as the worker does: the mirror's maps stay within the same cap
             self._progress = update.progress
             self._warnings = update.progress.warnings
             if model is not None:
