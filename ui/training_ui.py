@@ -9,6 +9,7 @@ import torch
 
 from ui.charts import history_frame, kl_bars_figure, kl_heatmap_figure, loss_figure
 from ui.diagnosis_ui import weak_model_ui
+from ui.epoch_map_ui import epoch_map_ui
 from ui.exports import epoch_reconstructions_download_ui
 from ui.images import grid
 from ui.remedies import remedy_buttons_ui
@@ -19,6 +20,7 @@ from vae_core.architectures import ARCHS, architecture
 from vae_core.config import LR_SCHEDULES, ModelConfig, TrainConfig
 from vae_core.data import Dataset, preview_indices, split_indices
 from vae_core.diagnosis import kl_remedies
+from vae_core.epoch_maps import map_rows
 from vae_core.kl_history import kl_over_time
 from vae_core.likelihoods import LIKELIHOODS, likelihood
 from vae_core.metrics import KL_COLLAPSE_NATS, collapsed_dims, kl_vanishing
@@ -210,11 +212,12 @@ def _live_body(job: ProcessJob | None, run: Run | None, was_active: bool) -> Non
         fixed, n_train = job.dataset.batch(shown[:N_FIXED]), len(job.train_idx)
         model_fn, train_config = job.model_snapshot, job.train_config
         ended = (job.run_dir, job.dataset) if progress.state not in ACTIVE and job.run_dir is not None else None
+        mapped, live = (job.dataset, job.map_rows), progress.state in ACTIVE
     elif run is not None:
         steps, epochs = run.history.get("steps", []), run.history.get("epochs", [])
         st.caption(f"Curves of the active model **{run.name}** — press Start to train a new one.")
         dataset = run_dataset(run)
-        train_idx, _ = split_indices(dataset.n, run.config.train.val_fraction, run.config.train.seed)
+        train_idx, val_idx = split_indices(dataset.n, run.config.train.val_fraction, run.config.train.seed)
         shown, kind = preview_indices(dataset.n, run.config.train.val_fraction, run.config.train.seed)
         name, model_key = run.name, (str(run.path), (run.path / "model.safetensors").stat().st_mtime)
         fixed, n_train = dataset.batch(shown[:N_FIXED]), len(train_idx)
@@ -222,6 +225,7 @@ def _live_body(job: ProcessJob | None, run: Run | None, was_active: bool) -> Non
         if dataset.shape != run.config.model.input_shape:
             fixed = None
         ended = (run, dataset)
+        mapped, live = (dataset, map_rows(val_idx, run.config.train.seed)), False
     else:
         st.info("No model yet: choose the settings and press **Start training**.")
         return
@@ -232,10 +236,11 @@ def _live_body(job: ProcessJob | None, run: Run | None, was_active: bool) -> Non
     _curves_ui(steps, epochs, name)
     left, right = st.columns(2)
     with left:
-        _kl_ui(steps, epochs, n_train, train_config)
+        _kl_ui(steps, epochs, n_train, train_config, running=job is not None and live)
     with right:
         _images_ui(model_key, model_fn, fixed, kind)
         epoch_reconstructions_download_ui(epochs, fixed, name)
+    epoch_map_ui(epochs, *mapped, key="train_epoch_map", live=live, name=name)
 
 
 def _job_history(job: ProcessJob) -> tuple[list[dict], list[dict], object, int]:
@@ -290,8 +295,9 @@ def _kl_heatmap_ui(steps: list[dict], epochs: list[dict], x_axis: str) -> None:
     st.caption(f"KL per latent dimension over time, nats ({kl.source}).")
 
 
-def _kl_ui(steps: list[dict], epochs: list[dict], n_train: int, train_config: TrainConfig) -> None:
-    """Per-dimension KL (validation, last epoch; the last steps' average before that), active units, KL vanishing."""
+def _kl_ui(steps: list[dict], epochs: list[dict], n_train: int, train_config: TrainConfig, running: bool) -> None:
+    """Per-dimension KL (validation, last epoch; the last steps' average before that), active units, KL vanishing
+    (its one-click remedies while a job runs; once it has ended the weak-model warning above offers them)."""
     if epochs and epochs[-1].get("val_kl_per_dim"):
         kl, source = epochs[-1]["val_kl_per_dim"], f"validation, epoch {epochs[-1]['epoch']}"
     elif steps:
@@ -309,10 +315,12 @@ def _kl_ui(steps: list[dict], epochs: list[dict], n_train: int, train_config: Tr
     st.plotly_chart(kl_bars_figure(kl), key="kl_chart")
     if epochs and kl_vanishing(kl):
         st.warning(f"**KL vanishing**: {collapsed_dims(kl)} of {len(kl)} latent dimensions carry less than "
-                   f"{KL_COLLAPSE_NATS:g} nats — q(z|x) ≈ p(z) there, so z says almost nothing about x. Remedies:",
+                   f"{KL_COLLAPSE_NATS:g} nats — q(z|x) ≈ p(z) there, so z says almost nothing about x. "
+                   + ("Remedies:" if running else "The model's warning above offers remedies."),
                    icon=":material/warning:")
-        remedy_buttons_ui(kl_remedies(train_config, n_train), key_prefix="remedy_")
-        st.caption("Warm-up and free bits apply at the next Start; halving β also applies to the running job now.")
+        if running:
+            remedy_buttons_ui(kl_remedies(train_config, n_train), key_prefix="remedy_")
+            st.caption("Warm-up and free bits apply at the next Start; halving β also applies to the running job now.")
 
 
 def _images_ui(model_key: tuple, model_fn, fixed: np.ndarray | None, kind: str) -> None:
