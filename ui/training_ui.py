@@ -270,8 +270,13 @@ def _progress_ui(p) -> None:
 def _curves_ui(steps: list[dict], epochs: list[dict], name: str) -> None:
     keep = dict(persist_state="session")
     c1, c2, c3, c4 = st.columns([3, 1, 2, 2], vertical_alignment="bottom")
-    smoothing = c1.slider("Smoothing (EMA)", 0.0, 0.99, 0.6, 0.01, key="chart_smoothing", **keep)
+    smoothing = c1.slider("Smoothing (EMA)", 0.0, 0.99, 0.6, 0.01, key="chart_smoothing",
+                          help="Weight per training step (debiased, as TensorBoard's): the same curve however many "
+                               "points the history keeps", **keep)
     log_y = c2.toggle("log y", key="chart_logy", **keep)
+    log_x = c2.toggle("log x", key="chart_logx", **keep)
+    band = c2.toggle("min/max", key="chart_band", help="Instead of the raw values, the band between the lowest and "
+                     "highest over the smoothing's window (the steps over which it forgets)", **keep)
     x_axis = c3.segmented_control("x axis", ["step", "epoch"], default="step", key="chart_x", required=True, **keep)
     c4.download_button("History (CSV)", lambda: history_frame({"steps": steps, "epochs": epochs}).to_csv(index=False),
                        file_name=f"{name}-history.csv", mime="text/csv", key="history_csv", on_click="ignore",
@@ -280,7 +285,8 @@ def _curves_ui(steps: list[dict], epochs: list[dict], name: str) -> None:
         st.info("Waiting for the first training steps…", icon=":material/hourglass_top:")
         return
     curves, heatmap = st.columns([3, 2])
-    curves.plotly_chart(loss_figure(steps, epochs, smoothing, log_y, x_axis or "step"), key="loss_chart")
+    curves.plotly_chart(loss_figure(steps, epochs, smoothing, log_y, x_axis or "step", log_x=log_x, band=band),
+                        key="loss_chart")
     with heatmap:
         _kl_heatmap_ui(steps, epochs, x_axis or "step")
 
