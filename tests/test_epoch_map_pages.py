@@ -6,11 +6,10 @@ import io
 import re
 
 import numpy as np
-import pytest
 from PIL import Image, ImageSequence
 from streamlit.testing.v1 import AppTest
 
-from tests.test_app_pages import ROOT, start_training, texts
+from tests.test_app_pages import app, start_training, texts  # noqa: F401  (app: the AppTest factory fixture)
 from ui.epoch_map_ui import HERE, map_colours, palette
 from vae_core.config import ModelConfig, RunConfig, TrainConfig
 from vae_core.data import load_digits
@@ -18,23 +17,6 @@ from vae_core.epoch_maps import epoch_maps, map_pictures
 from vae_core.media import gif_bytes
 from vae_core.model import VAE
 from vae_core.runs import load_run, save_run
-from tests.helpers import stop_session_jobs
-
-
-@pytest.fixture
-def app(monkeypatch, tmp_path):
-    monkeypatch.setenv("VAE_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("VAE_THREADS", "1")
-    tests: list[AppTest] = []
-
-    def make(page: str) -> AppTest:
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
-        at.switch_page(page).run()
-        tests.append(at)
-        return at
-
-    yield make
-    stop_session_jobs(tests)
 
 
 def download_keys(at: AppTest) -> set[str]:
@@ -76,7 +58,8 @@ def test_a_finished_job_shows_its_map_and_the_runs_page_replays_it(app, tmp_path
 
 def test_a_run_without_maps_says_why(app, tmp_path):
     config = ModelConfig(latent_dim=2, hidden_sizes=(8,))
-    save_run(tmp_path / "runs" / "old", VAE(config), RunConfig(config, TrainConfig(), {"kind": "digits", "name": "digits"}),
+    source = {"kind": "digits", "name": "digits"}
+    save_run(tmp_path / "runs" / "old", VAE(config), RunConfig(config, TrainConfig(), source),
              history={"steps": [], "epochs": [{"epoch": 1, "step": 10, "val_images": 180}]})
     at = app("pages/runs.py")
     at.selectbox(key="runs_pick").set_value("old").run()

@@ -48,6 +48,7 @@ def test_a_new_pca_fit_is_aligned_but_latent_axes_are_not():
 def test_the_subsample_is_every_validation_image_or_a_seeded_sorted_two_thousand():
     small = np.arange(0, 300, 3)
     assert map_rows(small, seed=0) is small
+    assert len(map_rows(np.array([7]), seed=0)) == 0  # one validation image: no map (a job then keeps none)
     val = np.arange(10_000) * 2
     rows = map_rows(val, seed=3)
     assert len(rows) == MAP_POINTS and np.all(np.diff(rows) > 0) and set(rows) <= set(val)
@@ -99,5 +100,5 @@ def test_the_pictures_put_each_point_where_the_map_says_in_its_colour():
     assert picture.shape == (PICTURE_PX, PICTURE_PX, 3)
     centre = PICTURE_PX // 2
     assert tuple(picture[centre, centre]) == (255, 0, 0)
-    low_left, up_right = np.argwhere(np.all(picture == (255, 0, 0), -1)), np.argwhere(np.all(picture == (0, 0, 255), -1))
-    assert low_left[:, 0].max() > centre + 50 and up_right[:, 0].max() < centre - 50  # y grows upwards
+    red, blue = np.argwhere(np.all(picture == (255, 0, 0), -1)), np.argwhere(np.all(picture == (0, 0, 255), -1))
+    assert red[:, 0].max() > centre + 50 and blue[:, 0].max() < centre - 50  # (-1, -1) low, (1, 1) high: y grows up

@@ -23,8 +23,11 @@ POINT_PX = 3  # a point's side in a picture
 
 
 def map_rows(val_idx: np.ndarray, seed: int) -> np.ndarray:
-    """The dataset rows on the map: every validation row, or a seeded subsample of MAP_POINTS of them, sorted."""
+    """The dataset rows on the map: every validation row, or a seeded subsample of MAP_POINTS of them, sorted; none
+    when there are fewer than two (a map needs two points)."""
     val_idx = np.asarray(val_idx)
+    if len(val_idx) < 2:
+        return val_idx[:0]
     if len(val_idx) <= MAP_POINTS:
         return val_idx
     pick = np.random.default_rng(seed).choice(len(val_idx), MAP_POINTS, replace=False)

@@ -4,8 +4,8 @@ METHODS holds one entry per method with the facts its callers need instead of it
 have an exact map (transform) or are placed among the fitted codes; whether that map is linear, y = A (z - m) (posterior
 ellipses, the browser's star placement and drag); whether it is slow (fitted through the server's queue); whether it is
 installed; the fewest latent dimensions it needs; its parameters with defaults; whether its plane is fixed only up to
-rotation and sign, so that a refit is aligned to the last (align_to: the latent map per epoch). `Projection` is the estimator
-(scikit-learn's conventions: __init__ stores parameters, fit returns self, learned state ends in `_`).
+rotation and sign, so that a refit is aligned to the last (align_to: the latent map per epoch). `Projection` is the
+estimator (scikit-learn's conventions: __init__ stores parameters, fit returns self, learned state ends in `_`).
 A new method is one entry here, its fit, and its test."""
 from __future__ import annotations
 

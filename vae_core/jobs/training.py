@@ -283,9 +283,10 @@ class TrainingJob(JobCore):
                                 "good weights are kept — try a lower learning rate")
             row |= {"val_neg_elbo": -ev.elbo, "val_recon": ev.reconstruction, "val_kl": ev.kl,
                     "active_units": ev.active_units, "val_kl_per_dim": ev.kl_per_dim}
-            with self._lock:
-                previous = last_map(self._epochs)
-            row |= map_frame(map_codes(self.model, self.dataset.batch(self.map_rows)), previous)
+            if len(self.map_rows):
+                with self._lock:
+                    previous = last_map(self._epochs)
+                row |= map_frame(map_codes(self.model, self.dataset.batch(self.map_rows)), previous)
         row["time"] = time.time()
         frame = self._recon_frame()
         if frame is not None:
