@@ -4,6 +4,8 @@ encodes the subsample); latent axes for a 2-D latent; the cap thins maps evenly;
 map says, in its class's colour."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -12,7 +14,9 @@ from scipy.linalg import orthogonal_procrustes
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.epoch_maps import (CODE_DECIMALS, MAP_FRAMES, MAP_POINTS, MAP_VALUES, PICTURE_PX, EpochMaps, epoch_maps,
                                  epoch_projection, map_pictures, map_rows, thin_map_frames)
-from vae_core.jobs import TrainingJob
+from vae_core.jobs import ProcessJob, TrainingJob
+from vae_core.jobs.progress import Progress
+from vae_core.jobs.protocol import Update
 from vae_core.projections import METHODS, Projection, align_to
 from vae_core.runs import load_run
 
@@ -102,3 +106,21 @@ def test_the_pictures_put_each_point_where_the_map_says_in_its_colour():
     assert tuple(picture[centre, centre]) == (255, 0, 0)
     red, blue = np.argwhere(np.all(picture == (255, 0, 0), -1)), np.argwhere(np.all(picture == (0, 0, 255), -1))
     assert red[:, 0].max() > centre + 50 and blue[:, 0].max() < centre - 50  # (-1, -1) low, (1, 1) high: y grows up
+
+
+def test_the_servers_mirror_keeps_the_maps_the_worker_kept():
+    """The worker thins its maps at each epoch end; the server's copy (ProcessJob, fed by Update messages of a few
+    rows each) thins row by row alike, so the page and the saved run hold the same epochs' maps."""
+    worker, mirror = TrainingJob.__new__(TrainingJob), ProcessJob.__new__(ProcessJob)
+    worker._epochs = []
+    mirror._lock, mirror._steps, mirror._stride, mirror._epochs = threading.Lock(), [], 1, []
+    progress = Progress("running", 0, 1, 0, 1, 0.0, None)
+    rows = [{"epoch": e, "map_codes": [float(e)] * 8, "map_xy": [float(e)] * 4} for e in range(1, 3 * MAP_FRAMES)]
+    for start in range(0, len(rows), 3):  # three epochs per update
+        sent = rows[start:start + 3]
+        for row in sent:
+            worker._epochs.append(row)
+            worker._thin_map_frames()
+        mirror._apply(Update(steps=[], epochs=sent, progress=progress, stride=1))
+    assert mirror._epochs == worker._epochs
+    assert sum("map_xy" in r for r in mirror._epochs) <= MAP_FRAMES
