@@ -5,7 +5,8 @@ settle()  # the warm-up thread may be importing pandas right now (see ui/warmup.
 import streamlit as st
 
 from ui.frame import require_app_frame
-from ui.runs_ui import actions_ui, all_runs, message_ui, overlay_ui, pick_ui, table_ui, upload_ui
+from ui.runs_ui import (actions_ui, all_runs, latent_map_replay_ui, message_ui, overlay_ui, pick_ui, table_ui,
+                        upload_ui)
 
 require_app_frame()  # a deep link on a fresh server: run through app.py first (see ui/frame.py)
 
@@ -23,6 +24,7 @@ table_ui(runs)
 st.subheader("Selected run")
 label = pick_ui(runs)
 actions_ui(label, runs[label])
+latent_map_replay_ui(runs[label])
 
 st.subheader("Compare curves")
 overlay_ui(runs)

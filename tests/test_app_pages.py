@@ -157,10 +157,23 @@ def test_kl_vanishing_warning_and_one_click_remedy(app):
     assert job.join(timeout=60) and job.state == "finished"
     at.run()
     assert "KL vanishing" in texts(at.warning)
-    at.button(key="remedy_beta").click().run()
+    # the job has ended: the KL box shows no buttons of its own, the weak-model warning's remedies are the ones
+    keys = {b.key for b in at.button}
+    assert not {k for k in keys if k.startswith("remedy_")} and {"weak_train_beta", "weak_train_free_bits"} <= keys
+    at.button(key="weak_train_beta").click().run()
     assert at.session_state["tf_beta"] == 2.0 and not at.exception
-    at.button(key="remedy_free_bits").click().run()
+    at.button(key="weak_train_free_bits").click().run()
     assert at.session_state["tf_free_bits"] == 0.25
+
+
+def test_the_kl_vanishing_remedies_are_buttons_while_the_job_runs(app):
+    at = app("pages/train.py")
+    job = start_training(at, tf_epochs=300, tf_beta=8.0)
+    wait_until(lambda: len(job.history()["epochs"]) >= 2 or not job.is_active, "two epochs", timeout=120)
+    at.run()
+    assert job.is_active and "KL vanishing" in texts(at.warning)
+    at.button(key="remedy_beta").click().run()
+    assert at.session_state["tf_beta"] == 4.0 and not at.exception
 
 
 def test_validation_fraction_zero_trains_on_everything_and_every_page_copes(app):

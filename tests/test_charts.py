@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from ui.charts import MAX_POINTS, ema, history_frame, kl_bars_figure, loss_figure, overlay_figure, steps_per_epoch
+from ui.charts import (MAX_POINTS, ema, history_frame, kl_bars_figure, loss_figure, overlay_figure, steps_per_epoch,
+                       time_constant)
 
 
 def tensorboard_smooth(values, weight):
@@ -103,3 +104,60 @@ def test_history_frame_spreads_kl_and_joins_epochs():
     assert frame.loc[frame.step == 5, "val_neg_elbo"].item() == 28.0  # the epoch's row joined at its last step
     assert frame.loc[frame.step == 4, "val_neg_elbo"].isna().item()
     assert "epoch" in frame.columns and "kl_per_dim" not in frame.columns
+
+
+def rows_of(steps, values) -> list[dict]:
+    return [{"step": int(s), "epoch": 1, "total": float(v), "recon": float(v), "kl": 0.0, "beta_kl": 0.0, "beta": 1.0,
+             "lr": 1e-3, "samples_per_s": 1.0, "kl_per_dim": [0.0]} for s, v in zip(steps, values)]
+
+
+def train_trace(fig, name="total (optimised) · train"):
+    return next(t for t in fig.data if t.name == name)
+
+
+def test_smoothing_goes_by_step_so_a_thinned_history_draws_the_same_curve():
+    """A jump from 0 to 1 after step 100, logged every step or every 4th (tensorflow/tensorboard#1518): the smoothed
+    curve is (1 - w^(steps since the jump)) / (1 - w^step) (the debiasing) at the same steps either way;
+    TensorBoard's per-value EMA is not."""
+    weight, full_steps = 0.9, np.arange(1, 201)
+    full = train_trace(loss_figure(rows_of(full_steps, full_steps > 100), [], smoothing=weight))
+    thin_steps = full_steps[3::4]
+    thin = train_trace(loss_figure(rows_of(thin_steps, thin_steps > 100), [], smoothing=weight))
+    at = np.isin(full.x, thin.x)
+    np.testing.assert_allclose(np.asarray(full.y)[at], thin.y, atol=1e-12)
+    after = thin_steps > 100
+    s = thin_steps[after]
+    np.testing.assert_allclose(np.asarray(thin.y)[after], (1 - weight ** (s - 100)) / (1 - weight ** s), atol=1e-12)
+    per_value = ema((thin_steps > 100).astype(float), weight)  # TensorBoard's: the thinned curve would be slower
+    assert np.abs(per_value[after] - np.asarray(thin.y)[after]).max() > 0.1
+
+
+def test_the_min_max_envelope_is_the_range_over_the_smoothings_window():
+    rng = np.random.default_rng(0)
+    steps, values = np.arange(1, 301) * 2, rng.normal(10, 1, 300)  # logged every other step
+    fig = loss_figure(rows_of(steps, values), [], smoothing=0.95, band=True)
+    lo = next(t for t in fig.data if t.name == "total (optimised) · min")
+    hi = next(t for t in fig.data if t.name == "total (optimised) · max")
+    assert hi.fill == "tonexty" and not [t for t in fig.data if t.opacity == 0.25]  # the band instead of the raw line
+    window = time_constant(0.95)
+    assert window == pytest.approx(19.5, abs=0.01)  # 0.95 ** 19.5 = 1/e
+    inside = [(steps > s - window) & (steps <= s) for s in steps]  # the reference: every window by brute force
+    np.testing.assert_allclose(lo.y, [values[m].min() for m in inside])
+    np.testing.assert_allclose(hi.y, [values[m].max() for m in inside])
+
+
+def test_a_strided_envelope_covers_every_value_its_points_stand_for():
+    n = 5 * MAX_POINTS
+    values = np.zeros(n)
+    values[7] = 100.0  # a spike at a point the stride does not draw
+    fig = loss_figure(rows_of(np.arange(1, n + 1), values), [], smoothing=0.0, band=True)
+    hi = next(t for t in fig.data if t.name == "total (optimised) · max")
+    assert len(hi.x) <= MAX_POINTS and max(hi.y) == 100.0
+
+
+def test_log_x_for_steps_and_epochs():
+    steps, epochs = history()
+    for x_axis in ("step", "epoch"):
+        fig = loss_figure(steps, epochs, log_x=True, x_axis=x_axis)
+        assert fig.layout.xaxis.type == "log" and min(train_trace(fig, "KL · train").x) > 0
+    assert loss_figure(steps, epochs).layout.xaxis.type in (None, "linear", "-")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections import deque
 from typing import TYPE_CHECKING, Sequence
 
 if TYPE_CHECKING:  # only a type here: the heatmap's input
@@ -33,17 +34,64 @@ OVERLAY_METRICS = {  # label -> (table, key)
 PALETTE = ["#4B6BFB", "#E4572E", "#17BEBB", "#F3A712", "#76B041", "#A14DA0", "#2E2E3A", "#FF6F91", "#8D6A9F"]
 
 
-def ema(values: Sequence[float], weight: float) -> np.ndarray:
-    """TensorBoard's smoothing: an exponential moving average debiased like Adam, so it starts at the first value."""
+def ema(values: Sequence[float], weight: float, x: Sequence[float] | None = None) -> np.ndarray:
+    """TensorBoard's smoothing: an exponential moving average debiased like Adam, so it starts at the first value.
+
+    With x (each value's step), the weight is per step rather than per value: a value gap steps after the one before
+    moves the average by 1 - weight**gap, so the curve does not depend on how many values were kept (a history
+    thinned to every other row, a run logging every k steps: tensorflow/tensorboard#1518). On unit steps from step 1
+    (and without x) it is TensorBoard's own."""
     out = np.empty(len(values), dtype=np.float64)
-    last, count = 0.0, 0
+    last, norm, before = 0.0, 0.0, None
     for i, value in enumerate(values):
         if not math.isfinite(value):
             out[i] = value  # NaN/inf pass through, as in TensorBoard
             continue
-        last, count = last * weight + (1 - weight) * value, count + 1
-        out[i] = last / (1 - weight**count) if weight > 0 else value
+        if x is None:
+            gap = 1.0
+        else:  # the first value stands for the steps since step 0, as it would logged every step
+            gap = float(x[i]) - before if before is not None else max(1.0, float(x[i]))
+        keep = weight ** gap if weight > 0 else 0.0
+        last, norm = last * keep + (1 - keep) * value, norm * keep + (1 - keep)  # norm: the debiasing, 1 - w^n
+        before = None if x is None else float(x[i])
+        out[i] = last / norm if norm > 0 else value
     return out
+
+
+def time_constant(weight: float) -> float:
+    """The steps over which ema(weight) forgets (weight**steps = 1/e): the envelope's window. 0 for no smoothing."""
+    return -1.0 / math.log(weight) if 0 < weight < 1 else 0.0
+
+
+def envelope(x: Sequence[float], values: Sequence[float], window: float) -> tuple[np.ndarray, np.ndarray]:
+    """The lowest and highest value within the last `window` steps of each point (x - window, x]: the range the
+    smoothed curve averages over (tensorflow/tensorboard#6830), by step like ema, so it too does not depend on how
+    many values were kept. Non-finite values are left out."""
+    x, values = np.asarray(x, np.float64), np.asarray(values, np.float64)
+    lo, hi = np.empty(len(values)), np.empty(len(values))
+    low, high = deque(), deque()  # indices with increasing values (low) / decreasing (high) inside the window
+    for i, value in enumerate(values):
+        if math.isfinite(value):
+            while low and values[low[-1]] >= value:
+                low.pop()
+            while high and values[high[-1]] <= value:
+                high.pop()
+            low.append(i)
+            high.append(i)
+        for queue in (low, high):
+            while queue and x[queue[0]] <= x[i] - window and queue[0] != i:
+                queue.popleft()
+        lo[i] = values[low[0]] if low else np.nan
+        hi[i] = values[high[0]] if high else np.nan
+    return lo, hi
+
+
+def _bucketed(lo: np.ndarray, hi: np.ndarray, cut: slice) -> tuple[np.ndarray, np.ndarray]:
+    """lo and hi at the strided points, each over the values its point stands for (since the point before it)."""
+    shown = np.arange(len(lo))[cut]
+    starts = np.concatenate([[0], shown[:-1] + 1])
+    return (np.array([np.nanmin(lo[a:b + 1]) for a, b in zip(starts, shown)]),
+            np.array([np.nanmax(hi[a:b + 1]) for a, b in zip(starts, shown)]))
 
 
 def steps_per_epoch(epochs: list[dict]) -> float | None:
@@ -79,19 +127,29 @@ def _val_rows(steps: list[dict], epochs: list[dict]) -> list[dict]:
 
 
 def loss_figure(steps: list[dict], epochs: list[dict], smoothing: float = 0.6, log_y: bool = False,
-                x_axis: str = "step", terms: Sequence[str] = tuple(TERMS)) -> go.Figure:
-    """Training curves (raw faint, EMA-smoothed bold) and validation points for each loss term, in nats per image."""
+                x_axis: str = "step", terms: Sequence[str] = tuple(TERMS), log_x: bool = False,
+                band: bool = False) -> go.Figure:
+    """Training curves (EMA-smoothed by step, bold; under each the raw values faint, or with band their min/max
+    envelope over the smoothing's window) and validation points for each loss term, in nats per image."""
     fig = go.Figure()
     per_epoch = steps_per_epoch(epochs)
     if steps:
         x, cut = _x(steps, x_axis, per_epoch), _stride(len(steps))
+        at = np.array([r["step"] for r in steps], dtype=np.float64)  # smoothing and envelope go by step
         for key in terms:
             label, colour, dash = TERMS[key]
             y = np.array([r[key] for r in steps], dtype=np.float64)
-            if smoothing > 0:
+            if band:
+                lo, hi = _bucketed(*envelope(at, y, time_constant(smoothing)), cut)
+                fig.add_trace(go.Scatter(x=x[cut], y=lo, mode="lines", line=dict(width=0), legendgroup=key,
+                                         showlegend=False, hoverinfo="skip", name=f"{label} · min"))
+                fig.add_trace(go.Scatter(x=x[cut], y=hi, mode="lines", line=dict(width=0), fill="tonexty",
+                                         fillcolor=_translucent(colour), legendgroup=key, showlegend=False,
+                                         hoverinfo="skip", name=f"{label} · max"))
+            elif smoothing > 0:
                 fig.add_trace(go.Scatter(x=x[cut], y=y[cut], mode="lines", line=dict(color=colour, width=1),
                                          opacity=0.25, legendgroup=key, showlegend=False, hoverinfo="skip"))
-            fig.add_trace(go.Scatter(x=x[cut], y=ema(y, smoothing)[cut], mode="lines", name=f"{label} · train",
+            fig.add_trace(go.Scatter(x=x[cut], y=ema(y, smoothing, at)[cut], mode="lines", name=f"{label} · train",
                                      line=dict(color=colour, width=2, dash=dash), legendgroup=key))
     val = _val_rows(steps, epochs)
     for key in terms:
@@ -104,7 +162,15 @@ def loss_figure(steps: list[dict], epochs: list[dict], smoothing: float = 0.6, l
                                      line=dict(color=colour, width=1.5, dash="dot"), marker=dict(size=6),
                                      legendgroup=key))
     fig.update_layout(**_layout(log_y), xaxis_title=x_axis, yaxis_title="nats per image")
+    if log_x:  # steps and epochs start above 0 (the first logged step, the first fraction of an epoch)
+        fig.update_xaxes(type="log")
     return fig
+
+
+def _translucent(colour: str, alpha: float = 0.18) -> str:
+    """#RRGGBB as an rgba() with alpha, for a band under its curve."""
+    r, g, b = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
 
 
 def kl_bars_figure(kl_per_dim: Sequence[float], threshold: float = KL_COLLAPSE_NATS) -> go.Figure:
@@ -148,7 +214,7 @@ def overlay_figure(histories: dict[str, dict], metric: str, x_axis: str = "epoch
         colour = PALETTE[i % len(PALETTE)]
         if table == "steps":
             x, cut = _x(rows, x_axis, steps_per_epoch(history.get("epochs", []))), _stride(len(rows))
-            y = ema([r[key] for r in rows], smoothing)
+            y = ema([r[key] for r in rows], smoothing, [r["step"] for r in rows])
             fig.add_trace(go.Scatter(x=x[cut], y=y[cut], mode="lines", name=name, line=dict(color=colour, width=2)))
         else:
             x = [r["step"] if x_axis == "step" else r["epoch"] for r in rows]

@@ -1,5 +1,6 @@
-"""The Runs page's pieces: the table of runs, the selected run's actions (make active, download, rename, delete), the
-curves of several runs in one chart, and the upload of a run zip. Rename and delete ask ui/sharing.py first."""
+"""The Runs page's pieces: the table of runs, the selected run's actions (make active, download, rename, delete) and
+its latent map epoch by epoch, the curves of several runs in one chart, and the upload of a run zip. Rename and
+delete ask ui/sharing.py first."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -9,10 +10,13 @@ import pandas as pd
 import streamlit as st
 
 from ui.charts import OVERLAY_METRICS, overlay_figure
+from ui.epoch_map_ui import epoch_map_ui
 from ui.server import BUNDLED_RUN, job_pool, run_for, runs_root
 from ui.sharing import note_created, note_deleted, note_renamed, run_in_use, why_not_change
-from ui.state import set_active_run, upload_result
+from ui.state import run_dataset, set_active_run, upload_result
 from ui.storage import forget_imported, note_imported, prune_imported
+from vae_core.data import split_indices
+from vae_core.epoch_maps import map_rows
 from vae_core.runs import RunSummary, delete_run, export_zip, import_zip, list_runs, load_config, rename_run
 from vae_core.runs.kept_data import describe_kept, kept_digest, release
 
@@ -156,6 +160,21 @@ def kept_ui(run: RunSummary) -> None:
         return
     if line:
         st.caption(f":material/inventory_2: {line}")
+
+
+def latent_map_replay_ui(run: RunSummary) -> None:
+    """The selected run's latent map epoch by epoch (ui/epoch_map_ui.py: a scrubber, GIF and PNG), if it kept one."""
+    try:
+        loaded = run_for(run.path)
+        dataset = run_dataset(loaded)
+        train = loaded.config.train
+        rows = map_rows(split_indices(dataset.n, train.val_fraction, train.seed)[1], train.seed)
+    except (ValueError, OSError) as exc:
+        st.caption(f"Latent map per epoch: {exc}")
+        return
+    same_data = dataset.shape == loaded.config.model.input_shape  # else its classes are not the map's
+    epoch_map_ui(loaded.history.get("epochs", []), dataset if same_data else None, rows, key="runs_epoch_map",
+                 live=False, name=loaded.name)
 
 
 def overlay_ui(runs: dict[str, RunSummary]) -> None:

@@ -9,6 +9,7 @@ import torch
 
 from ui.charts import history_frame, kl_bars_figure, kl_heatmap_figure, loss_figure
 from ui.diagnosis_ui import weak_model_ui
+from ui.epoch_map_ui import epoch_map_ui
 from ui.exports import epoch_reconstructions_download_ui
 from ui.images import grid
 from ui.remedies import remedy_buttons_ui
@@ -19,6 +20,7 @@ from vae_core.architectures import ARCHS, architecture
 from vae_core.config import LR_SCHEDULES, ModelConfig, TrainConfig
 from vae_core.data import Dataset, preview_indices, split_indices
 from vae_core.diagnosis import kl_remedies
+from vae_core.epoch_maps import map_rows
 from vae_core.kl_history import kl_over_time
 from vae_core.likelihoods import LIKELIHOODS, likelihood
 from vae_core.metrics import KL_COLLAPSE_NATS, collapsed_dims, kl_vanishing
@@ -212,11 +214,12 @@ def _live_body(job: ProcessJob | None, run: Run | None, was_active: bool) -> Non
         fixed, n_train = job.dataset.batch(shown[:N_FIXED]), len(job.train_idx)
         model_fn, train_config = job.model_snapshot, job.train_config
         ended = (job.run_dir, job.dataset) if progress.state not in ACTIVE and job.run_dir is not None else None
+        mapped, live = (job.dataset, job.map_rows), progress.state in ACTIVE
     elif run is not None:
         steps, epochs = run.history.get("steps", []), run.history.get("epochs", [])
         st.caption(f"Curves of the active model **{run.name}** — press Start to train a new one.")
         dataset = run_dataset(run)
-        train_idx, _ = split_indices(dataset.n, run.config.train.val_fraction, run.config.train.seed)
+        train_idx, val_idx = split_indices(dataset.n, run.config.train.val_fraction, run.config.train.seed)
         shown, kind = preview_indices(dataset.n, run.config.train.val_fraction, run.config.train.seed)
         name, model_key = run.name, (str(run.path), (run.path / "model.safetensors").stat().st_mtime)
         fixed, n_train = dataset.batch(shown[:N_FIXED]), len(train_idx)
@@ -224,6 +227,7 @@ def _live_body(job: ProcessJob | None, run: Run | None, was_active: bool) -> Non
         if dataset.shape != run.config.model.input_shape:
             fixed = None
         ended = (run, dataset)
+        mapped, live = (dataset, map_rows(val_idx, run.config.train.seed)), False
     else:
         st.info("No model yet: choose the settings and press **Start training**.")
         return
@@ -234,10 +238,11 @@ def _live_body(job: ProcessJob | None, run: Run | None, was_active: bool) -> Non
     _curves_ui(steps, epochs, name)
     left, right = st.columns(2)
     with left:
-        _kl_ui(steps, epochs, n_train, train_config)
+        _kl_ui(steps, epochs, n_train, train_config, running=job is not None and live)
     with right:
         _images_ui(model_key, model_fn, fixed, kind)
         epoch_reconstructions_download_ui(epochs, fixed, name)
+    epoch_map_ui(epochs, *mapped, key="train_epoch_map", live=live, name=name)
 
 
 def _job_history(job: ProcessJob) -> tuple[list[dict], list[dict], object, int]:
@@ -267,8 +272,13 @@ def _progress_ui(p) -> None:
 def _curves_ui(steps: list[dict], epochs: list[dict], name: str) -> None:
     keep = dict(persist_state="session")
     c1, c2, c3, c4 = st.columns([3, 1, 2, 2], vertical_alignment="bottom")
-    smoothing = c1.slider("Smoothing (EMA)", 0.0, 0.99, 0.6, 0.01, key="chart_smoothing", **keep)
+    smoothing = c1.slider("Smoothing (EMA)", 0.0, 0.99, 0.6, 0.01, key="chart_smoothing",
+                          help="Weight per training step (debiased, as TensorBoard's): the same curve however many "
+                               "points the history keeps", **keep)
     log_y = c2.toggle("log y", key="chart_logy", **keep)
+    log_x = c2.toggle("log x", key="chart_logx", **keep)
+    band = c2.toggle("min/max", key="chart_band", help="Instead of the raw values, the band between the lowest and "
+                     "highest over the smoothing's window (the steps over which it forgets)", **keep)
     x_axis = c3.segmented_control("x axis", ["step", "epoch"], default="step", key="chart_x", required=True, **keep)
     c4.download_button("History (CSV)", lambda: history_frame({"steps": steps, "epochs": epochs}).to_csv(index=False),
                        file_name=f"{name}-history.csv", mime="text/csv", key="history_csv", on_click="ignore",
@@ -277,7 +287,8 @@ def _curves_ui(steps: list[dict], epochs: list[dict], name: str) -> None:
         st.info("Waiting for the first training steps…", icon=":material/hourglass_top:")
         return
     curves, heatmap = st.columns([3, 2])
-    curves.plotly_chart(loss_figure(steps, epochs, smoothing, log_y, x_axis or "step"), key="loss_chart")
+    curves.plotly_chart(loss_figure(steps, epochs, smoothing, log_y, x_axis or "step", log_x=log_x, band=band),
+                        key="loss_chart")
     with heatmap:
         _kl_heatmap_ui(steps, epochs, x_axis or "step")
 
@@ -292,8 +303,9 @@ def _kl_heatmap_ui(steps: list[dict], epochs: list[dict], x_axis: str) -> None:
     st.caption(f"KL per latent dimension over time, nats ({kl.source}).")
 
 
-def _kl_ui(steps: list[dict], epochs: list[dict], n_train: int, train_config: TrainConfig) -> None:
-    """Per-dimension KL (validation, last epoch; the last steps' average before that), active units, KL vanishing."""
+def _kl_ui(steps: list[dict], epochs: list[dict], n_train: int, train_config: TrainConfig, running: bool) -> None:
+    """Per-dimension KL (validation, last epoch; the last steps' average before that), active units, KL vanishing
+    (its one-click remedies while a job runs; once it has ended the weak-model warning above offers them)."""
     if epochs and epochs[-1].get("val_kl_per_dim"):
         kl, source = epochs[-1]["val_kl_per_dim"], f"validation, epoch {epochs[-1]['epoch']}"
     elif steps:
@@ -311,10 +323,12 @@ def _kl_ui(steps: list[dict], epochs: list[dict], n_train: int, train_config: Tr
     st.plotly_chart(kl_bars_figure(kl), key="kl_chart")
     if epochs and kl_vanishing(kl):
         st.warning(f"**KL vanishing**: {collapsed_dims(kl)} of {len(kl)} latent dimensions carry less than "
-                   f"{KL_COLLAPSE_NATS:g} nats — q(z|x) ≈ p(z) there, so z says almost nothing about x. Remedies:",
+                   f"{KL_COLLAPSE_NATS:g} nats — q(z|x) ≈ p(z) there, so z says almost nothing about x. "
+                   + ("Remedies:" if running else "The model's warning above offers remedies."),
                    icon=":material/warning:")
-        remedy_buttons_ui(kl_remedies(train_config, n_train), key_prefix="remedy_")
-        st.caption("Warm-up and free bits apply at the next Start; halving β also applies to the running job now.")
+        if running:
+            remedy_buttons_ui(kl_remedies(train_config, n_train), key_prefix="remedy_")
+            st.caption("Warm-up and free bits apply at the next Start; halving β also applies to the running job now.")
 
 
 def _images_ui(model_key: tuple, model_fn, fixed: np.ndarray | None, kind: str) -> None:

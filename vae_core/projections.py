@@ -3,8 +3,9 @@
 METHODS holds one entry per method with the facts its callers need instead of its name: its label; whether new codes
 have an exact map (transform) or are placed among the fitted codes; whether that map is linear, y = A (z - m) (posterior
 ellipses, the browser's star placement and drag); whether it is slow (fitted through the server's queue); whether it is
-installed; the fewest latent dimensions it needs; its parameters with defaults. `Projection` is the estimator
-(scikit-learn's conventions: __init__ stores parameters, fit returns self, learned state ends in `_`).
+installed; the fewest latent dimensions it needs; its parameters with defaults; whether its plane is fixed only up to
+rotation and sign, so that a refit is aligned to the last (align_to: the latent map per epoch). `Projection` is the
+estimator (scikit-learn's conventions: __init__ stores parameters, fit returns self, learned state ends in `_`).
 A new method is one entry here, its fit, and its test."""
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ class Method:
     plane: str = ""  # what a dragged star moves z in (linear maps)
     fit_cost: Callable[[int], str] | None = None  # what fitting n codes costs, for a progress message
     axis_names: Callable[[Projection], tuple[str, str]] | None = None  # default: "<label> 1", "<label> 2"
+    aligned: bool = False  # its plane is fixed only up to rotation and sign: a refit is aligned to the last (align_to)
 
     @property
     def exact(self) -> bool:
@@ -138,7 +140,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("identity", "Latent axes", _fit_axes, _linear_map, linear=True, min_latent_dim=2,
            params=(Param("dims", "Axes", (0, 1), kind="axes"),), plane="the two latent axes",
            axis_names=lambda p: (f"z{p.dims[0]}", f"z{p.dims[1]}")),
-    Method("pca", "PCA", _fit_pca, _linear_map, linear=True, inverse=True,
+    Method("pca", "PCA", _fit_pca, _linear_map, linear=True, inverse=True, aligned=True,
            plane="the principal plane (the rest of z kept)", axis_names=lambda p: ("PC1", "PC2")),
     Method("tsne", "t-SNE", _fit_tsne, slow=True,
            params=(MAX_POINTS, Param("perplexity", "Perplexity", 30, low=5, high=100),
@@ -171,6 +173,17 @@ def methods_for(latent_dim: int) -> list[Method]:
 def default_method(latent_dim: int) -> str:
     """The first map to show: a 2-D latent space as it is, anything else by PCA."""
     return "identity" if latent_dim == 2 else "pca"
+
+
+def align_to(xy: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    """xy turned (a rotation, a reflection: an orthogonal R) to lie closest to previous, the same points' positions
+    in an earlier fit: R = argmin ||xy R - previous||_F over R^T R = I, the orthogonal Procrustes problem (Schönemann
+    1966): U V^T of the SVD of xy^T previous, as scipy.linalg.orthogonal_procrustes. (N, 2) -> (N, 2)."""
+    xy, previous = np.asarray(xy, np.float64), np.asarray(previous, np.float64)
+    if xy.shape != previous.shape:
+        raise ValueError(f"alignment needs the same points in both fits, got {xy.shape} and {previous.shape}")
+    u, _, vt = np.linalg.svd(xy.T @ previous)
+    return xy @ (u @ vt)
 
 
 def projection_key(run_path: str, run_mtime: float, source, method: str, params: dict) -> str:

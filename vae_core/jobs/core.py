@@ -1,7 +1,8 @@
 """What every training job shares, whether it trains in a thread of this process (TrainingJob) or in a worker process
 (ProcessJob): its setup (the device, the split, the first model), its state machine (start, pause, resume, stop; a new
 lr or β checked by TrainConfig's rules) and its history (step and epoch rows, thinned evenly as a long run outgrows
-its budget), all read and changed under the job's lock."""
+its budget; the reconstructions and latent maps kept per epoch, thinned alike), all read and changed under the job's
+lock."""
 from __future__ import annotations
 
 import copy
@@ -15,6 +16,7 @@ import torch
 
 from ..config import ModelConfig, TrainConfig
 from ..data import Dataset, split_indices
+from ..epoch_maps import map_rows, thin_map_frames
 from ..media import RECON_FRAMES
 from ..model import VAE
 from ..runs import Run
@@ -80,6 +82,7 @@ class JobCore:
         self.run_dir = Path(run_dir) if run_dir else None
         self.threads = threads or default_threads()
         self.train_idx, self.val_idx = split_indices(dataset.n, train_config.val_fraction, train_config.seed)
+        self.map_rows = map_rows(self.val_idx, train_config.seed)  # the validation images on the latent map
         self.device = torch.device(resolve_device(train_config.device))
         # a private copy: set_lr / set_beta update it (so the saved config tells what was used), not the caller's;
         # "auto" is recorded as what it picked
@@ -245,3 +248,7 @@ class JobCore:
         if len(kept) > RECON_FRAMES:
             for i in kept[1:-1:2]:
                 self._epochs[i] = {k: v for k, v in self._epochs[i].items() if k != "val_recon_frame"}
+
+    def _thin_map_frames(self) -> None:
+        """Keep the latent maps of the epochs within their cap (epoch_maps.thin_map_frames)."""
+        self._epochs = thin_map_frames(self._epochs)

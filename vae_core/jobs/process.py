@@ -189,7 +189,9 @@ class ProcessJob(JobCore):
             self._steps.extend(update.steps)
             if update.stride != self._stride:  # the worker thinned its history: thin the mirror alike
                 self._thin_to(update.stride)
-            self._epochs.extend(update.epochs)
+            for row in update.epochs:  # thinned row by row as the worker did: the mirror keeps the maps it kept
+                self._epochs.append(row)
+                self._thin_map_frames()
             self._progress = update.progress
             self._warnings = update.progress.warnings
             if model is not None:

@@ -15,6 +15,7 @@ import torch.distributed as dist
 
 from ..config import ModelConfig, RunConfig, TrainConfig
 from ..data import Dataset
+from ..epoch_maps import last_map, map_codes, map_frame
 from ..media import recon_frame_images
 from ..metrics import evaluate
 from ..objective import kl_weight, loss_terms, lr_factor
@@ -271,7 +272,8 @@ class TrainingJob(JobCore):
             self._rate = pending[-1][-1]
 
     def _end_epoch(self, epoch: int) -> None:
-        """Validate (unless there is no validation split: val_images 0 says so), publish the weights, autosave."""
+        """Validate and map the validation subsample (unless there is no validation split: val_images 0 says so),
+        publish the weights, autosave."""
         row = {"epoch": epoch + 1, "step": self._step, "val_images": len(self.val_idx)}
         if len(self.val_idx):
             ev = evaluate(self.model, _Rows(self.dataset, self.val_idx), seed=self.train_config.seed)
@@ -281,6 +283,10 @@ class TrainingJob(JobCore):
                                 "good weights are kept — try a lower learning rate")
             row |= {"val_neg_elbo": -ev.elbo, "val_recon": ev.reconstruction, "val_kl": ev.kl,
                     "active_units": ev.active_units, "val_kl_per_dim": ev.kl_per_dim}
+            if len(self.map_rows):
+                with self._lock:
+                    previous = last_map(self._epochs)
+                row |= map_frame(map_codes(self.model, self.dataset.batch(self.map_rows)), previous)
         row["time"] = time.time()
         frame = self._recon_frame()
         if frame is not None:
@@ -289,6 +295,7 @@ class TrainingJob(JobCore):
             self._epochs.append(row)
             self._epoch = epoch + 1
             self._thin_recon_frames()
+            self._thin_map_frames()
         self._publish()
         self._save(finished=False)
 
