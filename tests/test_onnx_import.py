@@ -16,7 +16,7 @@ from vae_core import import_onnx as cli
 from vae_core.config import TrainConfig
 from vae_core.data import Dataset
 from vae_core.export import export_model, reference_decode, reference_encode
-from vae_core.imports import build_imported
+from vae_core.imports.onnx_run import build_imported, import_onnx_uploads
 from vae_core.jobs import TrainingJob
 from vae_core.runs import load_run
 
@@ -78,6 +78,25 @@ def test_the_run_records_where_it_came_from(tmp_path):
         assert source[side]["file"] == path.name
         assert source[side]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert run.config.model.arch == "onnx" and run.history == {"steps": [], "epochs": []}
+
+
+def test_uploaded_files_become_a_new_run_named_after_the_encoder(tmp_path):
+    torch_model = seeded(ExamplesVAE)
+    enc, dec = export_vae(torch_model, tmp_path, 20)
+    root = tmp_path / "runs"
+    uploads = (("my enc.onnx", enc.read_bytes()), ("my dec.onnx", dec.read_bytes()))
+    first = import_onnx_uploads(*uploads, (1, 28, 28), "bernoulli", root)
+    second = import_onnx_uploads(*uploads, (1, 28, 28), "bernoulli", root)
+    assert (first.name, second.name) == ("my-enc-onnx", "my-enc-onnx-2")
+    run = load_run(first)
+    assert run.state["imported"]["decoder"]["file"] == "my dec.onnx"
+    with torch.no_grad():
+        z = codes(3, 20)
+        torch.testing.assert_close(run.model.decode_mean(z).flatten(1), torch_model.decode(z), rtol=0, atol=1e-5)
+    broken = ("my dec.onnx", dec.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="^my dec.onnx: not a valid ONNX file"):
+        import_onnx_uploads(uploads[0], broken, (1, 28, 28), "bernoulli", root)
+    assert sorted(p.name for p in root.iterdir()) == ["my-enc-onnx", "my-enc-onnx-2"]  # no scratch left behind
 
 
 def test_an_imported_run_is_never_trained(tmp_path):

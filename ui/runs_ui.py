@@ -1,5 +1,6 @@
 """The Runs page's pieces: the table of runs, the selected run's actions (make active, download, rename, delete), the
-curves of several runs in one chart, and the upload of a run zip. Rename and delete ask ui/sharing.py first."""
+curves of several runs in one chart, the upload of a run zip, and the import of a VAE from two ONNX files. Rename and
+delete ask ui/sharing.py first."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -11,8 +12,9 @@ import streamlit as st
 from ui.charts import OVERLAY_METRICS, overlay_figure
 from ui.server import BUNDLED_RUN, run_for, runs_root
 from ui.sharing import note_created, note_deleted, note_renamed, run_in_use, why_not_change
-from ui.state import set_active_run, upload_result
+from ui.state import active_dataset, set_active_run, upload_result
 from ui.storage import forget_imported, note_imported, prune_imported
+from vae_core.imports import IMPORT_LIKELIHOODS
 from vae_core.runs import RunSummary, delete_run, export_zip, import_zip, list_runs, rename_run
 
 BUNDLED_SUFFIX = " (bundled)"
@@ -180,3 +182,53 @@ def upload_ui() -> None:
     result = upload_result("runs_upload_result", [upload] if upload else [], lambda: "Imported as " + import_upload(upload))
     if result is not None:
         (st.success if result[0] == "success" else st.error)(result[1])
+
+
+# --------------------------------------------------------------------------- a VAE trained elsewhere, from ONNX
+
+
+def onnx_import(encoder, decoder, shape_text: str, likelihood_name: str) -> str:
+    """Import two uploaded ONNX files as a new run of the runs folder (vae_core/imports/), recorded with the active
+    dataset when its images have the model's shape; this session created it. Its new name."""
+    from vae_core.import_onnx import input_shape  # the CLI's own parsing of "C,H,W" (imported here: onnx is slow
+    from vae_core.imports.onnx_run import import_onnx_uploads  # to import, and only an import needs it)
+
+    shape = input_shape(shape_text)
+    try:
+        data = active_dataset()
+        dataset = data.source | {"name": data.name} if tuple(data.shape) == shape else None
+    except ValueError:
+        dataset = None
+    incoming = len(encoder.getvalue()) + len(decoder.getvalue())
+    prune_imported(runs_root(), run_in_use, incoming=incoming)  # old imports nobody uses make room
+    path = import_onnx_uploads((encoder.name, encoder.getvalue()), (decoder.name, decoder.getvalue()), shape,
+                               likelihood_name, runs_root(), dataset)
+    note_created(path)
+    note_imported(runs_root(), path.name)
+    return path.name
+
+
+def onnx_import_ui() -> None:
+    """The form that imports a VAE exported elsewhere as two ONNX files (python -m vae_core.import_onnx's fields)."""
+    with st.form("runs_onnx_form", border=False):
+        c1, c2 = st.columns(2)
+        encoder = c1.file_uploader("Encoder (.onnx): x → μ, log σ²", type=["onnx"], key="runs_onnx_encoder")
+        decoder = c2.file_uploader("Decoder (.onnx): z → logits or mean", type=["onnx"], key="runs_onnx_decoder")
+        c3, c4 = st.columns(2)
+        shape = c3.text_input("Image shape C,H,W", value="1,28,28", key="runs_onnx_shape")
+        likelihood_name = c4.selectbox("Likelihood", IMPORT_LIKELIHOODS, key="runs_onnx_likelihood",
+                                       help="bernoulli: the decoder gives logits (a final Sigmoid is taken off); "
+                                            "gaussian: it gives the mean")
+        submitted = st.form_submit_button("Import", key="runs_onnx_import", icon=":material/upload:")
+    st.caption("Exported with torch.onnx.export (no external data). Linear, convolution and transposed convolution "
+               "layers with ReLU, LeakyReLU, Sigmoid or Tanh are explored in the browser like this app's own runs; "
+               "any other op is refused by name. An imported model is explored, never trained here.")
+    if not submitted:
+        return
+    if encoder is None or decoder is None:
+        st.error("Upload both the encoder and the decoder")
+        return
+    try:
+        st.success(f"Imported as {onnx_import(encoder, decoder, shape, likelihood_name)}")
+    except ValueError as exc:
+        st.error(str(exc))

@@ -15,7 +15,8 @@ import argparse
 import sys
 
 from .data import load_source
-from .imports import IMPORT_LIKELIHOODS, import_onnx
+from .imports import IMPORT_LIKELIHOODS
+from .imports.onnx_run import import_onnx
 from .train import add_data_args, data_source
 
 

@@ -1,7 +1,11 @@
 """Models trained elsewhere, made into runs: onnx_file.py reads an ONNX file as untrusted input, onnx_graph.py
-translates its graph into the engine's layers (vae_core/layers.py), onnx_run.py makes the run. This module
-re-exports the public API."""
-from .onnx_file import read_onnx
-from .onnx_run import IMPORT_LIKELIHOODS, build_imported, import_onnx, import_onnx_uploads
+translates its graph into the engine's layers (vae_core/layers.py), onnx_run.py makes the run.
 
-__all__ = ["IMPORT_LIKELIHOODS", "build_imported", "import_onnx", "import_onnx_uploads", "read_onnx"]
+Importing the `onnx` package takes seconds, so this module stays light (a page that only shows the import form does
+not pay for it): take the functions from onnx_run.py where they are called."""
+from ..likelihoods import LIKELIHOODS, likelihood
+
+# a learned observation std has no weights in an exported network: those likelihoods cannot be imported
+IMPORT_LIKELIHOODS: tuple[str, ...] = tuple(n for n in LIKELIHOODS if likelihood(n).sigma != "learned")
+
+__all__ = ["IMPORT_LIKELIHOODS"]

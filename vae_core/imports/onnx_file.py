@@ -77,12 +77,15 @@ def _refuse_subgraphs(node: onnx.NodeProto, where: str) -> None:
                              "not supported")
 
 
-def read_onnx(path: str | Path) -> OnnxFile:
-    """Parse and check an ONNX file (nothing else is read, nothing executed); ValueError naming the file if it is
-    truncated, corrupt, hostile or over the memory budget."""
+def read_onnx(path: str | Path, name: str | None = None) -> OnnxFile:
+    """Parse and check an ONNX file (nothing else is read, nothing executed); ValueError naming the file (`name`, an
+    upload's own name, else the path's) if it is truncated, corrupt, hostile or over the memory budget."""
     path = Path(path)
-    data = read_file(path, MAX_ONNX_BYTES)
-    name = path.name
+    name = name or path.name
+    try:
+        data = read_file(path, MAX_ONNX_BYTES)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace(path.name, name, 1)) from None
     model = onnx.ModelProto()
     try:
         model.ParseFromString(data)

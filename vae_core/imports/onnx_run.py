@@ -19,17 +19,15 @@ import torch
 
 from ..architectures import IMPORTED_ARCH
 from ..config import ModelConfig, RunConfig
-from ..likelihoods import LIKELIHOODS, likelihood
+from ..likelihoods import likelihood
 from ..model import VAE
 from ..runs.budget import ENCODE_BATCH, check_budget, price
 from ..runs.files import move_in
 from ..runs.folder import save_run
 from ..runs.names import sanitize_name
+from . import IMPORT_LIKELIHOODS
 from .onnx_file import OnnxFile, read_onnx
 from .onnx_graph import Data, Layer, Translator, to_float32
-
-# a learned observation std has no weights in an exported network: those likelihoods cannot be imported
-IMPORT_LIKELIHOODS: tuple[str, ...] = tuple(n for n in LIKELIHOODS if likelihood(n).sigma != "learned")
 
 
 def _input_rank(f: OnnxFile) -> tuple[int, list]:
@@ -117,15 +115,15 @@ def _load_weights(model: VAE, parts: list[tuple[torch.nn.Module, list[Layer]]]) 
 
 
 def build_imported(encoder: str | Path, decoder: str | Path, input_shape: tuple[int, int, int],
-                   likelihood_name: str) -> tuple[VAE, ModelConfig, dict]:
-    """The engine's VAE from two ONNX files, its config, and where it came from; ValueError naming the file and the
-    node on anything refused (nothing is written)."""
+                   likelihood_name: str, names: tuple[str, str] | None = None) -> tuple[VAE, ModelConfig, dict]:
+    """The engine's VAE from two ONNX files, its config, and where it came from; ValueError naming the file (by
+    `names` where given: uploads) and the node on anything refused (nothing is written)."""
     if likelihood_name not in IMPORT_LIKELIHOODS:
         raise ValueError(f"likelihood must be one of {IMPORT_LIKELIHOODS}, got {likelihood_name!r}")
     input_shape = tuple(int(v) for v in input_shape)
     if len(input_shape) != 3 or min(input_shape) < 1:
         raise ValueError(f"input shape must be C,H,W with positive sizes, got {input_shape}")
-    enc, dec = read_onnx(encoder), read_onnx(decoder)
+    enc, dec = (read_onnx(path, name) for path, name in zip((encoder, decoder), names or (None, None)))
     heads, latent_dim = encoder_layers(enc, input_shape)
     dec_layers = decoder_layers(dec, input_shape, latent_dim, likelihood_name)
     every = [*heads["body"], *heads["mu"], *heads["logvar"], *dec_layers]
@@ -168,14 +166,12 @@ def import_onnx_uploads(encoder: tuple[str, bytes], decoder: tuple[str, bytes], 
     try:
         paths = []
         for i, (name, data) in enumerate((encoder, decoder)):
-            path = scratch / f"{i}-{sanitize_name(Path(name).name or 'model.onnx')}"
+            path = scratch / f"{i}.onnx"
             path.write_bytes(data)
             paths.append(path)
-        model, config, provenance = build_imported(*paths, input_shape, likelihood_name)
-        for side, (name, _) in zip(("encoder", "decoder"), (encoder, decoder)):
-            provenance[side]["file"] = Path(name).name[:120]
+        names = (Path(encoder[0]).name[:120], Path(decoder[0]).name[:120])
+        model, config, provenance = build_imported(*paths, input_shape, likelihood_name, names)
         run = save_imported(scratch / "run", model, config, provenance, dataset)
-        base = sanitize_name(Path(encoder[0]).stem or "onnx") + "-onnx"
-        return move_in(run, root, base)
+        return move_in(run, root, sanitize_name(f"{Path(encoder[0]).stem[:48]}-onnx"))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
