@@ -72,12 +72,13 @@ def seeded(cls, seed: int = 0) -> nn.Module:
     return model
 
 
-def export_vae(model: nn.Module, folder: Path, latent: int, dynamo: bool = False) -> tuple[Path, Path]:
-    """The encoder and decoder as two ONNX files with a dynamic batch: (encoder, decoder)."""
+def export_vae(model: nn.Module, folder: Path, latent: int, dynamo: bool = False,
+               shape: tuple[int, int, int] = (1, 28, 28)) -> tuple[Path, Path]:
+    """The encoder and decoder of images of `shape` as two ONNX files with a dynamic batch: (encoder, decoder)."""
     enc, dec = folder / "encoder.onnx", folder / "decoder.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for part, sample, path, name in ((_Part(model, "encode"), torch.rand(2, 1, 28, 28), enc, "x"),
+        for part, sample, path, name in ((_Part(model, "encode"), torch.rand(2, *shape), enc, "x"),
                                          (_Part(model, "decode"), torch.randn(2, latent), dec, "z")):
             if dynamo:
                 torch.onnx.export(part, (sample,), path, dynamo=True, input_names=[name], external_data=False,
