@@ -87,3 +87,23 @@ def export_vae(model: nn.Module, folder: Path, latent: int, dynamo: bool = False
                 torch.onnx.export(part, (sample,), path, dynamo=False, input_names=[name],
                                   dynamic_axes={name: {0: "batch"}})
     return enc, dec
+
+
+class PaddedVAE(nn.Module):
+    """What other exports bring: a zero padding (uneven), a flatten, a bias added after a plain matmul, a 2-D latent
+    from one linear layer split by hand (torch.split), and a decoder without a final Sigmoid (its output: logits)."""
+
+    def __init__(self, latent: int = 2):
+        super().__init__()
+        self.pad = nn.ZeroPad2d((1, 2, 0, 1))
+        self.conv = nn.Conv2d(1, 4, 5, stride=2)
+        self.head = nn.Linear(4 * 13 * 14, 2 * latent)
+        self.weight = nn.Parameter(torch.randn(latent, 28 * 28) * 0.1)
+        self.bias = nn.Parameter(torch.randn(28 * 28) * 0.1)
+
+    def encode(self, x):
+        h = torch.flatten(F.leaky_relu(self.conv(self.pad(x))), 1)
+        return torch.split(self.head(h), self.head.out_features // 2, dim=1)
+
+    def decode(self, z):
+        return (self.bias + torch.matmul(z, self.weight)).view(-1, 1, 28, 28)

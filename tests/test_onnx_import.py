@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from onnx import TensorProto
 
-from tests.onnx_models import ConvVAE, ExamplesVAE, export_vae, seeded
+from tests.onnx_models import ConvVAE, ExamplesVAE, PaddedVAE, export_vae, seeded
 from vae_core import import_onnx as cli
 from vae_core.config import TrainConfig
 from vae_core.data import Dataset
@@ -59,6 +59,22 @@ def test_an_imported_vae_encodes_and_decodes_like_torch(tmp_path, name, dynamo):
     ref_mu, ref_logvar = reference_encode(browser, x.numpy())
     np.testing.assert_allclose(ref_mu, want_mu.numpy(), atol=1e-5)
     np.testing.assert_allclose(ref_logvar, want_logvar.numpy(), atol=1e-5)
+
+
+def test_padding_a_plain_matmul_and_a_split_become_layers_too(tmp_path):
+    torch_model = seeded(PaddedVAE)
+    enc, dec = export_vae(torch_model, tmp_path, 2)
+    model, config, _ = build_imported(enc, dec, (1, 28, 28), "bernoulli")
+    ops = lambda layers: [layer["op"] for layer in layers]  # noqa: E731
+    assert ops(config.layers["encoder"]["body"]) == ["pad", "conv2d", "leaky_relu", "flatten"]
+    assert ops(config.layers["decoder"]) == ["linear", "reshape"]  # no final Sigmoid: the output are the logits
+    x, z = images(), codes(5, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(model.encode(x), torch_model.encode(x), rtol=0, atol=1e-5)
+        torch.testing.assert_close(model.decode(z), torch_model.decode(z), rtol=0, atol=1e-5)
+    browser = export_model(model)
+    np.testing.assert_allclose(reference_decode(browser, z.numpy()), torch.sigmoid(torch_model.decode(z)).detach(),
+                               atol=1e-5)
 
 
 def test_a_gaussian_decoder_keeps_its_sigmoid_as_the_mean(tmp_path):

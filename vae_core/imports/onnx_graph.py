@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 from onnx import helper
 
 BATCHES = (2, 3)  # the two batch sizes constants are computed for
@@ -104,13 +105,16 @@ class Translator:
             data = [a for a in args if isinstance(a, Data)]
             try:
                 outs = self.on_data(node, args, data) if data else self.on_const(node, args)
-            except ValueError as exc:
-                if str(exc).startswith(self.name):
+            except (ValueError, IndexError, TypeError, KeyError, ZeroDivisionError, OverflowError) as exc:
+                if isinstance(exc, ValueError) and str(exc).startswith(self.name):
                     raise
                 raise self.refuse(node, f"cannot be translated: {exc}") from None
             for name, value in zip(node.output, outs):
                 if name:
                     self.values[name] = value
+        missing = [o.name for o in self.graph.output if o.name not in self.values]
+        if missing:
+            raise ValueError(f"{self.name}: output {missing[0]!r} is produced by no node (a truncated file?)")
         return [self.values[o.name] for o in self.graph.output]
 
     # ----------------------------------------------------------------------- constants
@@ -136,6 +140,8 @@ class Translator:
 
     def on_data(self, node: onnx.NodeProto, args: list, data: list[Data]) -> list:
         op, a = node.op_type, _attrs(node)
+        if op == "Add" and len(args) == 2 and isinstance(args[1], Data) and isinstance(args[0], Const):
+            args = args[::-1]  # bias + x: the same as x + bias
         x = args[0]
         if len(data) > 1 or not isinstance(x, Data):
             raise self.refuse(node, "combines two computed tensors (a skip connection?); not supported")
@@ -326,6 +332,16 @@ def _axes(args, a):
     return tuple(int(v) for v in (args[1] if len(args) > 1 and args[1] is not None else a.get("axes", ())))
 
 
+def _constant_of_shape(args, a):
+    shape = [int(v) for v in args[0].ravel()]
+    if any(v < 0 for v in shape) or math.prod(shape) > MAX_SHAPE_VALUES:
+        raise ValueError(f"a constant of shape {shape} is more than shape arithmetic needs")
+    fill = a.get("value")
+    value = onnx.numpy_helper.to_array(fill).ravel()[0] if fill is not None else np.float32(0)
+    return np.full(shape, value)
+
+
+MAX_SHAPE_VALUES = 4096  # the most values shape arithmetic makes at once (pads, shapes: a handful)
 _CONST_OPS = {  # shape arithmetic on constants (numpy), as the exporter writes it
     "Identity": lambda args, a: args[0],
     "Cast": _cast,
@@ -340,6 +356,8 @@ _CONST_OPS = {  # shape arithmetic on constants (numpy), as the exporter writes 
     "Slice": _slice,
     "Reshape": lambda args, a: args[0].reshape(_resolve(args[1], args[0].shape, bool(a.get("allowzero", 0)))),
     "Shape": lambda args, a: np.asarray(args[0].shape, np.int64)[a.get("start", 0):a.get("end", None)],
+    "ConstantOfShape": _constant_of_shape,
+    "Transpose": lambda args, a: np.transpose(args[0], a.get("perm")),
 }
 
 
