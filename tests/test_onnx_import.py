@@ -198,3 +198,37 @@ def test_a_wrong_input_shape_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"encoder.onnx: its input is declared \[None, 1, 28, 28\], not "
                                          r"\(B, 1, 32, 32\) or \(B, 1024\) \(check --input-shape\)"):
         build_imported(enc, dec, (1, 32, 32), "bernoulli")
+
+
+# --------------------------------------------------------------------------- Explore, through AppTest
+
+
+def test_every_explore_view_works_with_an_imported_conv_vae(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.test_explore_page import EXPLORE, ROOT, decoded_image, parts, server_mode
+    from ui.explore.views import SHOWN as VIEWS_SHOWN, TABS
+    torch_model = seeded(ConvVAE)
+    enc, dec = export_vae(torch_model, tmp_path, 6)
+    root = tmp_path / "runs"
+    shapes = ["--data", "shapes", "--shapes-n", "300", "--shapes-size", "28"]
+    assert cli.main(["--encoder", str(enc), "--decoder", str(dec), "--input-shape", "1,28,28",
+                     "--likelihood", "bernoulli", "--out", str(root / "conv-onnx"), *shapes]) == 0
+    monkeypatch.setenv("VAE_RUNS_DIR", str(root))
+    monkeypatch.setenv("VAE_THREADS", "1")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at.session_state["active_run"] = str(root / "conv-onnx")
+    at.session_state[VIEWS_SHOWN] = True
+    at.session_state["explore_pad_open"] = True
+    at.switch_page(EXPLORE).run()
+    assert not at.exception, at.exception
+    assert set(parts(at)) == {"panel", "map", "pad", "grid"}  # decoded and encoded in the browser, not on the server
+    for tab in TABS:
+        at.session_state["w_explore_tab"] = tab
+        at.run()
+        assert not at.exception, (tab, at.exception)
+    server_mode(at)  # the server's own decode of the panel's z is torch's (8-bit image)
+    z = np.asarray(parts(at)["server"][0]["z"], np.float32)
+    with torch.no_grad():
+        want = torch_model.decode(torch.as_tensor(z[None]))[0].numpy()
+    np.testing.assert_allclose(decoded_image(at) / 255.0, want, atol=1 / 255 + 1e-6)
