@@ -232,3 +232,21 @@ def test_every_explore_view_works_with_an_imported_conv_vae(tmp_path, monkeypatc
     with torch.no_grad():
         want = torch_model.decode(torch.as_tensor(z[None]))[0].numpy()
     np.testing.assert_allclose(decoded_image(at) / 255.0, want, atol=1 / 255 + 1e-6)
+
+
+def test_a_tampered_layer_list_in_config_json_is_refused_on_load(tmp_path):
+    import json
+    _, run, _ = imported(tmp_path, "examples-mlp")
+    path = run.path / "config.json"
+    raw = json.loads(path.read_text())
+    for change, message in (
+            (lambda m: m["layers"]["encoder"]["body"][1].update({"in": 5}),
+             r"encoder body layer 1: a linear layer of 5 inputs gets \(784,\)"),
+            (lambda m: m["layers"]["decoder"].insert(0, {"op": "softplus"}), r"decoder layer 0: a layer must be"),
+            (lambda m: m["layers"]["decoder"][0].update({"out": 10**12}), r"out must be an integer from 1"),
+            (lambda m: m.update({"arch": "mlp"}), r"arch='mlp' takes no layer list")):
+        model = json.loads(json.dumps(raw["model"]))
+        change(model)
+        path.write_text(json.dumps(raw | {"model": model}))
+        with pytest.raises(ValueError, match=message):
+            load_run(run.path)
