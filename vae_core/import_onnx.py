@@ -39,7 +39,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--likelihood", choices=IMPORT_LIKELIHOODS, required=True)
     p.add_argument("--out", required=True, help="run folder to write (must not exist)")
     add_data_args(p)
-    p.set_defaults(data=None)
     return p.parse_args(argv)
 
 

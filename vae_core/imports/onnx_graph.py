@@ -273,7 +273,8 @@ class Translator:
         if n0 or c0 or n1 or c1 or min(top, left, bottom, right) < 0:
             raise self.refuse(node, f"pads {list(pads)}; only non-negative pads of height and width are supported")
         c, h, w = x.shape
-        return x.then(Layer({"op": "pad", "sides": [left, right, top, bottom]}), (c, h + top + bottom, w + left + right))
+        return x.then(Layer({"op": "pad", "sides": [left, right, top, bottom]}),
+                      (c, h + top + bottom, w + left + right))
 
     def split(self, node, x: Data, args: list, a: dict) -> list[Data]:
         """Parts of a linear layer's outputs (as `chunk` exports): each a linear layer of those rows."""
