@@ -187,13 +187,11 @@ def upload_ui() -> None:
 # --------------------------------------------------------------------------- a VAE trained elsewhere, from ONNX
 
 
-def onnx_import(encoder, decoder, shape_text: str, likelihood_name: str) -> str:
+def onnx_import(encoder, decoder, shape: tuple[int, int, int], likelihood_name: str) -> str:
     """Import two uploaded ONNX files as a new run of the runs folder (vae_core/imports/), recorded with the active
     dataset when its images have the model's shape; this session created it. Its new name."""
-    from vae_core.import_onnx import input_shape  # the CLI's own parsing of "C,H,W" (imported here: onnx is slow
-    from vae_core.imports.onnx_run import import_onnx_uploads  # to import, and only an import needs it)
+    from vae_core.imports.onnx_run import import_onnx_uploads  # here: onnx takes seconds to import
 
-    shape = input_shape(shape_text)
     try:
         data = active_dataset()
         dataset = data.source | {"name": data.name} if tuple(data.shape) == shape else None
@@ -214,15 +212,17 @@ def onnx_import_ui() -> None:
         c1, c2 = st.columns(2)
         encoder = c1.file_uploader("Encoder (.onnx): x → μ, log σ²", type=["onnx"], key="runs_onnx_encoder")
         decoder = c2.file_uploader("Decoder (.onnx): z → logits or mean", type=["onnx"], key="runs_onnx_decoder")
-        c3, c4 = st.columns(2)
-        shape = c3.text_input("Image shape C,H,W", value="1,28,28", key="runs_onnx_shape")
-        likelihood_name = c4.selectbox("Likelihood", IMPORT_LIKELIHOODS, key="runs_onnx_likelihood",
-                                       help="bernoulli: the decoder gives logits (a final Sigmoid is taken off); "
-                                            "gaussian: it gives the mean")
-        submitted = st.form_submit_button("Import", key="runs_onnx_import", icon=":material/upload:")
-    st.caption("Exported with torch.onnx.export (no external data). Linear, convolution and transposed convolution "
-               "layers with ReLU, LeakyReLU, Sigmoid or Tanh are explored in the browser like this app's own runs; "
-               "any other op is refused by name. An imported model is explored, never trained here.")
+        cols = st.columns(4)
+        shape = tuple(int(col.number_input(label, 1, 4096, value, key=f"runs_onnx_{label.lower()}"))
+                      for col, label, value in zip(cols, ("Channels", "Height", "Width"), (1, 28, 28)))
+        likelihood_name = cols[3].selectbox("Likelihood", IMPORT_LIKELIHOODS, key="runs_onnx_likelihood",
+                                            help="bernoulli: the decoder gives logits (a final Sigmoid is taken "
+                                                 "off); gaussian: it gives the mean")
+        submitted = st.form_submit_button(
+            "Import", key="runs_onnx_import", icon=":material/upload:",
+            help="Files exported with torch.onnx.export (no external data). Linear, convolution and transposed "
+                 "convolution layers with ReLU, LeakyReLU, Sigmoid or Tanh are explored in the browser like this "
+                 "app's own runs; any other op is refused by name. An imported model is explored, never trained here.")
     if not submitted:
         return
     if encoder is None or decoder is None:

@@ -83,8 +83,9 @@ def test_the_runs_page_imports_onnx_files_that_explore_runs_and_train_refuses(ap
     app.get_by_text("Import a VAE from ONNX").click()
     app.locator(f"{key('runs_onnx_encoder')} input[type=file]").set_input_files(str(enc))
     app.locator(f"{key('runs_onnx_decoder')} input[type=file]").set_input_files(str(dec))
-    app.locator(f"{key('runs_onnx_shape')} input").fill("1,8,8")
-    app.locator(f"{key('runs_onnx_import')} button").click()
+    for side in ("height", "width"):
+        app.locator(f"{key('runs_onnx_' + side)} input").fill("8")
+    app.locator(f"{key('runs_onnx_import')} button").first.click()  # the help tooltip wraps it in a second one
     imported = app.locator(ALERT, has_text="Imported as")
     imported.wait_for(timeout=60_000)
     name = re.search(r"Imported as (\S+)", imported.inner_text()).group(1)
