@@ -250,3 +250,32 @@ def test_a_tampered_layer_list_in_config_json_is_refused_on_load(tmp_path):
         path.write_text(json.dumps(raw | {"model": model}))
         with pytest.raises(ValueError, match=message):
             load_run(run.path)
+
+
+class _Decoder(torch.nn.Module):
+    """z (B, 4) -> (B, 1, 8, 8) through a layer the engine refuses."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind, self.fc = kind, torch.nn.Linear(4, 2 * 8 * 8)
+        self.conv = torch.nn.Conv2d(2, 2, 3, padding=2, dilation=2, groups=1 if kind == "dilation" else 2)
+
+    def forward(self, z):
+        h = self.fc(z)
+        if self.kind == "skip":
+            return (h + torch.relu(h)).view(-1, 2, 8, 8)[:, :1]
+        return self.conv(h.view(-1, 2, 8, 8))[:, :1]
+
+
+@pytest.mark.parametrize("kind,message", [
+    ("skip", r"decoder.onnx: op Add at node .* combines two computed tensors \(a skip connection\?\)"),
+    ("dilation", r"decoder.onnx: op Conv at node .* uses groups, dilation or auto_pad; not supported"),
+    ("groups", r"decoder.onnx: op Conv at node .* uses groups, dilation or auto_pad; not supported"),
+])
+def test_layers_the_engine_cannot_run_are_refused_by_name(tmp_path, kind, message):
+    small = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 8))  # an encoder of one 8-value output
+    enc, dec = tmp_path / "encoder.onnx", tmp_path / "decoder.onnx"
+    torch.onnx.export(small, (torch.rand(2, 1, 8, 8),), enc, dynamo=False, input_names=["x"])
+    torch.onnx.export(_Decoder(kind), (torch.randn(2, 4),), dec, dynamo=False, input_names=["z"])
+    with pytest.raises(ValueError, match=message):
+        build_imported(enc, dec, (1, 8, 8), "bernoulli")
