@@ -5,8 +5,8 @@ settle()  # the warm-up thread may be importing pandas right now (see ui/warmup.
 import streamlit as st
 
 from ui.frame import require_app_frame
-from ui.runs_ui import (actions_ui, all_runs, latent_map_replay_ui, message_ui, overlay_ui, pick_ui, table_ui,
-                        upload_ui)
+from ui.runs_ui import (actions_ui, all_runs, latent_map_replay_ui, message_ui, onnx_import_ui, overlay_ui, pick_ui,
+                        table_ui, upload_ui)
 
 require_app_frame()  # a deep link on a fresh server: run through app.py first (see ui/frame.py)
 
@@ -14,6 +14,8 @@ st.title("Runs")
 message_ui()
 with st.expander("Upload a run (.zip)", icon=":material/upload:"):
     upload_ui()
+with st.expander("Import a VAE from ONNX (encoder + decoder)", icon=":material/input:"):
+    onnx_import_ui()
 
 runs = all_runs()
 if not runs:

@@ -1,6 +1,6 @@
 """The Runs page's pieces: the table of runs, the selected run's actions (make active, download, rename, delete) and
-its latent map epoch by epoch, the curves of several runs in one chart, and the upload of a run zip. Rename and
-delete ask ui/sharing.py first."""
+its latent map epoch by epoch, the curves of several runs in one chart, the upload of a run zip, and the import of a
+VAE from two ONNX files. Rename and delete ask ui/sharing.py first."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -13,10 +13,11 @@ from ui.charts import OVERLAY_METRICS, overlay_figure
 from ui.epoch_map_ui import epoch_map_ui
 from ui.server import BUNDLED_RUN, job_pool, run_for, runs_root
 from ui.sharing import note_created, note_deleted, note_renamed, run_in_use, why_not_change
-from ui.state import run_dataset, set_active_run, upload_result
+from ui.state import active_dataset, run_dataset, set_active_run, upload_result
 from ui.storage import forget_imported, note_imported, prune_imported
 from vae_core.data import split_indices
 from vae_core.epoch_maps import map_rows
+from vae_core.imports import IMPORT_LIKELIHOODS
 from vae_core.runs import RunSummary, delete_run, export_zip, import_zip, list_runs, load_config, rename_run
 from vae_core.runs.kept_data import describe_kept, kept_digest, release
 
@@ -217,3 +218,53 @@ def upload_ui() -> None:
     result = upload_result("runs_upload_result", [upload] if upload else [], lambda: "Imported as " + import_upload(upload))
     if result is not None:
         (st.success if result[0] == "success" else st.error)(result[1])
+
+
+# --------------------------------------------------------------------------- a VAE trained elsewhere, from ONNX
+
+
+def onnx_import(encoder, decoder, shape: tuple[int, int, int], likelihood_name: str) -> str:
+    """Import two uploaded ONNX files as a new run of the runs folder (vae_core/imports/), recorded with the active
+    dataset when its images have the model's shape; this session created it. Its new name."""
+    from vae_core.imports.onnx_run import import_onnx_uploads  # here: onnx takes seconds to import
+
+    try:
+        data = active_dataset()
+        dataset = data.source | {"name": data.name} if tuple(data.shape) == shape else None
+    except ValueError:
+        dataset = None
+    incoming = len(encoder.getvalue()) + len(decoder.getvalue())
+    prune_imported(runs_root(), run_in_use, incoming=incoming)  # old imports nobody uses make room
+    path = import_onnx_uploads((encoder.name, encoder.getvalue()), (decoder.name, decoder.getvalue()), shape,
+                               likelihood_name, runs_root(), dataset)
+    note_created(path)
+    note_imported(runs_root(), path.name)
+    return path.name
+
+
+def onnx_import_ui() -> None:
+    """The form that imports a VAE exported elsewhere as two ONNX files (python -m vae_core.import_onnx's fields)."""
+    with st.form("runs_onnx_form", border=False):
+        c1, c2 = st.columns(2)
+        encoder = c1.file_uploader("Encoder (.onnx): x → μ, log σ²", type=["onnx"], key="runs_onnx_encoder")
+        decoder = c2.file_uploader("Decoder (.onnx): z → logits or mean", type=["onnx"], key="runs_onnx_decoder")
+        cols = st.columns(4)
+        shape = tuple(int(col.number_input(label, 1, 4096, value, key=f"runs_onnx_{label.lower()}"))
+                      for col, label, value in zip(cols, ("Channels", "Height", "Width"), (1, 28, 28)))
+        likelihood_name = cols[3].selectbox("Likelihood", IMPORT_LIKELIHOODS, key="runs_onnx_likelihood",
+                                            help="bernoulli: the decoder gives logits (a final Sigmoid is taken "
+                                                 "off); gaussian: it gives the mean")
+        submitted = st.form_submit_button(
+            "Import", key="runs_onnx_import", icon=":material/upload:",
+            help="Files exported with torch.onnx.export (no external data). Linear, convolution and transposed "
+                 "convolution layers with ReLU, LeakyReLU, Sigmoid or Tanh are explored in the browser like this "
+                 "app's own runs; any other op is refused by name. An imported model is explored, never trained here.")
+    if not submitted:
+        return
+    if encoder is None or decoder is None:
+        st.error("Upload both the encoder and the decoder")
+        return
+    try:
+        st.success(f"Imported as {onnx_import(encoder, decoder, shape, likelihood_name)}")
+    except ValueError as exc:
+        st.error(str(exc))

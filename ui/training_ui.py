@@ -28,7 +28,7 @@ from vae_core.model import VAE
 from vae_core.recipe import LR_GRID, Recipe, default_latent_dim, recipe_for
 from vae_core.runs import Run, unique_run_name
 from vae_core.runs.kept_data import keep
-from vae_core.jobs import ProcessJob, warm_up
+from vae_core.jobs import ProcessJob, refuse_untrainable, warm_up
 
 LIVE_REFRESH_S = 1.0  # how often the live view redraws while a job runs
 HIDDEN_SIZES = [32, 64, 128, 256, 512, 1024]
@@ -216,6 +216,8 @@ def _live_body(job: ProcessJob | None, run: Run | None, was_active: bool) -> Non
         ended = (job.run_dir, job.dataset) if progress.state not in ACTIVE and job.run_dir is not None else None
         mapped, live = (job.dataset, job.map_rows), progress.state in ACTIVE
     elif run is not None:
+        if not_trained_here_ui(run):
+            return
         steps, epochs = run.history.get("steps", []), run.history.get("epochs", [])
         st.caption(f"Curves of the active model **{run.name}** — press Start to train a new one.")
         dataset = run_dataset(run)
@@ -243,6 +245,17 @@ def _live_body(job: ProcessJob | None, run: Run | None, was_active: bool) -> Non
         _images_ui(model_key, model_fn, fixed, kind)
         epoch_reconstructions_download_ui(epochs, fixed, name)
     epoch_map_ui(epochs, *mapped, key="train_epoch_map", live=live, name=name)
+
+
+def not_trained_here_ui(run: Run) -> bool:
+    """An imported active model (vae_core/imports/): why it cannot be trained further here, instead of its curves."""
+    try:
+        refuse_untrainable(run.config.model)
+    except ValueError as exc:
+        st.info(f"**{run.name}**: {exc}. Press Start to train a new model on the active data.",
+                icon=":material/block:")
+        return True
+    return False
 
 
 def _job_history(job: ProcessJob) -> tuple[list[dict], list[dict], object, int]:

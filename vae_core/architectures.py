@@ -5,15 +5,19 @@ Every encoder lists x -> features as one `nn.Sequential` (`as_sequential`) then 
 `logvar`; every decoder ends without an activation (the likelihood, vae_core/likelihoods.py, turns its output into
 p(x|z)) and lists its forward pass as one `nn.Sequential` (`as_sequential`); vae_core/export.py translates both for
 the browser. A convolutional network pads its input to its stride's multiple and its decoder crops the output back
-to the image's (C, H, W), so the likelihood sees the real pixels only. Adding an architecture
-touches this table, its modules here and its test (tests/test_model.py iterates the table)."""
+to the image's (C, H, W), so the likelihood sees the real pixels only. "onnx" is a network imported from ONNX files
+(vae_core/onnx_import.py), built from the layer list its config carries (vae_core/layers.py): the engine explores it
+but never trains it (`trainable`). Adding an architecture touches this table, its modules here and its test
+(tests/test_model.py iterates the table)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
+
+from .layers import LayerDecoder, LayerEncoder
 
 Shape = tuple[int, int, int]  # (C, H, W)
 
@@ -179,33 +183,48 @@ def _light_conv_decoder(input_shape: Shape, latent_dim: int, hidden_sizes: tuple
     return ConvDecoder(input_shape, latent_dim, hidden_sizes, channels=(16, 32))
 
 
+def _sized(module: Callable[[Shape, int, tuple[int, ...]], nn.Module]) -> Callable[[Any], nn.Module]:
+    """A network built from the config's sizes (input_shape, latent_dim, hidden_sizes)."""
+    return lambda config: module(config.input_shape, config.latent_dim, config.hidden_sizes)
+
+
+def _listed(module: Callable[[Shape, int, object], nn.Module]) -> Callable[[Any], nn.Module]:
+    """A network built from the config's layer list (input_shape, latent_dim, layers)."""
+    return lambda config: module(config.input_shape, config.latent_dim, config.layers)
+
+
 @dataclass(frozen=True)
 class Architecture:
-    """One member of the family: its modules' constructors (input_shape, latent_dim, hidden_sizes) -> nn.Module."""
+    """One member of the family: its modules' constructors, each ModelConfig -> nn.Module (vae_core/config.py imports
+    this module, so the type is not named here)."""
 
     name: str
     description: str  # one line, the Train form's help
-    encoder: Callable[[Shape, int, tuple[int, ...]], nn.Module]
-    decoder: Callable[[Shape, int, tuple[int, ...]], nn.Module]
+    encoder: Callable[[Any], nn.Module]
+    decoder: Callable[[Any], nn.Module]
     check_shape: Callable[[Shape], None]  # raises ValueError on an image shape the architecture cannot take
     # the training it does best with under the default schedule, for the recipe (None: the engine's default)
     lr: float | None = None  # peak learning rate
     batch_size: int | None = None
+    trainable: bool = True  # False: imported networks (ModelConfig.layers), explored but never trained here
 
 
 _BY_NAME: dict[str, Architecture] = {entry.name: entry for entry in (
-    Architecture("mlp", "fully connected layers, any image size", MLPEncoder, MLPDecoder, _any_shape),
+    Architecture("mlp", "fully connected layers, any image size", _sized(MLPEncoder), _sized(MLPDecoder), _any_shape),
     Architecture("conv", "two stride-2 convolutions each way; any image of at least 8×8 (padded to sides divisible "
                  "by 4, the output cropped back)",
-                 ConvEncoder, ConvDecoder, _conv_shape("conv")),
+                 _sized(ConvEncoder), _sized(ConvDecoder), _conv_shape("conv")),
     # bench/bench_conv.py: on real MNIST digits, batch 64 at 3e-3 for 20 epochs ends ~6 nats better than the default
     # MLP at ~4x its CPU time; at batch 256 (fewer, larger steps) it needs many more epochs. Its two transposed
     # convolutions cost ~50 us per image each on one CPU thread (memory-bound kernels), more than the whole MLP
     Architecture("mlp-conv", "an MLP encoder and a light convolutional decoder (16/32 channels); any image of at "
-                 "least 8×8; trains best at batch 64, lr 3e-3", MLPEncoder, _light_conv_decoder,
+                 "least 8×8; trains best at batch 64, lr 3e-3", _sized(MLPEncoder), _sized(_light_conv_decoder),
                  _conv_shape("mlp-conv"), lr=3e-3, batch_size=64),
+    Architecture("onnx", "a network imported from ONNX files (python -m vae_core.import_onnx): explored, not trained",
+                 _listed(LayerEncoder), _listed(LayerDecoder), _any_shape, trainable=False),
 )}
-ARCHS: tuple[str, ...] = tuple(_BY_NAME)  # the CLI's choices and the Train form's options
+ARCHS: tuple[str, ...] = tuple(n for n, a in _BY_NAME.items() if a.trainable)  # the CLI's and Train form's choices
+IMPORTED_ARCH: str = "onnx"  # what vae_core/onnx_import.py writes
 DEFAULT_ARCH: str = "mlp"  # what ModelConfig uses unless told otherwise
 
 
@@ -214,4 +233,4 @@ def architecture(name: str) -> Architecture:
     try:
         return _BY_NAME[name]
     except (KeyError, TypeError):
-        raise ValueError(f"arch must be one of {ARCHS}, got {name!r}") from None
+        raise ValueError(f"arch must be one of {tuple(_BY_NAME)}, got {name!r}") from None

@@ -22,6 +22,8 @@ class ModelConfig:
     arch: str = DEFAULT_ARCH  # a name in vae_core/architectures.py (ARCHS), which also says the shapes each takes
     likelihood: str = DEFAULT_LIKELIHOOD  # a name in vae_core/likelihoods.py (LIKELIHOODS)
     gaussian_sigma: float = 0.1  # observation std of the likelihood with a fixed sigma
+    # an imported network's layer lists (vae_core/layers.py; arch "onnx"), None for the engine's own architectures
+    layers: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.input_shape = tuple(int(v) for v in self.input_shape)  # JSON gives lists
@@ -35,6 +37,9 @@ class ModelConfig:
         arch = architecture(self.arch)  # an unknown name raises ValueError listing the known ones
         likelihood(self.likelihood)  # likewise
         arch.check_shape(self.input_shape)
+        if (self.layers is None) != arch.trainable:
+            raise ValueError(f"arch={self.arch!r} " + ("is built from a layer list (layers)" if not arch.trainable
+                                                       else "takes no layer list (layers is for imported networks)"))
         if not self.gaussian_sigma > 0:
             raise ValueError(f"gaussian_sigma must be > 0, got {self.gaussian_sigma}")
 

@@ -162,6 +162,8 @@ def diagnose(model: VAE, train: TrainConfig, images: np.ndarray, history: dict, 
     warmup = max(train.lr_warmup_steps, train.warmup_steps)
     slope = _val_slope(epochs, config.input_size)
     reasons: list[tuple[str, str, int]] = []  # (finding, message, epochs that would help)
+    if not architecture(config.arch).trainable:  # imported: trained elsewhere, no history of its own to read
+        finished, steps, warmup, slope = True, 0, 0, None
     if not finished and len(epochs) < train.epochs:
         reasons.append(("stopped", f"Training was stopped after {len(epochs)} of {train.epochs} epochs.",
                         train.epochs))

@@ -4,10 +4,12 @@ maths in numpy as the reference the browser is checked against.
 A program is a list of ops in forward order, each a small dict (JSON) whose tensors live in one float32 blob:
 
     {"op": "linear", "in": 256, "out": 4096, "weight": offset, "bias": offset}     weight (out, in), torch's layout
-    {"op": "relu"}
+    {"op": "relu"} | {"op": "leaky_relu", "slope": 0.2} | {"op": "sigmoid"} | {"op": "tanh"}   elementwise
     {"op": "reshape", "shape": [64, 8, 8]}                                           per sample, (C, H, W) order
     {"op": "conv2d" | "conv_transpose2d", "in_ch", "out_ch", "kernel", "stride", "padding", "in_hw", "out_hw",
-     "weight": offset, "bias": offset}                                              weight as torch stores it
+     "weight": offset, "bias": offset}                                              weight as torch stores it (a
+                                                                                     transposed one's output_padding
+                                                                                     is in its out_hw)
     {"op": "pad" | "crop", "channels", "in_hw", "out_hw", "top", "left"}            a zero border added / cut off:
                                                                                      the input sits at (top, left) of
                                                                                      the output, or the output at
@@ -80,6 +82,10 @@ def _ops(module: nn.Module, shape: tuple[int, ...], blob: _Blob) -> tuple[list[d
                  "weight": blob.add(module.weight), "bias": blob.add(module.bias)}], (module.out_features,)
     if isinstance(module, nn.ReLU):
         return [{"op": "relu"}], shape
+    if isinstance(module, nn.LeakyReLU):
+        return [{"op": "leaky_relu", "slope": float(module.negative_slope)}], shape
+    if isinstance(module, (nn.Sigmoid, nn.Tanh)):
+        return [{"op": "sigmoid" if isinstance(module, nn.Sigmoid) else "tanh"}], shape
     if isinstance(module, nn.Flatten):
         return [], (int(np.prod(shape)),)  # (C, H, W) is already stored flat in that order
     if isinstance(module, nn.Unflatten):
@@ -101,14 +107,15 @@ def _conv_op(module: nn.Conv2d | nn.ConvTranspose2d, shape: tuple[int, ...], blo
         raise ValueError(f"the browser runs square {name} kernels, strides and paddings only")
     if module.groups != 1 or tuple(module.dilation) != (1, 1) or module.padding_mode != "zeros" or module.bias is None:
         raise ValueError(f"the browser runs {name} without groups, dilation, bias-free or non-zero padding only")
-    if transposed and tuple(module.output_padding) != (0, 0):
-        raise ValueError("the browser runs ConvTranspose2d without output_padding only")
+    if transposed and not square(module.output_padding):
+        raise ValueError("the browser runs ConvTranspose2d with a square output_padding only")
     if len(shape) != 3 or shape[0] != module.in_channels:
         raise ValueError(f"a {name} expects ({module.in_channels}, H, W) inputs, gets {shape}")
     k, s, p = module.kernel_size[0], module.stride[0], module.padding[0]
     _, h, w = shape
     if transposed:
-        out_hw = ((h - 1) * s - 2 * p + k, (w - 1) * s - 2 * p + k)
+        extra = module.output_padding[0]  # rows and columns added after the last, reached by no input but the bias
+        out_hw = ((h - 1) * s - 2 * p + k + extra, (w - 1) * s - 2 * p + k + extra)
     else:
         out_hw = ((h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
     op = {"op": "conv_transpose2d" if transposed else "conv2d", "in_ch": module.in_channels,
@@ -184,6 +191,12 @@ def run_program(ops: list[dict], blob: bytes, x: np.ndarray) -> np.ndarray:
             h = h.reshape(len(h), -1) @ tensor(op, "weight", (op["out"], op["in"])).T + tensor(op, "bias", (op["out"],))
         elif kind == "relu":
             h = np.maximum(h, 0.0)
+        elif kind == "leaky_relu":
+            h = np.where(h >= 0, h, np.float32(op["slope"]) * h)
+        elif kind == "sigmoid":
+            h = 1.0 / (1.0 + np.exp(-h))
+        elif kind == "tanh":
+            h = np.tanh(h)
         elif kind == "reshape":
             h = h.reshape(len(h), *op["shape"])
         elif kind in ("conv2d", "conv_transpose2d"):
@@ -213,7 +226,8 @@ def _conv(op: dict, h: np.ndarray, tensor) -> np.ndarray:
                 out += np.einsum("nchw,oc->nohw", patch, w[:, :, ky, kx])
         return out + bias[None, :, None, None]
     w = tensor(op, "weight", (ic, oc, k, k))
-    full = np.zeros((n, oc, (ih - 1) * s + k, (iw - 1) * s + k), np.float32)  # before cropping the padding
+    rows, cols = max((ih - 1) * s + k, p + oh), max((iw - 1) * s + k, p + ow)  # room for an output_padding too
+    full = np.zeros((n, oc, rows, cols), np.float32)  # before cropping the padding
     for ky in range(k):
         for kx in range(k):
             full[:, :, ky:ky + s * ih:s, kx:kx + s * iw:s] += np.einsum("nchw,co->nohw", x, w[:, :, ky, kx])

@@ -29,8 +29,8 @@ class VAE(nn.Module):
         self.config = config
         self.likelihood = likelihood(config.likelihood)
         arch = architecture(config.arch)
-        self.encoder = arch.encoder(config.input_shape, config.latent_dim, config.hidden_sizes)
-        self.decoder = arch.decoder(config.input_shape, config.latent_dim, config.hidden_sizes)
+        self.encoder = arch.encoder(config)
+        self.decoder = arch.decoder(config)
         if self.likelihood.sigma == "learned":
             self.log_sigma = nn.Parameter(torch.full((), LEARNED_LOG_SIGMA_INIT))  # one learned observation log-std
         self.reset_constants()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from ..architectures import architecture
 from ..config import ModelConfig, TrainConfig
 from ..data import Dataset, split_indices
 from ..epoch_maps import map_rows, thin_map_frames
@@ -71,6 +72,13 @@ def build_model(config: ModelConfig, seed: int) -> VAE:
         return VAE(config)
 
 
+def refuse_untrainable(config: ModelConfig) -> None:
+    """Only the engine's own architectures train: an imported network (vae_core/imports/) is explored as it is."""
+    if not architecture(config.arch).trainable:
+        raise ValueError(f"this model was imported (arch {config.arch!r}): it is explored as it was trained elsewhere "
+                         "and cannot be trained or continued here; train a new model instead")
+
+
 class JobCore:
     """A training job's setup, state machine and history. A job kind adds how it trains (start, join) and how a
     command reaches its training: the _signal_* hooks, called with the lock held once the state has moved. All public
@@ -78,6 +86,7 @@ class JobCore:
 
     def __init__(self, dataset: Dataset, model_config: ModelConfig, train_config: TrainConfig,
                  run_dir: str | Path | None = None, resume: Run | None = None, threads: int | None = None):
+        refuse_untrainable(model_config)
         self.dataset, self.model_config = dataset, model_config
         self.run_dir = Path(run_dir) if run_dir else None
         self.threads = threads or default_threads()

@@ -291,4 +291,8 @@ def check_state(state: Any) -> dict:
                           ("optimizer_param_groups", lambda v: isinstance(v, list), "a list")):
         if key in state and not (ok(state[key]) and (key not in ("step", "epoch") or state[key] >= 0)):
             raise ValueError(f"state.json: {key} must be {want}, got {json.dumps(state[key])[:80]}")
+    imported = state.get("imported")  # where an imported model came from (vae_core/imports/onnx_run.py)
+    if imported is not None and not (isinstance(imported, dict) and all(
+            _plain(v) or (isinstance(v, dict) and all(map(_plain, v.values()))) for v in imported.values())):
+        raise ValueError("state.json: imported must be an object of plain values and objects of plain values")
     return state

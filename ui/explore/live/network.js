@@ -113,6 +113,26 @@ function reluLayer(shape) {
   };
 }
 
+// elementwise activations in place (vae_core.export.run_program's leaky_relu, sigmoid, tanh)
+const ELEMENTWISE = {
+  leaky_relu: (op) => { const slope = Math.fround(op.slope); return (v) => (v >= 0 ? v : slope * v); },
+  sigmoid: () => (v) => 1 / (1 + Math.exp(-v)),
+  tanh: () => Math.tanh,
+};
+
+function elementwiseLayer(op, shape) {
+  const size = product(shape), fn = ELEMENTWISE[op.op](op);
+  return {
+    outShape: shape,
+    sizes: [],
+    run(heap, x, buffers, batch) {
+      const f = heap.f32;
+      for (let i = x, end = x + batch * size; i < end; i++) f[i] = fn(f[i]);
+      return x;
+    },
+  };
+}
+
 // pad / crop: a window copy per channel. pad puts the (H, W) input at (top, left) of a zeroed (OH, OW) output;
 // crop takes the (OH, OW) output from (top, left) of the (H, W) input
 function windowLayer(op) {
@@ -152,6 +172,7 @@ class Network {
     this.layers = ops.map((op) => {
       let layer;
       if (op.op === "relu") layer = reluLayer(shape);
+      else if (Object.hasOwn(ELEMENTWISE, op.op)) layer = elementwiseLayer(op, shape);
       else if (op.op === "reshape") layer = reshapeLayer(shape, op.shape);
       else if (LAYERS[op.op]) layer = LAYERS[op.op](op, floats, heap);
       else throw new Error(`unknown op ${op.op}`);
