@@ -53,9 +53,9 @@ def some_codes(n: int = 10, d: int = 3, seed: int = 0) -> Codes:
 
 def test_a_hit_gives_back_the_codes_that_were_kept(tmp_path):
     cache, codes = CodesCache(tmp_path), some_codes()
-    path = cache.save("w" * 64, "d" * 64, codes)
+    path = cache.save("a" * 64, "d" * 64, codes)
     assert path.is_file() and path.parent == tmp_path
-    got = cache.load("w" * 64, "d" * 64, 10, 3)
+    got = cache.load("a" * 64, "d" * 64, 10, 3)
     for name in ("mu", "logvar", "recon_error"):
         np.testing.assert_array_equal(getattr(got, name), getattr(codes, name))
 
@@ -120,7 +120,20 @@ def test_the_folder_keeps_under_its_cap_oldest_out(tmp_path):
         assert cache.files() == paths[-2:], f"after {i + 1} saves: the two newest kept, oldest out"
     assert sum(p.stat().st_size for p in cache.files()) <= cache.cap_bytes
     assert cache.load(f"{3:064d}", "d" * 64, 10, 3) is not None and cache.load(f"{0:064d}", "d" * 64, 10, 3) is None
-    assert CodesCache(tmp_path / "small", cap_bytes=one - 1).save("w" * 64, "d" * 64, some_codes()) is None
+    assert CodesCache(tmp_path / "small", cap_bytes=one - 1).save("a" * 64, "d" * 64, some_codes()) is None
+
+
+def test_only_codes_files_are_evicted_and_never_through_a_link(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.safetensors").write_bytes(b"x" * 1000)  # a run's own file, bigger than the cap
+    cache = CodesCache(run, cap_bytes=10)
+    cache.evict()
+    assert (run / "model.safetensors").is_file()
+    (tmp_path / "elsewhere").symlink_to(run)
+    linked = CodesCache(tmp_path / "elsewhere")
+    assert linked.save("a" * 64, "d" * 64, some_codes()) is None and linked.files() == []
+    assert sorted(p.name for p in run.iterdir()) == ["model.safetensors"]
 
 
 # --------------------------------------------------------------------------- encoding in blocks

@@ -79,6 +79,8 @@ class Encoding:
         self.seconds = time.perf_counter() - start
         self.total_seconds = self.seconds if self.complete else None
         self._started = start
+        if self.complete:
+            self._release()
 
     @property
     def complete(self) -> bool:
@@ -99,6 +101,12 @@ class Encoding:
                 self._encode(min(self.n, self.done + block) - self.done, errors=True)
             self.total_seconds = time.perf_counter() - self._started
             self.keep()
+            self._release()
+
+    def _release(self) -> None:
+        """Let go of the model and the images once every code is in: the server's run and dataset caches bound
+        those, and an encoding kept for its codes must not keep a dataset they dropped alive."""
+        self.model = self.dataset = None
 
     def keep(self) -> None:
         """Write the complete codes to the cache (a no-op without one)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ CODES_SUFFIX = ".safetensors"
 DEFAULT_CAP_BYTES = 256 * 2**20  # per folder: 70,000 images of a 64-d model take 36 MB
 CODES_TENSORS = ("mu", "logvar", "recon_error")
 _HASH_CHUNK = 64 * 2**20  # bytes hashed at a time (a memory-mapped dataset is never read whole)
+_NAME = re.compile(r"[0-9a-f]{64}-[0-9a-f]{64}" + re.escape(CODES_SUFFIX))  # only such files are ever removed
 
 
 @dataclass
@@ -74,10 +76,15 @@ class CodesCache:
     def path(self, weights: str, data: str) -> Path:
         return self.folder / f"{weights}-{data}{CODES_SUFFIX}"
 
+    def usable(self) -> bool:
+        """A folder that is not a symbolic link (a run folder may come from anyone: never write or evict through
+        a link into somewhere else)."""
+        return not self.folder.is_symlink()
+
     def load(self, weights: str, data: str, n: int, latent_dim: int) -> Codes | None:
         """The codes kept for these hashes, or None: none kept, or a file that fails its checks (then removed)."""
         path = self.path(weights, data)
-        if not os.path.lexists(path):
+        if not self.usable() or not os.path.lexists(path):
             return None
         try:
             return check_codes(read_tensors(path), n, latent_dim, path.name)
@@ -91,7 +98,7 @@ class CodesCache:
         tensors = {name: torch.from_numpy(np.ascontiguousarray(getattr(codes, name), np.float32))
                    for name in CODES_TENSORS}
         blob = st_save(tensors)
-        if not codes.finite() or len(blob) > self.cap_bytes:
+        if not codes.finite() or len(blob) > self.cap_bytes or not self.usable():
             return None
         path = self.path(weights, data)
         try:
@@ -104,10 +111,9 @@ class CodesCache:
 
     def files(self) -> list[Path]:
         """The codes files, oldest first."""
-        if not self.folder.is_dir():
+        if not self.usable() or not self.folder.is_dir():
             return []
-        found = [p for p in self.folder.iterdir() if p.name.endswith(CODES_SUFFIX) and not p.name.startswith(".")
-                 and p.is_file() and not p.is_symlink()]
+        found = [p for p in self.folder.iterdir() if _NAME.fullmatch(p.name) and p.is_file() and not p.is_symlink()]
         return sorted(found, key=lambda p: p.stat().st_mtime)
 
     def evict(self, keep: Path | None = None) -> None:
