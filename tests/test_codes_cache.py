@@ -170,8 +170,11 @@ def test_the_first_block_comes_at_once_and_the_rest_is_torchs_encoding(model, da
     again = encoding.snapshot(first.version)  # an earlier snapshot is named exactly by its version
     np.testing.assert_array_equal(again.rows, first.rows)
     np.testing.assert_array_equal(np.isnan(again.mu), np.isnan(first.mu))
+    assert encoding.holds(first.version) and encoding.holds(done.version)
+    fresh = Encoding(model, data)
+    assert fresh.holds(first.version) and not fresh.holds(done.version) and not fresh.holds(None)
     with pytest.raises(ValueError, match="not encoded yet"):
-        Encoding(model, data).snapshot(f"{N}:{N}")
+        fresh.snapshot(done.version)
 
 
 def test_the_pool_makes_each_encoding_once_and_finishes_it_off_the_callers_thread(model, data, tmp_path):

@@ -113,6 +113,14 @@ class Encoding:
         if self.cache is not None and self.complete and not self.from_cache:
             self.cache.save(*self.key, Codes(self.mu, self.logvar, self.recon_error))
 
+    def holds(self, version: str | None) -> bool:
+        """Whether the codes a version names are encoded (a version of another encoding may name more)."""
+        if not version:
+            return False
+        done, with_error = (int(v) for v in version.split(":"))
+        with self._lock:
+            return done <= self.done and with_error <= self.with_error
+
     def snapshot(self, version: str | None = None) -> Snapshot:
         """The codes as of `version` (default: now). Complete codes are shared (they no longer change); partial
         ones are copies holding exactly the rows the version names."""

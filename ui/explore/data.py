@@ -27,6 +27,7 @@ from vae_core.runs.codes_cache import CODES_FOLDER, DEFAULT_CAP_BYTES, CodesCach
 AGGREGATE_SAMPLES = 5000  # draws from q(z) behind the slider ranges
 MAX_MODEL_BYTES = 96 * 2**20  # weights sent to the browser at most; a bigger model decodes on the server
 REFRESHES = 4  # while the rest of the codes is encoded, the page shows more of them this many times
+CODES_SHOWN = "explore_codes_shown"  # session state: the codes version each encoding's page shows meanwhile
 
 
 @dataclass
@@ -112,7 +113,23 @@ def latents_for(run: Run, dataset: Dataset) -> Latents:
     """The codes as far as they are encoded now: all of them (kept ones read back at once), or the first block
     while the rest is encoded in the background (encoding_progress_ui shows it and reruns the page as it grows)."""
     encoding = encoding_for(run, dataset)
-    return _latents(str(run.path), run_mtime(run), source_json(dataset), encoding.snapshot().version)
+    return _latents(str(run.path), run_mtime(run), source_json(dataset), _shown_version(run, dataset, encoding))
+
+
+def _shown_version(run: Run, dataset: Dataset, encoding: Encoding) -> str:
+    """The codes this session shows: every code once they are in; before that the ones it showed first, until
+    encoding_progress_ui moves it on (a quarter more done), so a slider released meanwhile does not redraw the map."""
+    now = encoding.snapshot().version
+    if encoding.complete:
+        return now
+    shown, key = st.session_state.setdefault(CODES_SHOWN, {}), _encoding_key(run, dataset)
+    if not encoding.holds(shown.get(key)):  # none yet, or from an encoding the server has since made again
+        shown[key] = now
+    return shown[key]
+
+
+def _encoding_key(run: Run, dataset: Dataset) -> str:
+    return json.dumps([str(run.path), run_mtime(run), source_json(dataset)])
 
 
 def encoding_for(run: Run, dataset: Dataset) -> Encoding:
@@ -135,7 +152,7 @@ def codes_cap() -> int:
 def _encoding(run_path: str, mtime: float, source: str) -> Encoding:
     """The server's encoding of one model file on one dataset, made (kept codes read, or the first block encoded)
     on first use."""
-    key = json.dumps([run_path, mtime, source])
+    key = json.dumps([run_path, mtime, source])  # as _encoding_key
 
     def make() -> Encoding:
         run, dataset = run_for(run_path), dataset_for(json.loads(source))
@@ -189,6 +206,7 @@ def encoding_progress_ui(run: Run, dataset: Dataset, latents: Latents) -> None:
     done, n = encoding.progress()
     step = max(1, n // REFRESHES)
     if encoding.complete or done >= len(latents.rows) + step:
+        st.session_state.get(CODES_SHOWN, {}).pop(_encoding_key(run, dataset), None)  # show what is in now
         st.rerun(scope="app")
     st.progress(done / n, text=f"Encoding the rest of the images: {done:,} of {n:,}…")
 
