@@ -193,12 +193,15 @@ def encoding_note(dataset: Dataset, latents: Latents) -> str:
             "the views below wait for all of them.")
 
 
-@st.fragment(run_every=1.0)
 def encoding_progress_ui(run: Run, dataset: Dataset, latents: Latents) -> None:
     """While the rest of the codes is encoded: a progress bar, and the page rerun (the map filling in) each time
-    another quarter of the images is done, and once more when the last one is."""
-    if latents.complete:
-        return
+    another quarter of the images is done, and once more when the last one is. Nothing once every code is in."""
+    if not latents.complete:
+        _progress_ui(run, dataset, latents)
+
+
+@st.fragment(run_every=1.0)
+def _progress_ui(run: Run, dataset: Dataset, latents: Latents) -> None:
     encoding = encoding_for(run, dataset)
     if encoding.error:
         st.warning(f"Encoding the rest of the images failed: {encoding.error}", icon=":material/error:")
