@@ -177,6 +177,24 @@ def test_the_first_block_comes_at_once_and_the_rest_is_torchs_encoding(model, da
         fresh.snapshot(done.version)
 
 
+def test_the_images_are_hashed_only_where_needed(model, data, tmp_path):
+    """No codes of these weights kept: a sure miss, so the first open does not hash the images; encode_rest hashes
+    them once, to keep the codes; with codes of these weights kept, the constructor hashes them to look them up."""
+    cache, calls = CodesCache(tmp_path), []
+
+    def images_hash() -> str:
+        calls.append(1)
+        return data_hash(data.images)
+
+    first = Encoding(model, data, cache, weights_hash(model), images_hash)
+    assert calls == [] and not cache.holds(weights_hash(model))
+    first.encode_rest()
+    assert calls == [1] and cache.holds(weights_hash(model))
+    assert cache.files()[0] == cache.path(weights_hash(model), data_hash(data.images))
+    again = Encoding(model, data, cache, weights_hash(model), images_hash)
+    assert calls == [1, 1] and again.from_cache
+
+
 def test_the_pool_makes_each_encoding_once_and_finishes_it_off_the_callers_thread(model, data, tmp_path):
     pool, made = EncodingPool(max_entries=2), []
     cache = CodesCache(tmp_path)

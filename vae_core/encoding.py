@@ -53,12 +53,16 @@ class Snapshot:
 
 class Encoding:
     """One model's codes on one dataset. The constructor reads them from the cache or encodes the first block (in
-    the caller's thread); encode_rest() does the remaining rows (a background thread's job) and keeps them."""
+    the caller's thread); encode_rest() does the remaining rows (a background thread's job) and keeps them.
+
+    data is the images' content hash, or a function computing it: then it is computed only where needed — at once
+    when the cache holds codes of these weights, else by encode_rest before keeping the codes (hashing 491 MB of
+    64x64 RGB images is not the first open's work)."""
 
     def __init__(self, model: VAE, dataset: Dataset, cache: CodesCache | None = None, weights: str = "",
-                 data: str = "", seed: int = 0):
+                 data: str | Callable[[], str] = "", seed: int = 0):
         start = time.perf_counter()
-        self.model, self.dataset, self.cache, self.key = model, dataset, cache, (weights, data)
+        self.model, self.dataset, self.cache, self.weights, self._data = model, dataset, cache, weights, data
         n, d = dataset.n, model.config.latent_dim
         self.n, self.order = n, encoding_order(n, seed)
         self.mu, self.logvar = np.full((n, d), np.nan, np.float32), np.full((n, d), np.nan, np.float32)
@@ -66,7 +70,7 @@ class Encoding:
         self.error: str | None = None
         self._lock = threading.Lock()  # guards done / with_error
         self._rest = threading.Lock()  # one encode_rest at a time: a second caller waits for the first
-        kept = cache.load(weights, data, n, d) if cache is not None else None
+        kept = cache.load(weights, self.data_hash(), n, d) if cache is not None and cache.holds(weights) else None
         self.from_cache = kept is not None
         if kept is not None:
             self.mu[:], self.logvar[:], self.recon_error[:] = kept.mu, kept.logvar, kept.recon_error
@@ -108,10 +112,16 @@ class Encoding:
         those, and an encoding kept for its codes must not keep a dataset they dropped alive."""
         self.model = self.dataset = None
 
+    def data_hash(self) -> str:
+        """The images' content hash (computed once, on first need)."""
+        if callable(self._data):
+            self._data = self._data()
+        return self._data
+
     def keep(self) -> None:
         """Write the complete codes to the cache (a no-op without one)."""
         if self.cache is not None and self.complete and not self.from_cache:
-            self.cache.save(*self.key, Codes(self.mu, self.logvar, self.recon_error))
+            self.cache.save(self.weights, self.data_hash(), Codes(self.mu, self.logvar, self.recon_error))
 
     def holds(self, version: str | None) -> bool:
         """Whether the codes a version names are encoded (a version of another encoding may name more)."""

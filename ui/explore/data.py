@@ -2,6 +2,7 @@
 source, method, parameters) so coming back to the page is instant."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass, replace
@@ -157,17 +158,13 @@ def _encoding(run_path: str, mtime: float, source: str) -> Encoding:
     def make() -> Encoding:
         run, dataset = run_for(run_path), dataset_for(json.loads(source))
         cache = CodesCache(codes_folder(run), codes_cap())
-        return Encoding(run.model, dataset, cache, weights_hash(run.model), _data_hash(source))
+        images_hash = functools.partial(data_hash, dataset.images)  # only where needed (vae_core.encoding)
+        return Encoding(run.model, dataset, cache, weights_hash(run.model), images_hash)
 
     if encodings().has(key):
         return encodings().get(key, make)
     with st.spinner("Encoding the dataset…"):
         return encodings().get(key, make)
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def _data_hash(source: str) -> str:
-    return data_hash(dataset_for(json.loads(source)).images)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

@@ -81,6 +81,11 @@ class CodesCache:
         a link into somewhere else)."""
         return not self.folder.is_symlink()
 
+    def holds(self, weights: str) -> bool:
+        """Whether any codes of these weights are kept (on another dataset, maybe): no data hash is needed to
+        know a miss when none are."""
+        return any(p.name.startswith(f"{weights}-") for p in self.files())
+
     def load(self, weights: str, data: str, n: int, latent_dim: int) -> Codes | None:
         """The codes kept for these hashes, or None: none kept, or a file that fails its checks (then removed)."""
         path = self.path(weights, data)
