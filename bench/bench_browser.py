@@ -11,7 +11,10 @@ and starts itself, side by side in one run:
   pan/zoom frame interval, hover -> an image never fetched before);
 - cold start: from `streamlit run` to an interactive first page, the app vs a bare page that imports torch; and a
   second session on a warm server: from opening the URL to the live panel ready and Streamlit done, vs the bare page;
-- the server's peak RSS after training on 10k generated shapes (and exploring them).
+- the server's peak RSS after training on 10k generated shapes (and exploring them);
+- Explore's time to interactive (map drawn, live panel decoding) for conv models on 20k 32x32 shapes and on 10k 64x64
+  RGB images: the first open on a fresh server (a first block of codes, the rest in the background), a second session
+  on the same server, and a restarted server reading the codes kept with the run.
 
     python -m bench.bench_browser            # prints the raw figures as JSON (python -m bench prints the table)
 """
@@ -26,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.browser import (NEXT_FRAME_JS, VIEWPORT, browser_problem, explore_api, goto, key, launch_chromium, live,
-                               new_page, start_server, wait_idle)
+                               new_page, open_explore, start_server, wait_idle)
 from harness.wait import wait_until
 from bench.bench_map_scale import measure_maps
 
@@ -57,6 +60,7 @@ N_CHANGES = 24
 DRAG_MOVES = 90
 SHAPES_N, SHAPES_EPOCHS = 10_000, 5
 COLOUR_N = 3000  # 64x64 RGB images for the conv model
+OPEN_SHAPES_N, OPEN_COLOUR_N = 20_000, 10_000  # images behind Explore's time to interactive
 
 # --------------------------------------------------------------------------- slider -> image latency
 
@@ -358,6 +362,58 @@ def newest_run_timings(browser, app, path: Path) -> dict:
         page.context.close()
 
 
+# --------------------------------------------------------------------------- Explore's time to interactive
+
+def open_cases(work: Path) -> dict[str, tuple]:
+    """Untrained conv models (encoding costs the same trained or not) on 20k 32x32 shapes and on 10k 64x64 RGB
+    images, each with its (model config, data source)."""
+    from vae_core.config import ModelConfig
+    from vae_core.data import FILES_KIND
+
+    colour = colour_shapes_zip(work / "colour-shapes-64-10k.zip", n=OPEN_COLOUR_N)
+    return {"conv_shapes_20k": (ModelConfig(input_shape=(1, 32, 32), latent_dim=10, arch="conv"),
+                                {"kind": "shapes", "n": OPEN_SHAPES_N, "size": 32, "seed": 0, "name": "shapes"}),
+            "conv_rgb64_10k": (ModelConfig(input_shape=(3, 64, 64), latent_dim=16, arch="conv", likelihood="gaussian"),
+                               {"kind": FILES_KIND, "path": str(colour), "name": "colour-shapes-64"})}
+
+
+def explore_open_timings(browser, work: Path) -> dict:
+    """Per case, in a runs folder of its own (the model is the newest run, so every new session's active one):
+    Explore's time to interactive on a started server (warmed by a session on the Data page, so the app's own cold
+    start is not counted: the cold-start figure has it) the first time the model is opened, when every code is in,
+    a second session on that server; then on a restarted server reading the codes kept with the run, warmed the same
+    way (restart_s) and cold, Explore being its first page (restart_cold_s)."""
+    from vae_core.config import RunConfig
+    from vae_core.jobs import build_model
+    from vae_core.runs import save_run
+
+    out = {}
+    for name, (config, source) in open_cases(work).items():
+        runs = work / f"open-{name}"
+        save_run(runs / name, build_model(config, seed=0).eval(), RunConfig(model=config, dataset=source))
+        figures: dict = {}
+        for phase in ("first", "restart", "restart_cold"):
+            server = start_server("app.py", work / f"open-{name}-{phase}.log", env={"VAE_RUNS_DIR": str(runs)})
+            try:
+                if phase != "restart_cold":
+                    new_page(browser, server.url + "/data", timeout_s=180).context.close()
+                page, figures[f"{phase}_s"] = open_explore(browser, server.url)
+                figures[f"{phase}_points"] = int(page.locator(live("map")).get_attribute("data-points"))
+                if phase == "first":
+                    n = source.get("n", OPEN_COLOUR_N)
+                    start = time.monotonic()
+                    wait_until(lambda: page.get_by_text(f"{n:,} images encoded in").count(), timeout=900,
+                               what="every code encoded")
+                    figures["all_codes_s"] = figures["first_s"] + time.monotonic() - start
+                    second, figures["second_s"] = open_explore(browser, server.url)
+                    second.context.close()
+                page.context.close()
+            finally:
+                server.stop()
+        out[name] = figures
+    return out
+
+
 # --------------------------------------------------------------------------- the whole browser benchmark
 
 
@@ -404,6 +460,7 @@ def measure(work: Path | None = None, n_changes: int = N_CHANGES, cold_repeats: 
             app.stop()
             bare.stop()
             bare_torch.stop()
+        result["explore_open"] = explore_open_timings(browser, work)
         browser.close()
     result["shapes_run"] = str(next(p for p in sorted(runs.iterdir()) if p.name.startswith("shapes-mlp")))
     return result

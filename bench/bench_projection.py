@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -50,18 +51,24 @@ def app_projection(run_path: Path, method: str, params: dict, n: int) -> dict:
     """The Explore page's path: latents (encode, KL, reconstruction error, slider ranges) then the projection,
     first and again (cache hits)."""
     _quiet_streamlit()
-    from ui.explore.data import _latents, _projection, source_json
+    os.environ["VAE_CODES_CACHE_BYTES"] = "0"  # every code encoded, none read back from the codes kept on disk
+    from ui.explore.data import _encoding, _latents, _projection, map_key, source_json
     from ui.server import dataset_for
-    from vae_core.projections import projection_key
 
     run = load_run(run_path)
     source = {"kind": "shapes", "n": n, "size": run.config.model.input_shape[-1], "seed": 0}
     dataset = dataset_for(source)  # loading data is not part of the projection
     mtime = (run_path / "model.safetensors").stat().st_mtime
-    key = projection_key(str(run_path), mtime, dataset.source, method, {"sample": False, **params})
-    first_latents, _ = seconds(lambda: _latents(str(run_path), mtime, source_json(dataset)))
+
+    def all_latents():
+        encoding = _encoding(str(run_path), mtime, source_json(dataset))
+        encoding.encode_rest()  # the background worker's part, here: every code
+        return _latents(str(run_path), mtime, source_json(dataset), encoding.snapshot().version)
+
+    first_latents, latents = seconds(all_latents)
+    key = map_key(run, dataset, latents, method, {"sample": False, **params})
     first_projection, _ = seconds(lambda: _projection(key))
-    cached, _ = seconds(lambda: (_latents(str(run_path), mtime, source_json(dataset)), _projection(key)))
+    cached, _ = seconds(lambda: (all_latents(), _projection(key)))
     return {"method": method, "params": params, "n": n, "first_latents_s": first_latents,
             "first_projection_s": first_projection, "first_s": first_latents + first_projection, "cached_s": cached}
 

@@ -275,3 +275,15 @@ def click_point(page, row: int) -> int:
     hovered = int(page.locator(live("map")).get_attribute("data-hover-row"))
     page.mouse.click(point["x"], point["y"])
     return hovered
+
+
+def open_explore(browser, url: str, timeout_s: float = 180.0):
+    """A fresh session (its own context) on url, Explore being the default page with the newest run active; returns
+    the page and its time to interactive: seconds from opening it until the map is drawn and the live panel decodes."""
+    page = browser.new_context(viewport=VIEWPORT, accept_downloads=True).new_page()
+    page.set_default_timeout(timeout_s * 1000)
+    start = time.monotonic()
+    page.goto(url)
+    page.locator(live("map")).wait_for()
+    page.locator(live("panel")).wait_for()
+    return page, time.monotonic() - start

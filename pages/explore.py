@@ -4,7 +4,7 @@ interpolation, sampling)."""
 import streamlit as st
 
 from ui.diagnosis_ui import weak_model_ui
-from ui.explore.data import explore_dataset, latents_for, source_json
+from ui.explore.data import encoding_note, encoding_progress_ui, explore_dataset, latents_for, source_json
 from ui.explore.latent import latent_panel_ui, neighbours_ui
 from ui.explore.projection import projection_ui
 from ui.explore.link import link_notes_ui, restore_from_link, sync_link
@@ -27,7 +27,7 @@ def explore_ui(run, dataset, latents) -> None:
         latent_panel_ui(run, dataset, latents)
     with left:
         method = projection_ui(run, dataset, latents)
-    if views_shown():
+    if views_shown() and latents.complete:  # they need every code (encoding_note says so meanwhile)
         with right:
             neighbours_ui(dataset, latents)
         views_ui(run, dataset, latents)
@@ -47,8 +47,9 @@ if dataset is None:
 latents = latents_for(run, dataset)
 init_view(str(run.path), source_json(dataset), run.config.model.latent_dim)
 st.caption(f"**{run.name}** ({run.config.model.arch}, {run.config.model.latent_dim}-D latent) on {which}: "
-           f"{dataset.n:,} images encoded in {latents.seconds:.2f} s.")
+           + encoding_note(dataset, latents))
 link_notes_ui(dataset, run.config.model.latent_dim)
+encoding_progress_ui(run, dataset, latents)
 weak_model_ui(run, dataset, page="explore")  # a weak model says so, with one-click remedies that open Train
 explore_ui(run, dataset, latents)
 theory_ui(run, dataset)

@@ -152,7 +152,7 @@ def test_a_cache_clear_leaves_the_servers_resources_and_a_sessions_upload(app, t
     at = upload(app("pages/data.py"), ("mine.npz", npz_bytes(30)))
     mine = Path(at.session_state["dataset_source"]["path"]).parent
     made = {name: getattr(server, name)() for name in ("job_pool", "fit_queue", "registry", "dataset_cache",
-                                                        "run_cache")}
+                                                        "run_cache", "encodings")}
     st.cache_data.clear()
     st.cache_resource.clear()
     assert all(getattr(server, name)() is value for name, value in made.items())

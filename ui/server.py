@@ -25,6 +25,7 @@ from ui.byte_cache import ByteBudgetCache
 from ui.fit_queue import FitQueue
 from ui.guesses import PasswordGuesses
 from vae_core.data import Dataset
+from vae_core.encoding import EncodingPool
 from vae_core.jobs import JobPool
 from vae_core.runs import Run, default_runs_root, load_run
 from vae_core.runs.kept_data import load_dataset
@@ -153,6 +154,13 @@ def job_pool() -> JobPool:
     pool = JobPool()
     pool.start_watchdog(session_is_alive, grace_s=float(os.environ.get("VAE_DISCONNECT_GRACE_S", 120)))
     return pool
+
+
+@server_wide
+def encodings() -> EncodingPool:
+    """The server's latent codes per model file and dataset (vae_core/encoding.py): a first block at once, the rest
+    by one worker thread, off every script thread; kept on disk with the run."""
+    return EncodingPool()
 
 
 @server_wide

@@ -69,9 +69,12 @@ def compare_ui(run: Run, dataset: Dataset, latents: Latents) -> None:
         for col, model_run, label in zip(st.columns(2), (run, other), labels):
             col.image(grid(decode(model_run.model, z), 1, scale=scale), caption=f"{label} (decoded on the server)",
                       output_format="PNG")
-    st.plotly_chart(kl_bars(labels, [latents.dims.kl, latents_for(other, dataset).dims.kl]), key="explore_compare_kl")
-    st.caption(f"Mean KL(q(z|x) ‖ p(z)) of each latent dimension over the {dataset.n:,} explored images, per model: "
-               "a larger β switches dimensions off (bars near 0) and spreads what is left over fewer axes.")
+    theirs_codes = latents_for(other, dataset)
+    st.plotly_chart(kl_bars(labels, [latents.dims.kl, theirs_codes.dims.kl]), key="explore_compare_kl")
+    partial = "" if theirs_codes.complete else (f" ({other.name}'s from the {len(theirs_codes.rows):,} encoded so "
+                                                "far, the rest encoding)")
+    st.caption(f"Mean KL(q(z|x) ‖ p(z)) of each latent dimension over the {dataset.n:,} explored images{partial}, per "
+               "model: a larger β switches dimensions off (bars near 0) and spreads what is left over fewer axes.")
 
 
 def _label(run: Run) -> str:

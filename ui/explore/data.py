@@ -2,40 +2,52 @@
 source, method, parameters) so coming back to the page is instant."""
 from __future__ import annotations
 
+import functools
 import json
-import time
+import os
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
 from ui.explore.live import Asset
 from ui.fit_queue import QueueFull
-from ui.server import dataset_for, fit_queue, run_for, session_id
+from ui.server import dataset_for, encodings, fit_queue, run_for, runs_root, session_id
 from ui.state import active_dataset, run_own_dataset
 from vae_core.config import ModelConfig, from_dict, to_dict
 from vae_core.data import Dataset
+from vae_core.encoding import Encoding
 from vae_core.export import export_model
-from vae_core.latent import (DimOrder, aggregate_posterior_samples, dims_by_kl, encode, kl_per_image,
-                             posterior_samples, reconstruction_error, slider_ranges)
+from vae_core.latent import DimOrder, aggregate_posterior_samples, dims_by_kl, kl_per_image, posterior_samples, slider_ranges
 from vae_core.projections import METHODS, Projection, projection_key, projection_method
 from vae_core.runs import Run
 from vae_core.runs.budget import RunCost, check_budget, memory_budget, price
+from vae_core.runs.codes_cache import CODES_FOLDER, DEFAULT_CAP_BYTES, CodesCache, data_hash, weights_hash
 from vae_core.runs.kept_data import NOTE_KEY, kept_digest
 
 AGGREGATE_SAMPLES = 5000  # draws from q(z) behind the slider ranges
 MAX_MODEL_BYTES = 96 * 2**20  # weights sent to the browser at most; a bigger model decodes on the server
+REFRESHES = 4  # while the rest of the codes is encoded, the page shows more of them this many times
+CODES_SHOWN = "explore_codes_shown"  # session state: the codes version each encoding's page shows meanwhile
 
 
 @dataclass
 class Latents:
-    mu: np.ndarray  # (N, D) posterior means
+    """The codes Explore shows: every image's once complete; before that a seeded sample of them (rows), the other
+    rows NaN, while the rest is encoded in the background (vae_core/encoding.py)."""
+    mu: np.ndarray  # (N, D) posterior means (NaN in rows not encoded yet)
     logvar: np.ndarray  # (N, D)
     kl: np.ndarray  # (N,) KL(q(z|x) || p(z)) per image, nats
-    recon_error: np.ndarray  # (N,) -log p(x | z = mu) per image, nats
-    dims: DimOrder  # latent dimensions by mean KL, collapsed last
-    ranges: np.ndarray  # (D, 2) slider range: 1st-99th percentile of the aggregate posterior
-    seconds: float  # how long encoding took
+    recon_error: np.ndarray  # (N,) -log p(x | z = mu) per image, nats (NaN where not computed yet)
+    dims: DimOrder  # latent dimensions by mean KL over rows, collapsed last
+    ranges: np.ndarray  # (D, 2) slider range: 1st-99th percentile of the aggregate posterior of rows
+    rows: np.ndarray  # (M,) dataset rows with codes, sorted: all N once complete
+    version: str  # which codes these are (vae_core.encoding.Snapshot.version)
+    complete: bool
+    from_cache: bool  # read back from the codes kept with the run
+    seconds: float  # to the first block (or to read the kept codes)
+    total_seconds: float | None  # to the last code, once complete
 
 
 def run_mtime(run: Run) -> float:
@@ -116,18 +128,104 @@ def _over_budget(model_json: str, n_images: int, name: str, budget: int) -> str 
 
 
 def latents_for(run: Run, dataset: Dataset) -> Latents:
-    return _latents(str(run.path), run_mtime(run), source_json(dataset))
+    """The codes as far as they are encoded now: all of them (kept ones read back at once), or the first block
+    while the rest is encoded in the background (encoding_progress_ui shows it and reruns the page as it grows)."""
+    encoding = encoding_for(run, dataset)
+    return _latents(str(run.path), run_mtime(run), source_json(dataset), _shown_version(run, dataset, encoding))
 
 
-@st.cache_data(max_entries=8, show_spinner="Encoding the dataset…")
-def _latents(run_path: str, mtime: float, source: str) -> Latents:
-    start = time.perf_counter()
-    run, dataset = run_for(run_path), dataset_for(json.loads(source))
-    _, mu, logvar = encode(run.model, dataset)
-    return Latents(mu=mu, logvar=logvar, kl=kl_per_image(mu, logvar),
-                   recon_error=reconstruction_error(run.model, dataset, mu), dims=dims_by_kl(mu, logvar),
+def _shown_version(run: Run, dataset: Dataset, encoding: Encoding) -> str:
+    """The codes this session shows: every code once they are in; before that the ones it showed first, until
+    encoding_progress_ui moves it on (a quarter more done), so a slider released meanwhile does not redraw the map."""
+    now = encoding.snapshot().version
+    if encoding.complete:
+        return now
+    shown, key = st.session_state.setdefault(CODES_SHOWN, {}), _encoding_key(run, dataset)
+    if not encoding.holds(shown.get(key)):  # none yet, or from an encoding the server has since made again
+        shown[key] = now
+    return shown[key]
+
+
+def _encoding_key(run: Run, dataset: Dataset) -> str:
+    return json.dumps([str(run.path), run_mtime(run), source_json(dataset)])
+
+
+def encoding_for(run: Run, dataset: Dataset) -> Encoding:
+    return _encoding(str(run.path), run_mtime(run), source_json(dataset))
+
+
+def codes_folder(run: Run) -> Path:
+    """Where a run's codes are kept: in its folder when it lives in the runs folder, else (the bundled run, read
+    only) under the runs folder's hidden .codes/<name>."""
+    root = runs_root().resolve()
+    path = run.path.resolve()
+    return path / CODES_FOLDER if path.parent == root else root / ".codes" / run.name
+
+
+def codes_cap() -> int:
+    """Bytes of codes kept per run (env VAE_CODES_CACHE_BYTES, default 256 MiB); the oldest go first."""
+    return int(float(os.environ.get("VAE_CODES_CACHE_BYTES") or DEFAULT_CAP_BYTES))
+
+
+def _encoding(run_path: str, mtime: float, source: str) -> Encoding:
+    """The server's encoding of one model file on one dataset, made (kept codes read, or the first block encoded)
+    on first use."""
+    key = json.dumps([run_path, mtime, source])  # as _encoding_key
+
+    def make() -> Encoding:
+        run, dataset = run_for(run_path), dataset_for(json.loads(source))
+        cache = CodesCache(codes_folder(run), codes_cap())
+        images_hash = functools.partial(data_hash, dataset.images)  # only where needed (vae_core.encoding)
+        return Encoding(run.model, dataset, cache, weights_hash(run.model), images_hash)
+
+    if encodings().has(key):
+        return encodings().get(key, make)
+    with st.spinner("Encoding the dataset…"):
+        return encodings().get(key, make)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _latents(run_path: str, mtime: float, source: str, version: str) -> Latents:
+    snap = _encoding(run_path, mtime, source).snapshot(version)
+    mu, logvar = snap.mu[snap.rows], snap.logvar[snap.rows]
+    return Latents(mu=snap.mu, logvar=snap.logvar, kl=kl_per_image(snap.mu, snap.logvar),
+                   recon_error=snap.recon_error, dims=dims_by_kl(mu, logvar),
                    ranges=slider_ranges(aggregate_posterior_samples(mu, logvar, AGGREGATE_SAMPLES, seed=0)),
-                   seconds=time.perf_counter() - start)
+                   rows=snap.rows, version=snap.version, complete=snap.complete, from_cache=snap.from_cache,
+                   seconds=snap.seconds, total_seconds=snap.total_seconds)
+
+
+def encoding_note(dataset: Dataset, latents: Latents) -> str:
+    """What the page says about its codes: where they came from, and while some are missing, what is estimated."""
+    if latents.from_cache:
+        return f"{dataset.n:,} codes read from the cache kept with the run in {latents.seconds:.2f} s."
+    if latents.complete:
+        return f"{dataset.n:,} images encoded in {latents.total_seconds:.2f} s."
+    return (f"{len(latents.rows):,} of {dataset.n:,} images encoded (a seeded random sample, in "
+            f"{latents.seconds:.2f} s), the rest encoding in the background: the map, the slider ranges and the "
+            f"dimensions' KL are from these {len(latents.rows):,} until all are encoded; the nearest images and "
+            "the views below wait for all of them.")
+
+
+def encoding_progress_ui(run: Run, dataset: Dataset, latents: Latents) -> None:
+    """While the rest of the codes is encoded: a progress bar, and the page rerun (the map filling in) each time
+    another quarter of the images is done, and once more when the last one is. Nothing once every code is in."""
+    if not latents.complete:
+        _progress_ui(run, dataset, latents)
+
+
+@st.fragment(run_every=1.0)
+def _progress_ui(run: Run, dataset: Dataset, latents: Latents) -> None:
+    encoding = encoding_for(run, dataset)
+    if encoding.error:
+        st.warning(f"Encoding the rest of the images failed: {encoding.error}", icon=":material/error:")
+        return
+    done, n = encoding.progress()
+    step = max(1, n // REFRESHES)
+    if encoding.complete or done >= len(latents.rows) + step:
+        st.session_state.get(CODES_SHOWN, {}).pop(_encoding_key(run, dataset), None)  # show what is in now
+        st.rerun(scope="app")
+    st.progress(done / n, text=f"Encoding the rest of the images: {done:,} of {n:,}…")
 
 
 def row_labels(dataset: Dataset) -> np.ndarray | None:
@@ -139,19 +237,26 @@ def row_labels(dataset: Dataset) -> np.ndarray | None:
 
 
 def codes_for(latents: Latents, sample: bool) -> np.ndarray:
-    """What gets projected: posterior means, or one seeded sample of q(z|x) per image."""
-    return posterior_samples(latents.mu, latents.logvar, seed=0) if sample else latents.mu
+    """What gets projected, for the rows with codes: posterior means, or one seeded sample of q(z|x) per image (the
+    same draw for a row whether all codes are there or not)."""
+    return (posterior_samples(latents.mu, latents.logvar, seed=0) if sample else latents.mu)[latents.rows]
 
 
-def projection_for(run: Run, dataset: Dataset, method: str, params: dict) -> Projection | None:
-    """A fitted projection, cached per (model file, data, method, parameters). Slow methods (t-SNE, UMAP) go through
+def map_key(run: Run, dataset: Dataset, latents: Latents, method: str, params: dict) -> str:
+    """One projection's cache key: model file, data, which of its codes, method and parameters."""
+    return projection_key(str(run.path), run_mtime(run), {"source": dataset.source, "codes": latents.version},
+                          method, params)
+
+
+def projection_for(run: Run, dataset: Dataset, latents: Latents, method: str, params: dict) -> Projection | None:
+    """A fitted projection, cached per (model file, data, codes, method, parameters). Slow methods (t-SNE, UMAP) go through
     the server's queue (ui/fit_queue.py) with a timed spinner and the number of fits before it; None, with a warning
     shown, when the queue is full or the fit was cancelled."""
-    key = projection_key(str(run.path), run_mtime(run), dataset.source, method, params)
+    key = map_key(run, dataset, latents, method, params)
     spec = projection_method(method)
     if not spec.slow:
         return _projection(key)
-    n = min(dataset.n, int(params["max_points"]))
+    n = min(len(latents.rows), int(params["max_points"]))
     cost = f"{spec.fit_cost(n)}; " if spec.fit_cost else ""
     what = f"Running {spec.label} on {n:,} codes ({cost}cached afterwards)…"
     queue = fit_queue()
@@ -182,9 +287,12 @@ def projection_for(run: Run, dataset: Dataset, method: str, params: dict) -> Pro
 def _projection(key: str) -> Projection:
     spec = json.loads(key)
     params = dict(spec["params"])
-    latents = _latents(spec["run"], spec["mtime"], json.dumps(spec["data"], sort_keys=True))
+    latents = _latents(spec["run"], spec["mtime"], json.dumps(spec["data"]["source"], sort_keys=True),
+                       spec["data"]["codes"])
     codes = codes_for(latents, bool(params.pop("sample", False)))
-    return Projection(method=spec["method"], **params).fit(codes)
+    projection = Projection(method=spec["method"], **params).fit(codes)
+    projection.rows_ = latents.rows[projection.rows_]  # dataset rows (the same positions once every code is there)
+    return projection
 
 
 def model_asset(run: Run) -> tuple[Asset | None, str]:

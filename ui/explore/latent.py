@@ -17,7 +17,7 @@ from ui.explore.live import Asset, mount, relay
 from ui.explore.state import current_z, kept, set_z, z_from_browser, z_version
 from ui.images import scale_for, to_uint8
 from vae_core.data import Dataset
-from vae_core.latent import decode, nearest_neighbours, prior_log_density, prior_samples
+from vae_core.latent import decode, encode, nearest_neighbours, prior_log_density, prior_samples
 from vae_core.runs import Run
 
 MODES = ("Live (in browser)", "Server")
@@ -73,12 +73,16 @@ def _start_ui(run: Run, dataset: Dataset, latents: Latents) -> None:
         st.button("Prior sample", key="explore_start_prior", on_click=_prior_start, args=(d,),
                   help="a fresh z ~ N(0, I)")
         index = st.number_input("Image #", 0, dataset.n - 1, step=1, width=90, **kept("explore_start_index", 0))
-        st.button("Encode", key="explore_start_encode", on_click=_encode_start, args=(latents.mu,),
+        st.button("Encode", key="explore_start_encode", on_click=_encode_start, args=(run, dataset, latents.mu),
                   help=f"z = the posterior mean of image #{index}")
 
 
-def _encode_start(mu: np.ndarray) -> None:
-    set_z(mu[int(st.session_state.explore_start_index)])
+def _encode_start(run: Run, dataset: Dataset, mu: np.ndarray) -> None:
+    row = int(st.session_state.explore_start_index)
+    code = mu[row]
+    if np.isnan(code).any():  # not encoded yet (the rest of the codes is on its way): this one now
+        code = encode(run.model, dataset.batch(np.array([row])))[1][0]
+    set_z(code)
 
 
 def _prior_start(latent_dim: int) -> None:

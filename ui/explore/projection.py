@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from ui.explore.data import Latents, model_asset, projection_for, run_mtime
+from ui.explore.data import Latents, map_key, model_asset, projection_for
 from ui.explore.image_blocks import images_view
 from ui.explore.latent import on_browser_z, view_state
 from ui.explore.live import Asset, mount
@@ -22,7 +22,7 @@ from ui.server import session_id
 from ui.images import grid
 from vae_core.data import Dataset
 from vae_core.latent import decode
-from vae_core.projections import Param, Projection, default_method, methods_for, projection_key, projection_method
+from vae_core.projections import Param, Projection, default_method, methods_for, projection_method
 from vae_core.runs import Run
 
 MAX_PLOT_POINTS = 100_000  # identity/PCA are fitted on every code, at most this many drawn (a seeded subsample beyond)
@@ -124,11 +124,11 @@ def colour_asset(map_: Asset, colour: Colouring) -> Asset:
 def projection_ui(run: Run, dataset: Dataset, latents: Latents) -> str:
     """Controls, the map and its notes, the selection; returns the method for the URL."""
     method, params = _controls_ui(run, dataset, latents)
-    projection = projection_for(run, dataset, method, params)
+    projection = projection_for(run, dataset, latents, method, params)
     if projection is None:  # the server's t-SNE queue is full (the page says so)
         return method
     model, _ = model_asset(run)  # for reconstructions on hover; the panel says why when there is none
-    key = projection_key(str(run.path), run_mtime(run), dataset.source, method, params)
+    key = map_key(run, dataset, latents, method, params)
     map_ = map_asset(run, dataset, latents, projection, key)
     colour = colour_asset(map_, colouring(st.session_state.explore_colour, dataset, latents))
     selection = st.session_state.get(SELECTION, [])
@@ -136,7 +136,7 @@ def projection_ui(run: Run, dataset: Dataset, latents: Latents) -> str:
                       images=images_view(session_id(), dataset))
     assets = {"map": map_, "colour": colour} | ({"model": model} if model is not None else {})
     mount("map", "explore_live_map", view, assets, on_z=on_browser_z, on_select=_on_select)
-    st.caption(_notes(projection, dataset, params, map_.meta))
+    st.caption(_notes(projection, dataset, latents, params, map_.meta))
     selection_ui(run, dataset, latents, st.session_state.get(SELECTION, []))
     return method
 
@@ -201,18 +201,19 @@ def _param_ui(name: str, p: Param):
     return st.slider(p.label, p.low, p.high, help=p.help or None, **step, **kept(name, p.default))
 
 
-def _notes(projection: Projection, dataset: Dataset, params: dict, meta: dict) -> str:
+def _notes(projection: Projection, dataset: Dataset, latents: Latents, params: dict, meta: dict) -> str:
     shown = len(shown_rows(projection))
     what = "one sample of q(z|x)" if params.get("sample") else "the posterior mean"
-    notes = [f"{shown:,} of {dataset.n:,} images drawn{' (a seeded subsample)' if shown < len(projection.rows_) else ''}"
-             f", each at {what}. Hover a point to see its image and reconstruction; click it to move z to its "
-             "posterior mean; Box or Lasso to select many."]
+    sampled = " (a seeded subsample)" if shown < len(projection.rows_) else ""
+    encoding = "" if latents.complete else f" (the {len(latents.rows):,} encoded so far; the rest encoding)"
+    notes = [f"{shown:,} of {dataset.n:,} images drawn{sampled}{encoding}, each at {what}. Hover a point to see its "
+             "image and reconstruction; click it to move z to its posterior mean; Box or Lasso to select many."]
     if shown < len(projection.rows_):
         notes.append(f"More than {MAX_PLOT_POINTS:,} points: the map draws a seeded subsample of them.")
     if meta["draggable"]:
         notes.append(f"Drag the ★ to move z in {projection.spec.plane}.")
     name = projection.spec.label
-    if not projection.exact and len(projection.rows_) < dataset.n:
+    if not projection.exact and len(projection.rows_) < len(latents.rows):
         notes.append(f"{name} ran on a random subsample of {len(projection.rows_):,} codes.")
     if not projection.exact:
         notes.append(f"{name} has no map for new points: the ★ is placed at the distance-weighted mean of the "
