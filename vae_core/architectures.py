@@ -188,9 +188,11 @@ class Architecture:
     encoder: Callable[[Shape, int, tuple[int, ...]], nn.Module]
     decoder: Callable[[Shape, int, tuple[int, ...]], nn.Module]
     check_shape: Callable[[Shape], None]  # raises ValueError on an image shape the architecture cannot take
-    # the training it does best with under the default schedule, for the recipe (None: the engine's default)
-    lr: float | None = None  # peak learning rate
+    # the training it does best with under the default schedule, for the recipe (vae_core/recipe.py; None: the
+    # recipe's own for the data)
+    lr: float | None = None  # peak learning rate at batch_size
     batch_size: int | None = None
+    epochs: int | None = None  # the length for a large dataset (a small one still gets the recipe's minimum steps)
 
 
 _BY_NAME: dict[str, Architecture] = {entry.name: entry for entry in (
@@ -203,7 +205,7 @@ _BY_NAME: dict[str, Architecture] = {entry.name: entry for entry in (
     # convolutions cost ~50 us per image each on one CPU thread (memory-bound kernels), more than the whole MLP
     Architecture("mlp-conv", "an MLP encoder and a light convolutional decoder (16/32 channels); any image of at "
                  "least 8×8; trains best at batch 64, lr 3e-3", MLPEncoder, _light_conv_decoder,
-                 _conv_shape("mlp-conv"), lr=3e-3, batch_size=64),
+                 _conv_shape("mlp-conv"), lr=3e-3, batch_size=64, epochs=20),
 )}
 ARCHS: tuple[str, ...] = tuple(_BY_NAME)  # the CLI's choices and the Train form's options
 DEFAULT_ARCH: str = "mlp"  # what ModelConfig uses unless told otherwise
