@@ -181,7 +181,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         resume = load_run(args.resume, with_optimizer=True) if args.resume else None
         dataset = load_source(data_source(args, resume))
-        auto = fill_from_recipe(args, recipe_for(dataset.shape, dataset.n, args.val_fraction), resume is not None)
+        arch = resume.config.model.arch if resume else args.arch  # a chosen architecture trains at its own settings
+        auto = fill_from_recipe(args, recipe_for(dataset.shape, dataset.n, args.val_fraction, arch), resume is not None)
         if auto and rank == 0:
             print(auto, flush=True)
         model_cfg = resume.config.model if resume else ModelConfig(
