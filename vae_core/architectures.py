@@ -200,9 +200,10 @@ _BY_NAME: dict[str, Architecture] = {entry.name: entry for entry in (
     Architecture("conv", "two stride-2 convolutions each way; any image of at least 8×8 (padded to sides divisible "
                  "by 4, the output cropped back)",
                  ConvEncoder, ConvDecoder, _conv_shape("conv")),
-    # bench/bench_conv.py: on real MNIST digits, batch 64 at 3e-3 for 20 epochs ends ~6 nats better than the default
-    # MLP at ~4x its CPU time; at batch 256 (fewer, larger steps) it needs many more epochs. Its two transposed
-    # convolutions cost ~50 us per image each on one CPU thread (memory-bound kernels), more than the whole MLP
+    # bench/bench_conv.py, real MNIST 5k, 3 seeds: batch 64 at 3e-3 for 20 epochs ends 5.3 nats better than the
+    # default MLP recipe at 3.55x its CPU time (16 epochs: +4.1 at 3.1x; 14: +2.4 at 2.5x); at batch 256 (fewer,
+    # larger steps) it ends worse than the MLP. Its two transposed convolutions cost ~50 us per image each on one
+    # CPU thread (memory-bound kernels), more than the whole MLP
     Architecture("mlp-conv", "an MLP encoder and a light convolutional decoder (16/32 channels); any image of at "
                  "least 8×8; trains best at batch 64, lr 3e-3", MLPEncoder, _light_conv_decoder,
                  _conv_shape("mlp-conv"), lr=3e-3, batch_size=64, epochs=20),
