@@ -184,7 +184,8 @@ def run(args: argparse.Namespace) -> int:
         dataset = load_dataset(data_source(args, resume), Path(args.resume if resume else args.out).parent)
         if rank == 0:  # the run keeps a copy of data read from files (vae_core/runs/kept_data.py)
             dataset = keep(dataset, Path(args.out).parent)
-        auto = fill_from_recipe(args, recipe_for(dataset.shape, dataset.n, args.val_fraction), resume is not None)
+        arch = resume.config.model.arch if resume else args.arch  # a chosen architecture trains at its own settings
+        auto = fill_from_recipe(args, recipe_for(dataset.shape, dataset.n, args.val_fraction, arch), resume is not None)
         if auto and rank == 0:
             print(auto, flush=True)
         model_cfg = resume.config.model if resume else ModelConfig(
