@@ -112,5 +112,7 @@ def test_the_recipe_picks_the_mlp_and_refuses_an_unknown_architecture():
     """No conv design tried beat the MLP by 3 nats within 2x its time on real digits (bench/bench_conv.py): the
     recipe starts every dataset, real 28x28 digits included, from the MLP."""
     assert all(pick_arch(shape, n) == "mlp" for shape, n in DATASETS.values())
-    with pytest.raises(ValueError, match=r"arch must be one of \('mlp', 'conv', 'mlp-conv'\), got 'resnet'"):
+    with pytest.raises(ValueError, match=r"arch 'onnx' is not trained here"):
+        recipe_for((1, 28, 28), 5000, arch="onnx")
+    with pytest.raises(ValueError, match=r"arch must be one of \('mlp', 'conv', 'mlp-conv', 'onnx'\), got 'resnet'"):
         recipe_for((1, 28, 28), 5000, 0.1, arch="resnet")

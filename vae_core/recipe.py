@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .architectures import DEFAULT_ARCH, architecture
+from .architectures import ARCHS, DEFAULT_ARCH, architecture
 from .data import split_indices
 
 Shape = tuple[int, int, int]  # (C, H, W)
@@ -94,6 +94,9 @@ def recipe_for(input_shape: Shape, n_images: int, val_fraction: float = 0.1, arc
     (vae_core/architectures.py) names its own rate, batch or length trains at them; the rules below still apply."""
     n_train = train_images(n_images, val_fraction)
     entry = architecture(arch if arch is not None else pick_arch(input_shape, n_train))
+    if not entry.trainable:
+        raise ValueError(f"arch {entry.name!r} is not trained here (imported networks are explored only); the recipe "
+                         f"is for {', '.join(ARCHS)}")
     base_batch, base_lr, base_epochs = entry.batch_size or BATCH, entry.lr or LR, entry.epochs or EPOCHS
     batch = base_batch
     while batch > MIN_BATCH and n_train / batch < MIN_STEPS_PER_EPOCH:
