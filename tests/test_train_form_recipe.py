@@ -29,6 +29,22 @@ def test_the_form_says_auto_follows_the_dataset_and_keeps_the_users_edits(app):
     assert f"auto: {shapes.summary()}" in texts(at.caption) and "Yours instead: epochs." in texts(at.caption)
 
 
+def test_choosing_an_architecture_brings_its_own_settings_unless_the_user_set_them(app):
+    at = app("pages/train.py")
+    mlp_conv = recipe_for((1, 8, 8), 1797, 0.1, arch="mlp-conv")
+    assert (mlp_conv.batch_size, mlp_conv.lr) != (recipe_for((1, 8, 8), 1797, 0.1).batch_size,
+                                                  recipe_for((1, 8, 8), 1797, 0.1).lr)  # the case shows the form following
+    job = start_training(at, tf_arch="mlp-conv", tf_epochs=1)  # chosen and started at once, as a user may
+    assert (job.model_config.arch, job.train_config.batch_size, job.train_config.lr) == (
+        "mlp-conv", mlp_conv.batch_size, mlp_conv.lr)
+    assert job.join(timeout=120)
+    assert f"auto: {mlp_conv.summary()}" in texts(at.caption)
+    job = start_training(at, tf_arch="mlp", tf_lr=1e-3)  # back to the MLP with the user's own rate: the rate stays,
+    mlp = recipe_for((1, 8, 8), 1797, 0.1)                # the batch follows the architecture again
+    assert (job.model_config.arch, job.train_config.batch_size, job.train_config.lr) == ("mlp", mlp.batch_size, 1e-3)
+    job.stop()
+
+
 def test_the_schedule_help_says_what_cosine_does_to_the_chosen_rate(app):
     at = app("pages/train.py")
     text = at.selectbox(key="tf_lr_schedule").proto.help

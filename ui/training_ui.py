@@ -62,10 +62,13 @@ def init_form_state() -> None:
 
 
 def follow_recipe(dataset: Dataset) -> Recipe:
-    """The active dataset's recipe (vae_core/recipe.py). A field still at the last recipe's value (or never set) takes
-    this one's, so the defaults follow the dataset; a field the user changed keeps the user's value."""
+    """The active dataset's recipe (vae_core/recipe.py), for the architecture chosen in the form when it is not the
+    recipe's own. A field still at the last recipe's value (or never set) takes this one's, so the defaults follow the
+    dataset and the architecture; a field the user changed keeps the user's value."""
     s = st.session_state
     recipe = recipe_for(dataset.shape, dataset.n, float(s.tf_val))
+    if s.get("tf_arch") in ARCHS and s.tf_arch != recipe.arch:  # a chosen architecture trains at its own settings
+        recipe = recipe_for(dataset.shape, dataset.n, float(s.tf_val), arch=s.tf_arch)
     before = s.get("tf_auto", {})
     for key, (field, _) in RECIPE_FIELDS.items():
         if key not in s or s[key] == before.get(key):
