@@ -249,13 +249,18 @@ def _job_history(job: ProcessJob) -> tuple[list[dict], list[dict], object, int]:
     return cache["steps"], snap.epochs, snap.progress, snap.model_version
 
 
-def _progress_ui(p) -> None:
+def eta_text(p) -> str:
+    """' · ETA 05:12' while the job runs ('estimating…' until its rate has settled); nothing once it has ended."""
+    if p.state != "running":
+        return ""
     if p.eta_s is None:
-        eta = "—"
-    else:
-        eta = time.strftime("%M:%S", time.gmtime(p.eta_s)) if p.eta_s < 3600 else f"{p.eta_s / 3600:.1f} h"
+        return " · ETA estimating…"
+    return " · ETA " + (time.strftime("%M:%S", time.gmtime(p.eta_s)) if p.eta_s < 3600 else f"{p.eta_s / 3600:.1f} h")
+
+
+def _progress_ui(p) -> None:
     st.progress(p.fraction, text=f"**{p.state}** · epoch {p.epoch}/{p.epochs} · step {p.step}/{p.total_steps} · "
-                                 f"{p.samples_per_s:,.0f} samples/s · ETA {eta}")
+                                 f"{p.samples_per_s:,.0f} samples/s{eta_text(p)}")
     if p.error:
         st.error(p.error)
     for warning in p.warnings:

@@ -126,7 +126,9 @@ class ProcessJob(JobCore):
     # ------------------------------------------------------------------ the listener thread
 
     def _progress_locked(self) -> Progress:
-        return dataclasses.replace(self._progress, state=self._state, error=self._error,
+        # the worker's last word may predate a stop: only a running job has time left to estimate
+        eta = self._progress.eta_s if self._state in ("running", "finished") else None
+        return dataclasses.replace(self._progress, state=self._state, eta_s=eta, error=self._error,
                                    warnings=list(self._warnings))
 
     def _send(self, command) -> None:
