@@ -119,8 +119,12 @@ def test_train_pause_resume_live_lr_and_beta_stop_then_runs(app):
     assert job.state == "running"
     wait_until(lambda: job.progress().step > step + 5, what="training to go on after resume")
 
+    before = at.session_state["active_run"]
     at.button(key="train_stop").click().run()
     assert job.state == "stopped" and not at.exception
+    assert at.session_state["active_run"] == before  # a stopped run does not replace the active model: it is offered
+    assert job.run_dir.name not in texts(at.sidebar.caption)
+    at.button(key="train_use_stopped").click().run()
     assert at.session_state["active_run"] == str(job.run_dir)  # the stopped run is the active model
     assert job.run_dir.name in texts(at.sidebar.caption)
 

@@ -14,7 +14,7 @@ from ui.images import grid
 from ui.remedies import remedy_buttons_ui
 from ui.server import job_pool, runs_root, session_id
 from ui.sharing import note_created
-from ui.state import adopt_finished_job, run_dataset
+from ui.state import STOPPED_RUN, active_run, adopt_finished_job, run_dataset, set_active_run
 from vae_core.architectures import ARCHS, architecture
 from vae_core.config import LR_SCHEDULES, ModelConfig, TrainConfig
 from vae_core.data import Dataset, preview_indices, split_indices
@@ -202,6 +202,7 @@ def _live_body(job: ProcessJob | None, run: Run | None, was_active: bool) -> Non
         if was_active and progress.state not in ACTIVE:
             st.rerun()  # the job ended: redraw the page (buttons, sidebar's active model)
         _progress_ui(progress)
+        stopped_run_ui(job)
         why = job_pool().why_stopped(session_id(), job)
         if why:
             st.warning(why, icon=":material/timer_off:")
@@ -265,6 +266,20 @@ def _progress_ui(p) -> None:
         st.error(p.error)
     for warning in p.warnings:
         st.warning(warning)
+
+
+def stopped_run_ui(job: ProcessJob) -> None:
+    """A stopped job's run did not replace the active model (ui.state.adopt_finished_job): offer it."""
+    stopped, current = st.session_state.get(STOPPED_RUN), active_run()
+    if job.state != "stopped" or stopped != str(job.run_dir) or current is None or current.path == job.run_dir:
+        return
+    left, right = st.columns([3, 1], vertical_alignment="center")
+    left.info(f"Stopped: **{job.run_dir.name}** was saved; **{current.name}** is still the active model.",
+              icon=":material/info:")
+    if right.button("Use the stopped run", key="train_use_stopped", icon=":material/swap_horiz:", width="stretch",
+                    help="Make the stopped run the active model"):
+        set_active_run(job.run_dir)
+        st.rerun()  # the whole page (this is a fragment): the sidebar names the active model
 
 
 def _curves_ui(steps: list[dict], epochs: list[dict], name: str) -> None:
