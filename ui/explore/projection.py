@@ -190,10 +190,11 @@ def _controls_ui(run: Run, dataset: Dataset, latents: Latents) -> tuple[str, dic
 def _axes_ui(col, d: int, latents: Latents) -> list[int]:
     """Two different latent dimensions, the two most informative at first."""
     top = sorted(int(v) for v in latents.dims.order[:2])
-    x = col.selectbox("x axis", range(d), format_func=lambda v: f"z{v}", **kept("explore_x", top[0], range(d)))
+    x = col.selectbox("x axis", range(d), format_func=lambda v: f"z{v}",
+                      **kept("explore_x", top[0], range(d), per_model=True))
     y_options = [v for v in range(d) if v != x]
     y = col.selectbox("y axis", y_options, format_func=lambda v: f"z{v}",
-                      **kept("explore_y", top[1] if top[1] != x else y_options[0], y_options))
+                      **kept("explore_y", top[1] if top[1] != x else y_options[0], y_options, per_model=True))
     return [int(x), int(y)]
 
 
