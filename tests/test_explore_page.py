@@ -127,6 +127,7 @@ def test_tsne_places_z_approximately_and_says_so(explore):
     at.session_state["explore_tsne_max_points"] = 100  # a quick map: 100 of the 300 shapes, 250 iterations
     at.session_state["explore_tsne_iterations"] = 250
     at.selectbox(key="w_explore_method").set_value("tsne").run()
+    at.button(key="explore_fit").click().run()  # the settings are chosen before the fit: it starts on Fit
     assert not at.exception
     assert any("placed at the distance-weighted mean" in c.value and "subsample of 100" in c.value
                for c in at.caption)

@@ -10,15 +10,14 @@ import numpy as np
 import streamlit as st
 
 from ui.explore.live import Asset
-from ui.fit_queue import QueueFull
-from ui.server import dataset_for, fit_queue, run_for, session_id
+from ui.server import dataset_for, run_for
 from ui.state import active_dataset, run_dataset
 from vae_core.config import ModelConfig, from_dict, to_dict
 from vae_core.data import Dataset
 from vae_core.export import export_model
 from vae_core.latent import (DimOrder, aggregate_posterior_samples, dims_by_kl, encode, kl_per_image,
                              posterior_samples, reconstruction_error, slider_ranges)
-from vae_core.projections import METHODS, Projection, projection_key, projection_method
+from vae_core.projections import Projection, projection_key, projection_method
 from vae_core.runs import Run
 from vae_core.runs.budget import RunCost, check_budget, memory_budget, price
 
@@ -126,39 +125,12 @@ def codes_for(latents: Latents, sample: bool) -> np.ndarray:
     return posterior_samples(latents.mu, latents.logvar, seed=0) if sample else latents.mu
 
 
-def projection_for(run: Run, dataset: Dataset, method: str, params: dict) -> Projection | None:
-    """A fitted projection, cached per (model file, data, method, parameters). Slow methods (t-SNE, UMAP) go through
-    the server's queue (ui/fit_queue.py) with a timed spinner and the number of fits before it; None, with a warning
-    shown, when the queue is full or the fit was cancelled."""
-    key = projection_key(str(run.path), run_mtime(run), dataset.source, method, params)
-    spec = projection_method(method)
-    if not spec.slow:
-        return _projection(key)
-    n = min(dataset.n, int(params["max_points"]))
-    cost = f"{spec.fit_cost(n)}; " if spec.fit_cost else ""
-    what = f"Running {spec.label} on {n:,} codes ({cost}cached afterwards)…"
-    queue = fit_queue()
-    try:
-        ticket = queue.submit(key, session_id(), lambda: _projection(key))
-    except QueueFull as exc:
-        st.warning(str(exc), icon=":material/hourglass_disabled:")
-        return None
-    note = st.empty()
-    with st.spinner(what, show_time=True):
-        while not ticket.done.wait(0.25):  # each redraw lets Streamlit end this run if the user asks for another
-            ahead = queue.ahead_of(ticket)
-            if ahead:
-                slow = ", ".join(m.label for m in METHODS.values() if m.slow)
-                note.caption(f":material/hourglass_top: {ahead} slow fit{'s' if ahead > 1 else ''} ({slow}) "
-                             "before this one (one at a time on this server)")
-            else:
-                note.empty()
-    note.empty()
-    try:
-        return ticket.value()
-    except ValueError as exc:  # cancelled, or the fit refused its input
-        st.warning(str(exc), icon=":material/hourglass_disabled:")
-        return None
+def projection_for(run: Run, dataset: Dataset, method: str, params: dict) -> Projection:
+    """A projection fitted on the spot (latent axes, PCA), cached per (model file, data, method, parameters). Slow
+    methods (t-SNE, UMAP) are fitted through the server's queue instead: ui/explore/fits.py."""
+    if projection_method(method).slow:
+        raise ValueError(f"{method} is fitted through the server's queue (ui.explore.fits.slow_projection_ui)")
+    return _projection(projection_key(str(run.path), run_mtime(run), dataset.source, method, params))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

@@ -12,6 +12,7 @@ import numpy as np
 import streamlit as st
 
 from ui.explore.data import Latents, model_asset, projection_for, run_mtime
+from ui.explore.fits import slow_projection_ui
 from ui.explore.latent import on_browser_z, view_state
 from ui.explore.live import Asset, mount
 from ui.explore.posterior import map_ellipses
@@ -136,8 +137,11 @@ def colour_asset(map_: Asset, colour: Colouring) -> Asset:
 def projection_ui(run: Run, dataset: Dataset, latents: Latents) -> str:
     """Controls, the map and its notes, the selection; returns the method for the URL."""
     method, params = _controls_ui(run, dataset, latents)
-    projection = projection_for(run, dataset, method, params)
-    if projection is None:  # the server's t-SNE queue is full (the page says so)
+    if projection_method(method).slow:  # t-SNE, UMAP: settings first, then Fit (the page says how long it takes)
+        projection = slow_projection_ui(run, dataset, latents, method, params)
+    else:
+        projection = projection_for(run, dataset, method, params)
+    if projection is None:  # not fitted yet, the server's queue is full, or the fit was cancelled (the page says)
         return method
     model, _ = model_asset(run)  # for reconstructions on hover; the panel says why when there is none
     key = projection_key(str(run.path), run_mtime(run), dataset.source, method, params)
@@ -179,10 +183,9 @@ def _controls_ui(run: Run, dataset: Dataset, latents: Latents) -> tuple[str, dic
         if p.kind == "axes":  # beside the other controls
             params[p.name] = _axes_ui(cols[3], d, latents)
     settings = [p for p in spec.params if p.kind != "axes"]
-    if settings:  # in a popover
-        about = ", ".join(p.label.split(" (")[0].lower() for p in settings)
-        with cols[3].popover("Settings", icon=":material/tune:", help=f"{spec.label}: {about}"):
-            for p in settings:
+    if settings:  # in a row of their own, chosen before the fit starts (ui/explore/fits.py)
+        for col, p in zip(st.columns(len(settings), vertical_alignment="bottom"), settings):
+            with col:
                 params[p.name] = _param_ui(f"explore_{method}_{p.name}", p)
     return method, params
 
