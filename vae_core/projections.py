@@ -191,7 +191,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("pca", "PCA", _fit_pca, _linear_map, linear=True, inverse=True,
            plane="the principal plane (the rest of z kept)", axis_names=lambda p: ("PC1", "PC2")),
     Method("tsne", "t-SNE", _fit_tsne, slow=True, requires="openTSNE", work=_tsne_work, reports_progress=True,
-           trial_points=300,
+           trial_points=200,
            install="the openTSNE package: pip install -r requirements.txt",
            params=(MAX_POINTS, Param("perplexity", "Perplexity", 30, low=5, high=100,
                                      help="about how many neighbours each point keeps close: more, more global"),
