@@ -273,10 +273,10 @@ def stopped_run_ui(job: ProcessJob) -> None:
     stopped, current = st.session_state.get(STOPPED_RUN), active_run()
     if job.state != "stopped" or stopped != str(job.run_dir) or current is None or current.path == job.run_dir:
         return
-    left, right = st.columns([3, 1], vertical_alignment="center")
+    left, right = st.columns([3, 1.2], vertical_alignment="center")
     left.info(f"Stopped: **{job.run_dir.name}** was saved; **{current.name}** is still the active model.",
               icon=":material/info:")
-    if right.button("Use the stopped run", key="train_use_stopped", icon=":material/swap_horiz:", width="stretch",
+    if right.button("Make it active", key="train_use_stopped", icon=":material/swap_horiz:", width="stretch",
                     help="Make the stopped run the active model"):
         set_active_run(job.run_dir)
         st.rerun()  # the whole page (this is a fragment): the sidebar names the active model

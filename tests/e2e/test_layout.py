@@ -27,8 +27,8 @@ INSIDE_JS = """selector => {
   return col.getBoundingClientRect().right - buttons[buttons.length - 1].getBoundingClientRect().right;
 }"""
 
-CUT_JS = """selector => Array.from(document.querySelectorAll(selector)).filter(b => b.scrollWidth > b.clientWidth + 1)
-  .map(b => b.innerText)"""
+CUT_JS = """selector => Array.from(document.querySelectorAll(selector))
+  .filter(b => [b, ...b.querySelectorAll('*')].some(e => e.scrollWidth > e.clientWidth + 1)).map(b => b.innerText)"""
 
 
 def test_the_runs_table_and_the_overlay_toggle_fit_at_1400_px(app, runs_dir, new_runs_removed):

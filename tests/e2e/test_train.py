@@ -14,6 +14,7 @@ from harness.wait import wait_until
 pytestmark = pytest.mark.e2e
 
 CURVES = ("reconstruction · train", "KL · train")
+CUT_JS = "b => [b, ...b.querySelectorAll('*')].some(e => e.scrollWidth > e.clientWidth + 1)"  # text cut with …
 
 
 def curve_points(page) -> dict[str, int]:
@@ -43,7 +44,8 @@ def test_train_pause_resume_stop_and_find_the_run(app, new_runs_removed):
     wait_until(lambda: progress_text(app).startswith("stopped"), timeout=60, what="the job to stop")
     assert "ETA" not in progress_text(app)  # no time is left to estimate
     wait_idle(app, 60)  # the job's end redraws the whole page (until then the live fragment's copy is also there)
-    offer = app.locator(key("train_use_stopped")).get_by_role("button", name="Use the stopped run")
+    offer = app.locator(key("train_use_stopped")).get_by_role("button", name="Make it active")
+    assert offer.evaluate(CUT_JS) is False, "the offer's label is cut short"
     offer.click()  # Stop kept the active model: take the stopped run
     sidebar = app.locator('[data-testid="stSidebar"]')
     run_name = wait_until(lambda: re.search(r"(digits-mlp-z8-\d{8}-\d{6})", sidebar.inner_text()),
