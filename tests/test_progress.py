@@ -45,8 +45,10 @@ def test_the_eta_waits_for_the_rate_to_settle_then_stays_within_15_percent_of_th
         first_eta_at = first_eta_at or clock[0]
         eta = (total - step) * BATCH / rate.steady  # what core._progress_at shows
         since_stall = sum(seconds[STALL_STEP:step]) if step > STALL_STEP else -1.0
-        if left > 5 and not 0 <= since_stall < 30:  # the last seconds: any error is a second or two; a stall
-            errors.append(abs(eta - left) / left)  # cannot be foreseen: forgotten as its share of the time measured shrinks
+        # the last seconds: any error is a second or two; a stall cannot be foreseen, and is forgotten as its share
+        # of the time measured shrinks
+        if left > 5 and not 0 <= since_stall < 30:
+            errors.append(abs(eta - left) / left)
 
     warmed_up_at = 100.0 + sum(seconds[:WARMUP_STEPS])
     assert SETTLE_S <= first_eta_at - warmed_up_at < SETTLE_S + 0.6  # "estimating…" until 3 s after the warm-up
