@@ -3,7 +3,7 @@ What all sessions share (the loaded datasets and runs, the job pool, the sharing
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import streamlit as st
 
@@ -11,7 +11,9 @@ from ui.server import BUNDLED_RUN, dataset_for, run_for, runs_root
 from ui.sharing import created_elsewhere, note_active, upload_visible
 from vae_core.data import Dataset
 from vae_core.runs import Run, list_runs
-from vae_core.jobs import ProcessJob
+
+if TYPE_CHECKING:
+    from vae_core.jobs import ProcessJob
 
 
 def init_state() -> None:
