@@ -13,6 +13,7 @@ import streamlit as st
 from ui.explore.data import Latents, codes_for, run_mtime
 from ui.fit_queue import QueueFull, Ticket
 from ui.server import fit_queue, session_id
+from ui.warmup import settle
 from vae_core.data import Dataset
 from vae_core.projections import METHODS, Method, Projection, projection_key, projection_method
 from vae_core.runs import Run
@@ -63,6 +64,7 @@ def slow_projection_ui(run: Run, dataset: Dataset, latents: Latents, method: str
     fitted = queue.cached(key)
     if fitted is not None:
         return fitted
+    settle()  # the warm-up thread may be importing the method's package right now (see ui/warmup.py)
     n = min(dataset.n, int(params["max_points"]))
     codes = codes_for(latents, bool(params.get("sample")))
     seconds = estimate_s(spec, params, n, codes)
