@@ -85,6 +85,8 @@ def test_pause_resume_live_lr_and_beta_and_stop_cross_the_process_boundary(digit
     job = ProcessJob(digits, SMALL, LONG, run_dir=tmp_path / "run", threads=1).start()
     try:
         wait_until(lambda: job.progress().step >= 5, "the first steps")
+        # the ETA once the rate has settled (3 s after the first 5 steps; "estimating…" before: tests/test_progress.py)
+        wait_until(lambda: job.progress().eta_s is not None, "a settled ETA")
         progress = job.progress()  # what the Train page's progress bar shows, live from the worker
         assert progress.state == "running" and progress.samples_per_s > 0 and progress.eta_s > 0
         assert progress.total_steps == 10_000 * -(-len(job.train_idx) // 16)
