@@ -1,5 +1,7 @@
 """Projections of a trained model's latent codes: PCA and t-SNE on 2k and 10k images, the first time (encoding
-included) and cached (what coming back to the Explore page costs), through the Explore page's own cached functions.
+included) and cached (what coming back to the Explore page costs), through the Explore page's own cached functions;
+and t-SNE by scikit-learn against openTSNE (what the engine uses) on the same 2k and 10k codes: time, and quality as
+trustworthiness and the share of each code's 10 nearest neighbours kept in the map.
 
     python -m bench.bench_projection runs/shapes-10k      # a run trained on generated shapes (size 32, seed 0)
 """
@@ -11,6 +13,8 @@ import logging
 import os
 import time
 from pathlib import Path
+
+import numpy as np
 
 from vae_core.latent import encode
 from vae_core.projections import Projection
@@ -73,10 +77,45 @@ def app_projection(run_path: Path, method: str, params: dict, n: int) -> dict:
             "first_projection_s": first_projection, "first_s": first_latents + first_projection, "cached_s": cached}
 
 
+def neighbours_kept(codes: np.ndarray, embedding: np.ndarray, k: int = 10) -> float:
+    """The mean share of each code's k nearest codes that are among its k nearest points in the map."""
+    from sklearn.neighbors import NearestNeighbors
+
+    def knn(x):
+        return NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x, return_distance=False)[:, 1:]
+
+    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(knn(codes), knn(embedding))]))
+
+
+def tsne_libraries(run_path: Path, sizes: tuple[int, ...] = (2000, 10_000)) -> list[dict]:
+    """scikit-learn's Barnes-Hut TSNE and openTSNE (the engine's, through Projection) on the same codes, the same
+    settings (perplexity 30, PCA initialisation, automatic learning rate, 500 iterations of which 250 exaggerated)."""
+    from sklearn.manifold import TSNE, trustworthiness
+
+    from vae_core.data import make_shapes
+
+    run = load_run(run_path)
+    _, mu, _ = encode(run.model, make_shapes(n=max(sizes), size=run.config.model.input_shape[-1]))
+    out = []
+    for n in sizes:
+        codes = mu[np.random.default_rng(0).choice(len(mu), n, replace=False)] if n < len(mu) else mu
+        fits = {"scikit-learn": lambda: TSNE(2, perplexity=30, init="pca", learning_rate="auto", max_iter=500,
+                                             random_state=0).fit_transform(codes),
+                "openTSNE": lambda: Projection("tsne", max_points=n, perplexity=30, iterations=500).fit(codes)
+                .embedding_}
+        for library, fit in fits.items():
+            s, embedding = seconds(fit)
+            out.append({"library": library, "n": n, "seconds": s,
+                        "trustworthiness": float(trustworthiness(codes, embedding, n_neighbors=10)),
+                        "neighbours_kept": neighbours_kept(codes, embedding)})
+    return out
+
+
 def measure(run_path: str | Path) -> dict:
     run_path = Path(run_path).resolve()
     return {"run": str(run_path), "engine_pca_10k": engine_pca(run_path, 10_000),
-            "cases": [app_projection(run_path, m, p, n) for m, p, n in CASES]}
+            "cases": [app_projection(run_path, m, p, n) for m, p, n in CASES],
+            "tsne_libraries": tsne_libraries(run_path)}
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -296,6 +296,13 @@ def projection_figures(run: str) -> tuple[list[Figure], dict]:
         figures.append(Figure("projection", f"{label}, first (page)", first, "s",
                               target=20.0 if k == ("tsne", 10_000, 5000) else None, note=what))
         figures.append(Figure("projection", f"{label}, cached (page)", 1000 * c["cached_s"], "ms"))
+    by = {(t["library"], t["n"]): t for t in raw["tsne_libraries"]}
+    for (library, n), t in by.items():
+        anchor = by[("scikit-learn", n)]["seconds"] if library != "scikit-learn" else None
+        figures.append(Figure("projection", f"t-SNE {n // 1000}k codes, {library}", t["seconds"], "s",
+                              anchor=anchor, anchor_name="scikit-learn's TSNE on the same codes" if anchor else "",
+                              note=f"trustworthiness {t['trustworthiness']:.4f}, 10-NN kept "
+                                   f"{t['neighbours_kept']:.3f}"))
     return figures, raw
 
 

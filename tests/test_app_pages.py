@@ -119,8 +119,12 @@ def test_train_pause_resume_live_lr_and_beta_stop_then_runs(app):
     assert job.state == "running"
     wait_until(lambda: job.progress().step > step + 5, what="training to go on after resume")
 
+    before = at.session_state["active_run"]
     at.button(key="train_stop").click().run()
     assert job.state == "stopped" and not at.exception
+    assert at.session_state["active_run"] == before  # a stopped run does not replace the active model: it is offered
+    assert job.run_dir.name not in texts(at.sidebar.caption)
+    at.button(key="train_use_stopped").click().run()
     assert at.session_state["active_run"] == str(job.run_dir)  # the stopped run is the active model
     assert job.run_dir.name in texts(at.sidebar.caption)
 
@@ -356,8 +360,9 @@ def test_icons_are_material_symbols_not_emoji():
 
 
 def test_the_first_page_imports_no_pandas_plotly_or_sklearn_and_the_warmup_does():
-    """Cold start: Explore (the first page) runs without importing pandas, plotly's figures or scikit-learn (~2 s of
-    imports on this machine; plotly itself loads lazily); the warm-up started after the first page imports them."""
+    """Cold start: Explore (the first page) runs without importing pandas, plotly's figures, scikit-learn (~2 s of
+    imports on this machine; plotly itself loads lazily) or the training engine; the warm-up started after the first
+    page imports them (and openTSNE, t-SNE's)."""
     import subprocess
     import sys
 
@@ -366,15 +371,15 @@ import sys
 import streamlit, torch
 import ui.explore.data, ui.explore.latent, ui.explore.projection, ui.explore.views
 from ui import sidebar, state, theory
-print(sorted(m for m in ("pandas", "sklearn", "scipy") if m in sys.modules))
+print(sorted(m for m in ("pandas", "sklearn", "scipy", "vae_core.jobs") if m in sys.modules))
 from ui.warmup import warm_imports
 warm_imports().join(120)
-print(sorted(m for m in ("pandas", "sklearn.manifold", "ui.charts") if m in sys.modules))
+print(sorted(m for m in ("pandas", "sklearn.manifold", "ui.charts", "openTSNE") if m in sys.modules))
 """
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True, timeout=300)
     before, after = out.stdout.strip().splitlines()[-2:]
     assert before == "[]", f"the first page imported {before}"
-    assert after == "['pandas', 'sklearn.manifold', 'ui.charts']"
+    assert after == "['openTSNE', 'pandas', 'sklearn.manifold', 'ui.charts']"
 
 
 def test_a_script_run_that_needs_pandas_waits_for_the_warm_up_imports(monkeypatch):

@@ -225,10 +225,11 @@ def session(i: int, pool, start_together: threading.Barrier, first_round_done: t
     click(at, "train_start")
     first = {"started": "job" in at.session_state, "errors": [e.value for e in at.error]}
     first_round_done.wait()
-    if first["started"]:  # train one epoch, then press Stop (the run is saved and becomes the active model)
+    if first["started"]:  # train one epoch, then press Stop (the run is saved) and make it the active model
         job = at.session_state["job"]
         wait_until(lambda: job.progress().epoch >= 1, what=f"session {i}'s first epoch")
         click(at, "train_stop")
+        click(at, "train_use_stopped")
     else:  # the limit is reached: wait for a free slot, then train a short run to the end
         with RUN:
             at.number_input(key="tf_epochs").set_value(2)

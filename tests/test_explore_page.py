@@ -128,6 +128,7 @@ def test_tsne_places_z_approximately_and_says_so(explore):
     at.session_state["explore_tsne_max_points"] = 100  # a quick map: 100 of the 300 shapes, 250 iterations
     at.session_state["explore_tsne_iterations"] = 250
     at.selectbox(key="w_explore_method").set_value("tsne").run()
+    at.button(key="explore_fit").click().run()  # the settings are chosen before the fit: it starts on Fit
     assert not at.exception
     assert any("placed at the distance-weighted mean" in c.value and "subsample of 100" in c.value
                for c in at.caption)
@@ -277,3 +278,16 @@ def test_another_model_starts_at_zeros_with_no_selection(explore, runs):
     at.run()
     assert not at.exception
     assert at.session_state["explore_selection"] == [] and list(at.session_state["explore_z"]) == [0.0] * 32
+
+
+def test_another_model_starts_its_traversals_at_its_own_dimensions(explore, runs):
+    """Dimensions picked for one model (by its KL) are another thing in the next: the Traversals tab and the manifold
+    start afresh at the new model's own choice, as a new session on it does."""
+    fresh = explore("32d").multiselect(key="w_explore_traverse_dims").value
+    at = explore("8d")
+    at.multiselect(key="w_explore_traverse_dims").set_value([7, 6]).run()
+    assert at.multiselect(key="w_explore_traverse_dims").value == [7, 6]
+    at.session_state["active_run"] = str(runs["32d"])  # the Runs page's "Make active model"
+    at.run()
+    assert not at.exception
+    assert at.multiselect(key="w_explore_traverse_dims").value == fresh != [7, 6]

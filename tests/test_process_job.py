@@ -85,6 +85,8 @@ def test_pause_resume_live_lr_and_beta_and_stop_cross_the_process_boundary(digit
     job = ProcessJob(digits, SMALL, LONG, run_dir=tmp_path / "run", threads=1).start()
     try:
         wait_until(lambda: job.progress().step >= 5, "the first steps")
+        # the ETA once the rate has settled (3 s after the first 5 steps; "estimating…" before: tests/test_progress.py)
+        wait_until(lambda: job.progress().eta_s is not None, "a settled ETA")
         progress = job.progress()  # what the Train page's progress bar shows, live from the worker
         assert progress.state == "running" and progress.samples_per_s > 0 and progress.eta_s > 0
         assert progress.total_steps == 10_000 * -(-len(job.train_idx) // 16)
@@ -295,3 +297,23 @@ def test_a_spare_that_rehearsed_a_large_model_does_not_keep_its_heap_while_it_wa
     assert out.returncode == 0, out.stderr
     # MB more than before its rehearsal: ~100 (first torch calls, kernels, the heap it keeps), ~350 without the trim
     assert float(out.stdout) < 200
+
+
+def test_a_worker_does_not_run_the_parents_main_script(tmp_path, monkeypatch):
+    """Under `streamlit run`, __main__ is app.py's module: a worker that ran it again logged ~30 "missing
+    ScriptRunContext" warnings per job start (and ran the whole app frame)."""
+    import sys
+    import time
+    import types
+
+    from vae_core.jobs.fork_server import start_worker
+
+    script = tmp_path / "app.py"
+    script.write_text(f"open({str(tmp_path / 'ran')!r}, 'w').close()\n")
+    main = types.ModuleType("__main__")
+    main.__file__ = str(script)  # what Streamlit's script runner leaves in sys.modules
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    process = start_worker(time.sleep, (0,), "probe")
+    process.join(60)
+    assert process.exitcode == 0 and not (tmp_path / "ran").exists()
+    assert main.__spec__ is None  # put back

@@ -119,3 +119,29 @@ def test_the_methods_offered_need_their_dimensions_and_their_package(monkeypatch
     monkeypatch.setattr(projections, "installed", lambda module: False)
     assert all(m.requires is None for m in methods_for(8))
     assert [m.name for m in methods_for(8)] == [m.name for m in METHODS.values() if m.requires is None]
+
+
+def test_tsne_reports_its_progress_and_stops_when_asked():
+    from vae_core.projections import FitStopped
+
+    z = np.random.default_rng(0).normal(size=(120, 4)).astype(np.float32)
+    seen = []
+    Projection("tsne", perplexity=10, iterations=250, seed=0).fit(z, progress=lambda f: seen.append(f) and False)
+    assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) == 250 // 10  # every 10 of 250 iterations
+    asked = []
+    with pytest.raises(FitStopped, match="stopped after 50 of 250 iterations"):
+        Projection("tsne", perplexity=10, iterations=250, seed=0).fit(z, progress=lambda f: asked.append(f) or f >= 0.2)
+    assert len(asked) == 5
+
+
+def test_tsne_keeps_the_codes_neighbourhoods_on_real_digits():
+    """openTSNE's map of real digits (scikit-learn's 8×8 images, 64-D) is as trustworthy as scikit-learn's own TSNE
+    on the same codes with the same settings (both > 0.95; within 0.01 of each other)."""
+    from sklearn.datasets import load_digits as sk_digits
+    from sklearn.manifold import TSNE, trustworthiness
+
+    x = sk_digits().data[:600].astype(np.float32)
+    ours = Projection("tsne", perplexity=30, iterations=500, seed=0).fit(x).embedding_
+    theirs = TSNE(2, perplexity=30, init="pca", learning_rate="auto", max_iter=500, random_state=0).fit_transform(x)
+    t_ours, t_theirs = trustworthiness(x, ours, n_neighbors=10), trustworthiness(x, theirs, n_neighbors=10)
+    assert t_ours > 0.95 and t_theirs > 0.95 and abs(t_ours - t_theirs) < 0.01, (t_ours, t_theirs)

@@ -107,16 +107,25 @@ def delete_cb(label: str, path: Path) -> None:
 # --------------------------------------------------------------------------- the page's parts
 
 
+TABLE_WIDTHS = {"active": 28, "run": 300, "dataset": 110, "arch": 56, "latent": 56, "epochs": 60, "val −ELBO": 80,
+                "active units": 90, "saved": 132}  # px: 912 in all, within the main column at a 1400 px window
+
+
 def table_ui(runs: dict[str, RunSummary]) -> None:
-    """Every run in one table; ● marks the active model."""
+    """Every run in one table; ● marks the active model. Column widths are set (content-sized columns ran past the
+    right edge at 1400 px); a longer name ends in … and shows whole on hover."""
     active = st.session_state.get("active_run")
     rows = [{"active": "●" if same(r.path, active) else "", "run": label, "dataset": r.dataset, "arch": r.arch,
              "latent": r.latent_dim, "epochs": r.epochs, "val −ELBO": r.val_neg_elbo, "active units": r.active_units,
              "saved": datetime.fromtimestamp(r.modified)} for label, r in runs.items()]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, key="runs_table", column_config={
-        "active": st.column_config.TextColumn("", width="small"),
-        "val −ELBO": st.column_config.NumberColumn(format="%.2f", help="validation negative ELBO, nats per image (empty for a run trained without a validation split)"),
-        "saved": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")})
+    config = {name: st.column_config.Column(width=px) for name, px in TABLE_WIDTHS.items()}
+    config |= {
+        "active": st.column_config.TextColumn("", width=TABLE_WIDTHS["active"]),
+        "val −ELBO": st.column_config.NumberColumn(format="%.2f", width=TABLE_WIDTHS["val −ELBO"],
+                                                    help="validation negative ELBO, nats per image (empty for a run "
+                                                         "trained without a validation split)"),
+        "saved": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm", width=TABLE_WIDTHS["saved"])}
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="runs_table", column_config=config)
 
 
 def pick_ui(runs: dict[str, RunSummary]) -> str:
@@ -182,7 +191,7 @@ def overlay_ui(runs: dict[str, RunSummary]) -> None:
     """One metric of several runs in one chart."""
     if "runs_overlay" in st.session_state:  # runs renamed or deleted since
         st.session_state.runs_overlay = [label for label in st.session_state.runs_overlay if label in runs]
-    c1, c2, c3 = st.columns([4, 2, 1], vertical_alignment="bottom")
+    c1, c2, c3 = st.columns([3.5, 2, 1.5], vertical_alignment="bottom")  # room for both x-axis buttons at 1400 px
     labels = c1.multiselect("Runs", list(runs), default=list(runs)[:3], key="runs_overlay", persist_state="session")
     metric = c2.selectbox("Metric", list(OVERLAY_METRICS), key="runs_overlay_metric", persist_state="session")
     x_axis = c3.segmented_control("x axis", ["epoch", "step"], default="epoch", key="runs_overlay_x", required=True,

@@ -16,7 +16,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Generic, TypeVar
+from typing import TYPE_CHECKING, Callable, Generic, TypeVar
 
 import numpy as np
 import streamlit as st
@@ -26,9 +26,11 @@ from ui.fit_queue import FitQueue
 from ui.guesses import PasswordGuesses
 from vae_core.data import Dataset
 from vae_core.encoding import EncodingPool
-from vae_core.jobs import JobPool
 from vae_core.runs import Run, default_runs_root, load_run
 from vae_core.runs.kept_data import load_dataset
+
+if TYPE_CHECKING:  # imported where the pool is made: Explore's first page does not load the training engine
+    from vae_core.jobs import JobPool
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_RUN = ROOT / "assets" / "runs" / "digits-default"  # made by `make-bundled-run` in README, shipped in git
@@ -151,6 +153,8 @@ def run_for(path: str | Path) -> Run:
 def job_pool() -> JobPool:
     """The one pool of training jobs of this server (VAE_MAX_JOBS at once), with its watchdog for sessions that
     went away."""
+    from vae_core.jobs import JobPool  # ~0.3 s of imports (multiprocessing, the job protocol) a first page skips
+
     pool = JobPool()
     pool.start_watchdog(session_is_alive, grace_s=float(os.environ.get("VAE_DISCONNECT_GRACE_S", 120)))
     return pool

@@ -3,7 +3,7 @@ What all sessions share (the loaded datasets and runs, the job pool, the sharing
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import streamlit as st
 
@@ -12,7 +12,9 @@ from ui.sharing import created_elsewhere, note_active, upload_visible
 from vae_core.data import Dataset
 from vae_core.runs import Run, list_runs
 from vae_core.runs.kept_data import kept_digest
-from vae_core.jobs import ProcessJob
+
+if TYPE_CHECKING:
+    from vae_core.jobs import ProcessJob
 
 
 def init_state() -> None:
@@ -62,14 +64,23 @@ def current_job() -> ProcessJob | None:
     return st.session_state.get("job")
 
 
+STOPPED_RUN = "stopped_run"  # a stopped job's run, offered on Train instead of replacing the active model
+
+
 def adopt_finished_job() -> None:
-    """Once this session's job has finished or been stopped, its saved run becomes the active model (once per job)."""
+    """Once this session's job has finished, its saved run becomes the active model (once per job). A stopped job's
+    run becomes it only when there is none: a few steps of training must not replace a good model (the Train page
+    offers the stopped run instead, under STOPPED_RUN)."""
     job = current_job()
     if job is None or job.state not in ("finished", "stopped") or st.session_state.get("adopted_job") == id(job):
         return
     st.session_state.adopted_job = id(job)
-    if job.run_dir is not None and (job.run_dir / "model.safetensors").exists():
-        set_active_run(job.run_dir)
+    if job.run_dir is None or not (job.run_dir / "model.safetensors").exists():
+        return
+    if job.state == "stopped" and active_run() is not None:
+        st.session_state[STOPPED_RUN] = str(job.run_dir)
+        return
+    set_active_run(job.run_dir)
 
 
 def run_dataset(run: Run) -> Dataset:

@@ -15,7 +15,7 @@ from ui.images import grid
 from ui.remedies import remedy_buttons_ui
 from ui.server import job_pool, runs_root, session_id
 from ui.sharing import note_created
-from ui.state import adopt_finished_job, run_dataset
+from ui.state import STOPPED_RUN, active_run, adopt_finished_job, run_dataset, set_active_run
 from vae_core.architectures import ARCHS, architecture
 from vae_core.config import LR_SCHEDULES, ModelConfig, TrainConfig
 from vae_core.data import Dataset, preview_indices, split_indices
@@ -209,6 +209,7 @@ def _live_body(job: ProcessJob | None, run: Run | None, was_active: bool) -> Non
         if was_active and progress.state not in ACTIVE:
             st.rerun()  # the job ended: redraw the page (buttons, sidebar's active model)
         _progress_ui(progress)
+        stopped_run_ui(job)
         why = job_pool().why_stopped(session_id(), job)
         if why:
             st.warning(why, icon=":material/timer_off:")
@@ -272,17 +273,36 @@ def _job_history(job: ProcessJob) -> tuple[list[dict], list[dict], object, int]:
     return cache["steps"], snap.epochs, snap.progress, snap.model_version
 
 
-def _progress_ui(p) -> None:
+def eta_text(p) -> str:
+    """' · ETA 05:12' while the job runs ('estimating…' until its rate has settled); nothing once it has ended."""
+    if p.state != "running":
+        return ""
     if p.eta_s is None:
-        eta = "—"
-    else:
-        eta = time.strftime("%M:%S", time.gmtime(p.eta_s)) if p.eta_s < 3600 else f"{p.eta_s / 3600:.1f} h"
+        return " · ETA estimating…"
+    return " · ETA " + (time.strftime("%M:%S", time.gmtime(p.eta_s)) if p.eta_s < 3600 else f"{p.eta_s / 3600:.1f} h")
+
+
+def _progress_ui(p) -> None:
     st.progress(p.fraction, text=f"**{p.state}** · epoch {p.epoch}/{p.epochs} · step {p.step}/{p.total_steps} · "
-                                 f"{p.samples_per_s:,.0f} samples/s · ETA {eta}")
+                                 f"{p.samples_per_s:,.0f} samples/s{eta_text(p)}")
     if p.error:
         st.error(p.error)
     for warning in p.warnings:
         st.warning(warning)
+
+
+def stopped_run_ui(job: ProcessJob) -> None:
+    """A stopped job's run did not replace the active model (ui.state.adopt_finished_job): offer it."""
+    stopped, current = st.session_state.get(STOPPED_RUN), active_run()
+    if job.state != "stopped" or stopped != str(job.run_dir) or current is None or current.path == job.run_dir:
+        return
+    left, right = st.columns([3, 1.2], vertical_alignment="center")
+    left.info(f"Stopped: **{job.run_dir.name}** was saved; **{current.name}** is still the active model.",
+              icon=":material/info:")
+    if right.button("Make it active", key="train_use_stopped", icon=":material/swap_horiz:", width="stretch",
+                    help="Make the stopped run the active model"):
+        set_active_run(job.run_dir)
+        st.rerun()  # the whole page (this is a fragment): the sidebar names the active model
 
 
 def _curves_ui(steps: list[dict], epochs: list[dict], name: str) -> None:

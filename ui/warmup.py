@@ -1,12 +1,12 @@
 """Once the first page is drawn, import in a background thread what the other pages need (pandas, plotly, the charts,
-scikit-learn's t-SNE), so a first visit to Train, Data or Runs does not wait for ~2 s of imports. The first page
+openTSNE's t-SNE), so a first visit to Train, Data or Runs does not wait for ~2 s of imports. The first page
 itself imports none of them: that is what keeps the cold start short."""
 from __future__ import annotations
 
 import importlib
 import threading
 
-MODULES = ("pandas", "plotly.graph_objects", "ui.charts", "sklearn.manifold")
+MODULES = ("pandas", "plotly.graph_objects", "ui.charts", "sklearn.manifold", "openTSNE")
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
 

@@ -3,9 +3,11 @@
 METHODS holds one entry per method with the facts its callers need instead of its name: its label; whether new codes
 have an exact map (transform) or are placed among the fitted codes; whether that map is linear, y = A (z - m) (posterior
 ellipses, the browser's star placement and drag); whether it is slow (fitted through the server's queue); whether it is
-installed; the fewest latent dimensions it needs; its parameters with defaults; whether its plane is fixed only up to
-rotation and sign, so that a refit is aligned to the last (align_to: the latent map per epoch). `Projection` is the
-estimator (scikit-learn's conventions: __init__ stores parameters, fit returns self, learned state ends in `_`).
+installed; the fewest latent dimensions it needs; its parameters with defaults; the work of a fit (what a measured
+rate scales by, for the time a page says a fit will take) and whether the fit reports its progress; whether its plane
+is fixed only up to rotation and sign, so that a refit is aligned to the last (align_to: the latent map per epoch).
+`Projection` is the estimator (scikit-learn's conventions: __init__ stores parameters, fit returns self, learned state
+ends in `_`).
 A new method is one entry here, its fit, and its test."""
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import importlib.util
 import json
 import warnings
 from dataclasses import dataclass
+import math
 from typing import Any, Callable
 
 import numpy as np
@@ -41,7 +44,8 @@ class Method:
 
     name: str
     label: str
-    fit: Callable[[Projection, np.ndarray], None]  # sets the learned state (and embedding_ unless exact)
+    fit: Callable[[Projection, np.ndarray, Callable | None], None]  # sets the learned state (and embedding_ unless
+    # exact); its third argument is a progress callback or None (see Projection.fit)
     transform: Callable[[Projection, np.ndarray], np.ndarray] | None = None  # exact map; None: placed by neighbours
     linear: bool = False  # fit sets mean_ (D,) and components_ (2, D): y = A (z - m) for any z
     inverse: bool = False  # inverse_transform: the code in the fitted plane at a 2-D position
@@ -52,6 +56,9 @@ class Method:
     install: str = ""  # what to install, and how
     plane: str = ""  # what a dragged star moves z in (linear maps)
     fit_cost: Callable[[int], str] | None = None  # what fitting n codes costs, for a progress message
+    work: Callable[[Projection, int], float] | None = None  # a fit's work on n codes: seconds = work x measured rate
+    reports_progress: bool = False  # the fit calls its progress callback (a progress bar; it can be stopped)
+    trial_points: int = 0  # a timed fit on this many codes gives the first estimate of a server (0: its first fit)
     axis_names: Callable[[Projection], tuple[str, str]] | None = None  # default: "<label> 1", "<label> 2"
     aligned: bool = False  # its plane is fixed only up to rotation and sign: a refit is aligned to the last (align_to)
 
@@ -77,7 +84,7 @@ def _linear_map(p: Projection, z: np.ndarray) -> np.ndarray:
     return ((z - p.mean_) @ p.components_.T).astype(np.float32)
 
 
-def _fit_axes(p: Projection, codes: np.ndarray) -> None:
+def _fit_axes(p: Projection, codes: np.ndarray, progress=None) -> None:
     """Two chosen latent axes: A has one 1 per row, m = 0, so transform(z) = z[:, dims] exactly."""
     d, (i, j) = codes.shape[1], p.dims
     if not (0 <= i < d and 0 <= j < d) or (i == j and d > 1):
@@ -87,7 +94,7 @@ def _fit_axes(p: Projection, codes: np.ndarray) -> None:
     p.components_[0, i] = p.components_[1, j] = 1.0
 
 
-def _fit_pca(p: Projection, codes: np.ndarray) -> None:
+def _fit_pca(p: Projection, codes: np.ndarray, progress=None) -> None:
     """The two principal axes of the centred codes (SVD), signs fixed so the largest entry of each is positive."""
     p.mean_ = codes.mean(0)
     centred = (codes - p.mean_).astype(np.float64)
@@ -109,18 +116,62 @@ def _subsample(p: Projection, codes: np.ndarray) -> None:
     p.codes_ = codes[p.rows_]
 
 
-def _fit_tsne(p: Projection, codes: np.ndarray) -> None:
-    """scikit-learn's Barnes-Hut t-SNE (van der Maaten 2014), PCA initialisation, automatic learning rate."""
-    from sklearn.manifold import TSNE
+class FitStopped(Exception):
+    """A fit stopped because its progress callback asked it to (nobody waits for it any more)."""
+
+
+TSNE_EVERY = 10  # iterations between two progress reports of t-SNE
+
+
+def _fit_tsne(p: Projection, codes: np.ndarray, progress=None) -> None:
+    """openTSNE's t-SNE (Poličar et al. 2024; van der Maaten 2014): PCA initialisation, automatic learning rate,
+    250 early-exaggeration iterations then the rest, seeded, one thread. Measured against scikit-learn's
+    Barnes-Hut TSNE on the same codes (bench/bench_projection.py: tsne_libraries): as trustworthy, and faster.
+    progress(fraction) every TSNE_EVERY iterations; True from it stops the fit (FitStopped)."""
+    from openTSNE import TSNE
+    from openTSNE.callbacks import Callback
 
     _subsample(p, codes)
     perplexity = float(min(p.perplexity, max(1.0, (len(p.rows_) - 1) / 3)))
-    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto",
-                max_iter=max(250, p.iterations), random_state=p.seed)  # 500: settled, at half the cost
-    p.embedding_ = tsne.fit_transform(p.codes_).astype(np.float32)
+    iterations = max(250, p.iterations)
+    exaggerated = iterations // 2  # as scikit-learn: 250 of its 500
+    done = [0, 0]  # iterations done before this phase, and in it (openTSNE counts each phase from 1)
+    stop = [False]  # the callback asked to stop: openTSNE then returns the embedding so far (not an error)
+
+    class Report(Callback):
+        def __call__(self, iteration, error, embedding):
+            if iteration < done[1]:  # the second phase began
+                done[0] += exaggerated
+            done[1] = iteration
+            stop[0] = bool(progress(min(1.0, (done[0] + iteration) / iterations)))
+            return stop[0]
+
+    callbacks = [Report()] if progress is not None else None
+    tsne = TSNE(n_components=2, perplexity=perplexity, initialization="pca", learning_rate="auto",
+                early_exaggeration_iter=exaggerated, n_iter=iterations - exaggerated, random_state=p.seed, n_jobs=1,
+                callbacks=callbacks, callbacks_every_iters=TSNE_EVERY)
+    with warnings.catch_warnings():  # openTSNE warns when the PCA initialisation is rescaled: expected
+        warnings.simplefilter("ignore")
+        embedding = tsne.fit(p.codes_)
+    if stop[0]:
+        raise FitStopped(f"t-SNE stopped after {sum(done)} of {iterations} iterations")
+    p.embedding_ = np.asarray(embedding, np.float32)
+    if progress is not None:
+        progress(1.0)
 
 
-def _fit_umap(p: Projection, codes: np.ndarray) -> None:
+def _tsne_work(p: Projection, n: int) -> float:
+    """kNN affinities and the gradient's interpolation: about n log n, times the iterations."""
+    m = min(n, p.max_points)
+    return m * math.log2(max(2, m)) * max(250, p.iterations) / 500
+
+
+def _umap_work(p: Projection, n: int) -> float:
+    m = min(n, p.max_points)
+    return m * math.log2(max(2, m))
+
+
+def _fit_umap(p: Projection, codes: np.ndarray, progress=None) -> None:
     """UMAP (McInnes et al. 2018, umap-learn), seeded."""
     import umap
 
@@ -142,12 +193,14 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            axis_names=lambda p: (f"z{p.dims[0]}", f"z{p.dims[1]}")),
     Method("pca", "PCA", _fit_pca, _linear_map, linear=True, inverse=True, aligned=True,
            plane="the principal plane (the rest of z kept)", axis_names=lambda p: ("PC1", "PC2")),
-    Method("tsne", "t-SNE", _fit_tsne, slow=True,
-           params=(MAX_POINTS, Param("perplexity", "Perplexity", 30, low=5, high=100),
+    Method("tsne", "t-SNE", _fit_tsne, slow=True, requires="openTSNE", work=_tsne_work, reports_progress=True,
+           trial_points=200,
+           install="the openTSNE package: pip install -r requirements.txt",
+           params=(MAX_POINTS, Param("perplexity", "Perplexity", 30, low=5, high=100,
+                                     help="about how many neighbours each point keeps close: more, more global"),
                    Param("iterations", "Iterations", 500, kind="choice", choices=(250, 500, 1000),
-                         help="more: a more settled map, slower")),
-           fit_cost=lambda n: f"about {max(1, round(n / 1000 * 3.0))} s on 2 cores"),  # ~3 s per 1,000 codes
-    Method("umap", "UMAP", _fit_umap, slow=True, requires="umap",
+                         help="more: a more settled map, slower"))),
+    Method("umap", "UMAP", _fit_umap, slow=True, requires="umap", work=_umap_work,
            install="the optional umap-learn package: pip install -r requirements-umap.txt",
            params=(MAX_POINTS, Param("umap_neighbours", "Neighbours", 15, low=2, high=100,
                                      help="more: more global structure"),
@@ -223,7 +276,9 @@ class Projection:
         spec = self.spec
         return spec.axis_names(self) if spec.axis_names else (f"{spec.label} 1", f"{spec.label} 2")
 
-    def fit(self, codes: np.ndarray) -> Projection:
+    def fit(self, codes: np.ndarray, progress: Callable[[float], bool] | None = None) -> Projection:
+        """Fit on codes (N, D). progress(fraction done) is called by methods that report it (spec.reports_progress);
+        a True answer stops the fit with FitStopped."""
         spec = self.spec
         codes = np.asarray(codes, np.float32)
         if codes.ndim != 2 or len(codes) < 2:
@@ -231,7 +286,7 @@ class Projection:
         if not spec.available():
             raise ValueError(f"{spec.label} needs {spec.install}")
         self.rows_ = np.arange(len(codes))
-        spec.fit(self, codes)
+        spec.fit(self, codes, progress)
         if spec.exact:
             self.embedding_ = self.transform(codes)
         return self

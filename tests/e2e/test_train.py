@@ -1,18 +1,20 @@
 """Train in a real browser: start on digits, watch the reconstruction and KL curves grow in the plotly chart,
-pause, resume, stop; the saved run becomes the active model and is listed on Runs."""
+pause, resume, stop (the ETA gone once stopped); the saved run is offered, becomes the active model when taken, and
+is listed on Runs."""
 from __future__ import annotations
 
 import re
 
 import pytest
 
-from harness.browser import goto, key, plotly_traces
+from harness.browser import goto, key, plotly_traces, wait_idle
 from harness.train_page import progress_step, progress_text, start_training
 from harness.wait import wait_until
 
 pytestmark = pytest.mark.e2e
 
 CURVES = ("reconstruction · train", "KL · train")
+CUT_JS = "b => [b, ...b.querySelectorAll('*')].some(e => e.scrollWidth > e.clientWidth + 1)"  # text cut with …
 
 
 def curve_points(page) -> dict[str, int]:
@@ -40,6 +42,11 @@ def test_train_pause_resume_stop_and_find_the_run(app, new_runs_removed):
 
     app.locator(f"{key('train_stop')} button").click()
     wait_until(lambda: progress_text(app).startswith("stopped"), timeout=60, what="the job to stop")
+    assert "ETA" not in progress_text(app)  # no time is left to estimate
+    wait_idle(app, 60)  # the job's end redraws the whole page (until then the live fragment's copy is also there)
+    offer = app.locator(key("train_use_stopped")).get_by_role("button", name="Make it active")
+    assert offer.evaluate(CUT_JS) is False, "the offer's label is cut short"
+    offer.click()  # Stop kept the active model: take the stopped run
     sidebar = app.locator('[data-testid="stSidebar"]')
     run_name = wait_until(lambda: re.search(r"(digits-mlp-z8-\d{8}-\d{6})", sidebar.inner_text()),
                           "the stopped run to become the active model", timeout=30).group(1)

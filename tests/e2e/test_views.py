@@ -196,7 +196,9 @@ def test_a_umap_map_places_the_star_on_a_clicked_point(app):
     app.locator(live("map")).wait_for()
     app.locator(key("w_explore_method")).click()
     app.locator('[role="option"]', has_text="UMAP").click()
-    wait_until(lambda: app.locator(live("map")).get_attribute("data-method") == "umap", "the UMAP map", timeout=300)
+    app.locator(f"{key('explore_fit')} button").click()  # its settings are chosen before the fit: it starts on Fit
+    # the map is away while the fit runs (a progress line in its place): wait for the UMAP map itself
+    app.locator(f'{live("map")}[data-method="umap"]').wait_for(timeout=300_000)
     wait_idle(app, 120)
     captions = app.locator('[data-testid="stCaptionContainer"]').all_inner_texts()
     assert any("UMAP has no map for new points" in t for t in captions)

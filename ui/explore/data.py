@@ -12,15 +12,15 @@ import numpy as np
 import streamlit as st
 
 from ui.explore.live import Asset
-from ui.fit_queue import QueueFull
-from ui.server import dataset_for, encodings, fit_queue, run_for, runs_root, session_id
+from ui.server import dataset_for, encodings, run_for, runs_root
 from ui.state import active_dataset, run_own_dataset
 from vae_core.config import ModelConfig, from_dict, to_dict
 from vae_core.data import Dataset
 from vae_core.encoding import Encoding
 from vae_core.export import export_model
-from vae_core.latent import DimOrder, aggregate_posterior_samples, dims_by_kl, kl_per_image, posterior_samples, slider_ranges
-from vae_core.projections import METHODS, Projection, projection_key, projection_method
+from vae_core.latent import (DimOrder, aggregate_posterior_samples, dims_by_kl, kl_per_image, posterior_samples,
+                             slider_ranges)
+from vae_core.projections import Projection, projection_key, projection_method
 from vae_core.runs import Run
 from vae_core.runs.budget import RunCost, check_budget, memory_budget, price
 from vae_core.runs.codes_cache import CODES_FOLDER, DEFAULT_CAP_BYTES, CodesCache, data_hash, weights_hash
@@ -248,39 +248,12 @@ def map_key(run: Run, dataset: Dataset, latents: Latents, method: str, params: d
                           method, params)
 
 
-def projection_for(run: Run, dataset: Dataset, latents: Latents, method: str, params: dict) -> Projection | None:
-    """A fitted projection, cached per (model file, data, codes, method, parameters). Slow methods (t-SNE, UMAP) go through
-    the server's queue (ui/fit_queue.py) with a timed spinner and the number of fits before it; None, with a warning
-    shown, when the queue is full or the fit was cancelled."""
-    key = map_key(run, dataset, latents, method, params)
-    spec = projection_method(method)
-    if not spec.slow:
-        return _projection(key)
-    n = min(len(latents.rows), int(params["max_points"]))
-    cost = f"{spec.fit_cost(n)}; " if spec.fit_cost else ""
-    what = f"Running {spec.label} on {n:,} codes ({cost}cached afterwards)…"
-    queue = fit_queue()
-    try:
-        ticket = queue.submit(key, session_id(), lambda: _projection(key))
-    except QueueFull as exc:
-        st.warning(str(exc), icon=":material/hourglass_disabled:")
-        return None
-    note = st.empty()
-    with st.spinner(what, show_time=True):
-        while not ticket.done.wait(0.25):  # each redraw lets Streamlit end this run if the user asks for another
-            ahead = queue.ahead_of(ticket)
-            if ahead:
-                slow = ", ".join(m.label for m in METHODS.values() if m.slow)
-                note.caption(f":material/hourglass_top: {ahead} slow fit{'s' if ahead > 1 else ''} ({slow}) "
-                             "before this one (one at a time on this server)")
-            else:
-                note.empty()
-    note.empty()
-    try:
-        return ticket.value()
-    except ValueError as exc:  # cancelled, or the fit refused its input
-        st.warning(str(exc), icon=":material/hourglass_disabled:")
-        return None
+def projection_for(run: Run, dataset: Dataset, latents: Latents, method: str, params: dict) -> Projection:
+    """A projection fitted on the spot (latent axes, PCA), cached per (model file, data, codes, method, parameters).
+    Slow methods (t-SNE, UMAP) are fitted through the server's queue instead: ui/explore/fits.py."""
+    if projection_method(method).slow:
+        raise ValueError(f"{method} is fitted through the server's queue (ui.explore.fits.slow_projection_ui)")
+    return _projection(map_key(run, dataset, latents, method, params))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

@@ -13,6 +13,7 @@ import numpy as np
 import streamlit as st
 
 from ui.explore.data import Latents, map_key, model_asset, projection_for
+from ui.explore.fits import slow_projection_ui
 from ui.explore.image_blocks import images_view
 from ui.explore.latent import on_browser_z, view_state
 from ui.explore.live import Asset, mount
@@ -124,8 +125,11 @@ def colour_asset(map_: Asset, colour: Colouring) -> Asset:
 def projection_ui(run: Run, dataset: Dataset, latents: Latents) -> str:
     """Controls, the map and its notes, the selection; returns the method for the URL."""
     method, params = _controls_ui(run, dataset, latents)
-    projection = projection_for(run, dataset, latents, method, params)
-    if projection is None:  # the server's t-SNE queue is full (the page says so)
+    if projection_method(method).slow:  # t-SNE, UMAP: settings first, then Fit (the page says how long it takes)
+        projection = slow_projection_ui(run, dataset, latents, method, params)
+    else:
+        projection = projection_for(run, dataset, latents, method, params)
+    if projection is None:  # not fitted yet, the server's queue is full, or the fit was cancelled (the page says)
         return method
     model, _ = model_asset(run)  # for reconstructions on hover; the panel says why when there is none
     key = map_key(run, dataset, latents, method, params)
@@ -168,10 +172,9 @@ def _controls_ui(run: Run, dataset: Dataset, latents: Latents) -> tuple[str, dic
         if p.kind == "axes":  # beside the other controls
             params[p.name] = _axes_ui(cols[3], d, latents)
     settings = [p for p in spec.params if p.kind != "axes"]
-    if settings:  # in a popover
-        about = ", ".join(p.label.split(" (")[0].lower() for p in settings)
-        with cols[3].popover("Settings", icon=":material/tune:", help=f"{spec.label}: {about}"):
-            for p in settings:
+    if settings:  # in a row of their own, chosen before the fit starts (ui/explore/fits.py)
+        for col, p in zip(st.columns(len(settings), vertical_alignment="bottom"), settings):
+            with col:
                 params[p.name] = _param_ui(setting_key(method, p.name), p)
     return method, params
 
@@ -184,10 +187,11 @@ def setting_key(method: str, name: str) -> str:
 def _axes_ui(col, d: int, latents: Latents) -> list[int]:
     """Two different latent dimensions, the two most informative at first."""
     top = sorted(int(v) for v in latents.dims.order[:2])
-    x = col.selectbox("x axis", range(d), format_func=lambda v: f"z{v}", **kept("explore_x", top[0], range(d)))
+    x = col.selectbox("x axis", range(d), format_func=lambda v: f"z{v}",
+                      **kept("explore_x", top[0], range(d), per_model=True))
     y_options = [v for v in range(d) if v != x]
     y = col.selectbox("y axis", y_options, format_func=lambda v: f"z{v}",
-                      **kept("explore_y", top[1] if top[1] != x else y_options[0], y_options))
+                      **kept("explore_y", top[1] if top[1] != x else y_options[0], y_options, per_model=True))
     return [int(x), int(y)]
 
 

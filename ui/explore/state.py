@@ -19,9 +19,15 @@ SELECTION = "explore_selection"  # dataset rows of the last projection selection
 MAX_URL_DIMS = 256  # longer codes stay out of the URL
 
 
-def kept(name: str, default: Any, options: Sequence | None = None) -> dict:
+PER_MODEL = "explore_per_model"  # names of kept values chosen for one model (its dimensions): forgotten on a switch
+
+
+def kept(name: str, default: Any, options: Sequence | None = None, per_model: bool = False) -> dict:
     """Keyword arguments (key, on_change, args) for a widget whose value is saved under `name` and restored from it
-    after a page switch; a saved value no longer among `options` falls back to `default`."""
+    after a page switch; a saved value no longer among `options` falls back to `default`. per_model: a choice made
+    for this model (latent dimensions picked by their KL) that another model starts afresh (init_view forgets it)."""
+    if per_model:
+        st.session_state.setdefault(PER_MODEL, set()).add(name)
     if name not in st.session_state or (options is not None and not _valid(st.session_state[name], options)):
         st.session_state[name] = default
     key = f"w_{name}"
@@ -59,6 +65,10 @@ def init_view(run_path: str, data_key: str, latent_dim: int) -> None:
     same_model = (st.session_state.get(VIEW) or [None])[0] == run_path
     st.session_state[VIEW] = view
     st.session_state[SELECTION] = []
+    if not same_model:  # dimensions chosen for the last model (z5 of 8 is another thing in a new model)
+        for name in st.session_state.get(PER_MODEL, ()):
+            st.session_state.pop(name, None)
+            st.session_state.pop(f"w_{name}", None)
     if same_model and len(st.session_state.get(Z) or []) == latent_dim:
         return
     from_url = parse_z(st.query_params.get("z"), latent_dim) if first else None

@@ -75,7 +75,7 @@ def traversals_ui(run: Run, dataset: Dataset, latents: Latents) -> None:
     active = [d for d in options if not latents.dims.collapsed[d]] or options
     cols = st.columns([4, 1])
     dims = cols[0].multiselect("Dimensions", options, format_func=lambda d: dim_label(d, latents),
-                               **kept("explore_traverse_dims", active[:5], options))
+                               **kept("explore_traverse_dims", active[:5], options, per_model=True))
     steps = cols[1].slider("Steps", 5, 15, **kept("explore_traverse_steps", 9))
     if not dims:
         st.info("Pick at least one dimension.")
@@ -101,10 +101,10 @@ def manifold_ui(run: Run, dataset: Dataset, latents: Latents) -> None:
     options = _dim_options(latents)
     cols = st.columns(3)
     x = cols[0].selectbox("x: dimension", options, format_func=lambda v: dim_label(v, latents),
-                          **kept("explore_manifold_x", options[0], options))
+                          **kept("explore_manifold_x", options[0], options, per_model=True))
     y_options = [v for v in options if v != x]
     y = cols[1].selectbox("y: dimension", y_options, format_func=lambda v: dim_label(v, latents),
-                          **kept("explore_manifold_y", y_options[0], y_options))
+                          **kept("explore_manifold_y", y_options[0], y_options, per_model=True))
     steps = cols[2].slider("Steps", 5, 25, **kept("explore_manifold_steps", 15))
     whole = "the whole learned manifold" if d == 2 else "the other dimensions held at the current z"
     st.caption(f"Decodes on a {steps}×{steps} grid: z{x} from {latents.ranges[x][0]:.1f} (left) to "

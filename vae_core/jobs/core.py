@@ -231,12 +231,15 @@ class JobCore:
     def _progress_locked(self) -> Progress:
         raise NotImplementedError
 
-    def _progress_at(self, step: int, epoch: int, rate: float) -> Progress:
-        """The progress at step and epoch, training at rate images/s (0: not measured yet); called with the lock."""
+    def _progress_at(self, step: int, epoch: int, rate: float, steady: float | None = None) -> Progress:
+        """The progress at step and epoch, training at rate images/s (0: not measured yet); the ETA from the steady
+        rate (progress.Rate.steady; None until it has settled) while the job runs, 0 once it has finished, None
+        otherwise (paused, stopped, failed: no time is left to estimate). Called with the lock."""
         total, batch = self.total_steps, self.train_config.batch_size
+        eta = (total - step) * batch / steady if steady and self._state == "running" else None
+        eta = 0.0 if self._state == "finished" else eta
         return Progress(state=self._state, epoch=epoch, epochs=self.train_config.epochs, step=step, total_steps=total,
-                        samples_per_s=rate, eta_s=(total - step) * batch / rate if rate > 0 else None,
-                        error=self._error, warnings=list(self._warnings))
+                        samples_per_s=rate, eta_s=eta, error=self._error, warnings=list(self._warnings))
 
     # ------------------------------------------------------------------ the history's thinning (with the lock)
 

@@ -3,8 +3,11 @@ worker forks from it), and one spare worker started ahead of the next job, so th
 the ~0.15 s of a fork and a fresh process's first torch calls."""
 from __future__ import annotations
 
+import importlib.machinery
 import multiprocessing
+import sys
 import threading
+from typing import Callable
 
 from .protocol import JobShape
 from .worker import spare_main
@@ -13,10 +16,31 @@ from .worker import spare_main
 WORKERS = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
                                       else "spawn")
 if WORKERS.get_start_method() == "forkserver":
-    # workers fork with torch imported, and with the server's main script imported once (a worker would else
-    # import it again, as multiprocessing does for spawned children: `streamlit run` imports all of Streamlit)
+    # workers fork with torch imported (not the main script: start_worker keeps workers from running it)
     # torch._dynamo too: torch.optim imports it lazily at the first optimizer (seconds, in every worker otherwise)
-    WORKERS.set_forkserver_preload(["__main__", "vae_core.jobs", "torch._dynamo"])
+    WORKERS.set_forkserver_preload(["vae_core.jobs", "torch._dynamo"])
+
+
+def start_worker(target: Callable, args: tuple, name: str) -> multiprocessing.Process:
+    """Start a daemon worker process running target(*args) (a function of an importable module), without running the
+    parent's main script in it.
+
+    multiprocessing runs the parent's __main__ again in every child whose __main__ is a file rather than a module,
+    and CPython's forkserver never preloads it (it asks the preparation data for "main_path", which names it
+    "init_main_from_path"). Under `streamlit run`, __main__ is app.py's module: each worker ran the whole app frame
+    (page config, navigation), logging ~30 "missing ScriptRunContext" warnings per job start. A module named
+    "__main__" is one multiprocessing skips; the spec says so for the moment of the start."""
+    main = sys.modules.get("__main__")
+    hide = main is not None and getattr(main, "__spec__", None) is None
+    if hide:
+        main.__spec__ = importlib.machinery.ModuleSpec("__main__", None)
+    try:
+        process = WORKERS.Process(target=target, args=args, name=name, daemon=True)
+        process.start()
+    finally:
+        if hide:
+            main.__spec__ = None
+    return process
 
 
 _WARMED = threading.Event()
@@ -57,9 +81,7 @@ class Spare:
                 return
             try:
                 conn, child = WORKERS.Pipe()
-                process = WORKERS.Process(target=spare_main, args=(child, shape), name="vae-training-spare",
-                                           daemon=True)
-                process.start()
+                process = start_worker(spare_main, (child, shape), "vae-training-spare")
                 child.close()
             except Exception:
                 return

@@ -27,7 +27,7 @@ from ..model import VAE
 from ..runs.checks import model_skeleton
 from ..runs import Run
 from .core import JobCore
-from .fork_server import SPARE, WORKERS
+from .fork_server import SPARE, WORKERS, start_worker
 from .progress import Progress
 from .protocol import (REPORTS, Done, JobShape, JobSpec, Pause, Paused, ProtocolError, Ready, Resume, SetBeta, SetLr,
                        SharedImages, Stop, Update, WeightsRead, receive)
@@ -69,9 +69,7 @@ class ProcessJob(JobCore):
                 conn.send(spec)
             else:
                 conn, child = WORKERS.Pipe()
-                self._process = WORKERS.Process(target=worker_main, args=(child, spec), name="vae-training",
-                                                 daemon=True)
-                self._process.start()
+                self._process = start_worker(worker_main, (child, spec), "vae-training")
                 child.close()
         except Exception as exc:  # no worker: a failed job with the reason, like one that failed while training
             unlink(self._images_file)
@@ -126,7 +124,9 @@ class ProcessJob(JobCore):
     # ------------------------------------------------------------------ the listener thread
 
     def _progress_locked(self) -> Progress:
-        return dataclasses.replace(self._progress, state=self._state, error=self._error,
+        # the worker's last word may predate a stop: only a running job has time left to estimate
+        eta = self._progress.eta_s if self._state in ("running", "finished") else None
+        return dataclasses.replace(self._progress, state=self._state, eta_s=eta, error=self._error,
                                    warnings=list(self._warnings))
 
     def _send(self, command) -> None:

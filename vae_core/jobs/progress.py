@@ -1,5 +1,5 @@
 """What a page reads of a job's progress: the Progress and Snapshot it is given, and the rate meter behind its
-images per second and its ETA."""
+images per second and its ETA (given only once the rate has settled: "estimating…" before)."""
 from __future__ import annotations
 
 import collections
@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass, field
 
 RATE_WINDOW_S = 2.0  # samples/s is measured over about the last this many seconds of training
+WARMUP_STEPS = 5  # the first steps after a start or a pause carry one-off costs (allocation, kernel choice, page-ins)
+SETTLE_S = 3.0  # the ETA's rate is measured over at least this many seconds after the warm-up steps
 
 
 @dataclass
@@ -35,9 +37,15 @@ class Snapshot:
 
 
 class Rate:
-    """Images per second over the last RATE_WINDOW_S seconds of training, across epoch ends (their validation is
-    part of what the ETA must cover). Per epoch, as it was, a digits epoch lasts ~20 ms and any hiccup in it moved
-    the figure from 1,000 to 96,000 images/s between two refreshes of the Train page. restart() after a pause."""
+    """Images per second, two ways. add() returns the rate over the last RATE_WINDOW_S seconds of training (the figure
+    the page shows), across epoch ends. Per epoch, as it was, a digits epoch lasts ~20 ms and any hiccup in it moved
+    the figure from 1,000 to 96,000 images/s between two refreshes of the Train page.
+
+    steady is what the ETA divides by: images per second since the end of the first WARMUP_STEPS steps, once SETTLE_S
+    seconds have passed since then (None before: the page says "estimating…"). A short window's rate is a poor
+    forecast: the first steps are slow, an epoch's validation and another process on the cores pause it for seconds,
+    and the ETA of a conv job swung 3-6x off in its first minute; the mean since the warm-up counts every such pause
+    at its share. restart() after a pause: the rate and the ETA start afresh."""
 
     def __init__(self):
         self._images = 0
@@ -47,13 +55,21 @@ class Rate:
     def restart(self) -> None:
         self._marks.clear()
         self._marks.append((time.perf_counter(), self._images))
+        self._steps = 0
+        self._settle_mark: tuple[float, int] | None = None
+        self.steady: float | None = None
 
     def add(self, images: int) -> float:
         """Count a step's images; the rate since the oldest mark of the window."""
         now = time.perf_counter()
         self._images += images
+        self._steps += 1
         self._marks.append((now, self._images))
         while len(self._marks) > 2 and now - self._marks[1][0] >= RATE_WINDOW_S:
             self._marks.popleft()
+        if self._steps == WARMUP_STEPS:
+            self._settle_mark = (now, self._images)
+        elif self._settle_mark is not None and now - self._settle_mark[0] >= SETTLE_S:
+            self.steady = (self._images - self._settle_mark[1]) / (now - self._settle_mark[0])
         then, before = self._marks[0]
         return (self._images - before) / max(1e-9, now - then)

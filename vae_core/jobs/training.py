@@ -37,6 +37,7 @@ class TrainingJob(JobCore):
         self._pending: dict[str, float] = {}  # lr and beta set from another thread, for the next step
         self._step, self._epoch = self._resumed_at(resume)
         self._rate, self._published_step = 0.0, -1
+        self._meter: Rate | None = None  # the training loop's rate meter: its steady rate is the ETA's
         self._opt: torch.optim.Optimizer | None = None
         self._unsynced: list[tuple] = []  # recorded steps whose values are still on the device
         self._resume = resume
@@ -106,7 +107,7 @@ class TrainingJob(JobCore):
     # ------------------------------------------------------------------ the training thread
 
     def _progress_locked(self) -> Progress:
-        return self._progress_at(self._step, self._epoch, self._rate)
+        return self._progress_at(self._step, self._epoch, self._rate, self._meter and self._meter.steady)
 
     def _main(self) -> None:
         torch.set_num_threads(self.threads)
@@ -162,7 +163,7 @@ class TrainingJob(JobCore):
         train_x = self._device_images()
         beta = cfg.beta
         total_steps = self.total_steps
-        rate = Rate()
+        rate = self._meter = Rate()
         for epoch in range(self._epoch, cfg.epochs):
             # both seeded per epoch: a run resumed at an epoch boundary continues exactly as if never interrupted
             order = self.train_idx[torch.randperm(len(self.train_idx), generator=_epoch_gen(cfg.seed, epoch)).numpy()]
