@@ -37,7 +37,9 @@ def test_a_100k_point_map_is_drawn_whole_hovered_and_box_selected(open_app, runs
     map_ = page.locator(live("map"))
     map_.wait_for(timeout=180_000)
     map_.scroll_into_view_if_needed()
-    assert map_.get_attribute("data-points") == str(N) and map_.get_attribute("data-total") == str(N)
+    # Explore opens on a first block of codes and fills in as the rest are encoded (vae_core/encoding.py)
+    wait_until(lambda: map_.get_attribute("data-points") == str(N) and map_.get_attribute("data-total") == str(N),
+               timeout=180, what="the map filled in with every code")
     wait_until(lambda: map_.get_attribute("data-drawn") == str(N), timeout=30, what="every point drawn")
 
     with torch.no_grad():
