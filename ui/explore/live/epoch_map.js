@@ -1,5 +1,5 @@
 // The latent map epoch by epoch (Train while a job runs, Train and Runs after): a component of its own, joined after
-// map_place.js (Frame, MARGIN) and map_draw.js (PALETTE, sprite, MapDrawing.drawAxes), whose drawing it reuses. It
+// map_place.js (Frame, MARGIN) and map_draw.js (PALETTE, MapDrawing.drawAxes), whose drawing it reuses. It
 // draws one epoch's positions of the validation subsample, coloured by class as on Explore, on one frame for every
 // epoch it holds (so the points move, the axes stay); a scrubber picks the epoch, Play steps through them. While a
 // job runs Python sends only the newest epoch and the map follows it (the frame only ever grows). Reference: the
@@ -7,6 +7,20 @@
 // window.__vaeEpochMap[key] holds the test hooks (epoch shown, points' client positions, show epoch k).
 
 const EM_POINT_PX = 5;
+
+function emDisc(colour, px) {
+  // one point as a small canvas, drawn at each position (at most 2,000 points: no need for the map's ImageData path)
+  const c = document.createElement("canvas");
+  const size = px + 4;
+  Object.assign(c, { width: size, height: size });
+  const ctx = c.getContext("2d");
+  ctx.beginPath();
+  ctx.arc(size / 2, size / 2, px / 2, 0, 2 * Math.PI);
+  ctx.globalAlpha = 0.8;
+  ctx.fillStyle = colour;
+  ctx.fill();
+  return c;
+}
 
 function emElement(tag, className, text) {
   const node = document.createElement(tag);
@@ -52,7 +66,7 @@ class EpochMap {
 
   loadColours(names) {
     this.names = names.join("\u0000");
-    this.sprites = names.map((_, c) => sprite(PALETTE[c % PALETTE.length], EM_POINT_PX));
+    this.sprites = names.map((_, c) => emDisc(PALETTE[c % PALETTE.length], EM_POINT_PX));
     this.legend.replaceChildren(...names.map((name, c) => {
       const entry = emElement("span", "em-legend-entry");
       const swatch = emElement("span", "em-swatch");
