@@ -47,6 +47,8 @@ def test_explore_draws_a_umap_map_with_the_codes_for_placing_z(explore):  # noqa
     pytest.importorskip("umap")
     at = explore("8d")
     at.selectbox(key="w_explore_method").set_value("umap").run()
+    assert not at.exception and "map" not in parts(at)  # its settings come first: nothing is fitted before Fit
+    at.button(key="explore_fit").click().run()
     assert not at.exception
     view, assets = parts(at)["map"]
     umap_map = next(a for a in assets.values() if a.kind == "map")

@@ -69,7 +69,8 @@ def slow_projection_ui(run: Run, dataset: Dataset, latents: Latents, method: str
     codes = codes_for(latents, bool(params.get("sample")))
     seconds = estimate_s(spec, params, n, codes)
     asked = st.session_state.setdefault(ASKED, set())
-    left, right = st.columns([3, 1], vertical_alignment="center")
+    before_fit = st.empty()  # the estimate and Fit: gone in the run that draws the map (no jump on the next rerun)
+    left, right = before_fit.container().columns([3, 1], vertical_alignment="center")
     note = f" {spec.fit_cost(n)}." if spec.fit_cost else ""
     left.caption(f"{spec.label} on {n:,} codes: {duration(seconds)} here (measured on this server).{note} "
                  "Choose its settings, then press Fit; the map is kept for these settings.")
@@ -94,10 +95,12 @@ def slow_projection_ui(run: Run, dataset: Dataset, latents: Latents, method: str
     _wait_ui(ticket, spec, n, seconds)
     asked.discard(key)
     try:
-        return ticket.value()
+        projection = ticket.value()
     except ValueError as exc:  # cancelled, or the fit refused its input
         st.warning(str(exc), icon=":material/hourglass_disabled:")
         return None
+    before_fit.empty()
+    return projection
 
 
 def _wait_ui(ticket: Ticket, spec: Method, n: int, seconds: float | None) -> None:
