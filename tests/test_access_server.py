@@ -153,6 +153,23 @@ def test_metrics_are_not_readable(server):
     assert not [line for line in text.splitlines() if line and not line.startswith("# EOF")], text
 
 
+def test_a_fresh_server_refuses_uploads_and_metrics_before_any_page_was_ever_loaded(tmp_path):
+    # the gate goes in at the server's start (app.py's st.App lifespan), not at the first script run: a client that
+    # never runs the script, on a server where no page has been loaded yet, may not upload nor read the metrics
+    server = gated_server("access-first", tmp_path / "runs")
+    try:
+        with raw_client(server.port) as stranger:  # connected, never ran the app
+            before = rss_mb(server.process.pid)
+            statuses = [put_file(server.url, stranger.upload_url(), 20 * MB) for _ in range(3)]
+            grown = rss_mb(server.process.pid) - before
+            assert all(s == "reset" or 400 <= s < 500 for s in statuses) and grown < 30, (statuses, grown)
+            with urllib.request.urlopen(server.url + "/_stcore/metrics", timeout=10) as r:
+                text = r.read().decode()
+            assert not [line for line in text.splitlines() if line and not line.startswith("# EOF")], text
+    finally:
+        server.stop()
+
+
 def test_guesses_are_slowed_then_locked_out(tmp_path):
     server = gated_server("access-guesses", tmp_path / "runs")
     try:

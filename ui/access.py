@@ -4,7 +4,8 @@ their type (client.showErrorDetails = "type") unless the operator chose a level.
 
 The password also gates what Streamlit's own endpoints do for a client that never runs the app: an upload from a
 session without the password is refused before its body is read, and /_stcore/metrics answers empty. That holds from
-the process's first script run on (Streamlit runs no app code before it); uploads stored before are dropped then.
+the server's start (app.py is served as an st.App whose lifespan installs the gate before any client connects); a
+server started another way gets it at its first script run, and uploads stored before are dropped then.
 Guesses are slowed and locked out per session and per address (ui/guesses.py)."""
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import hmac
 import ipaddress
 import math
 import os
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
 
 import streamlit as st
 from streamlit import config
@@ -70,6 +73,16 @@ def gate_streamlit_endpoints() -> bool:
         if password_is_set() and not admissions().admitted(sid):
             uploads.remove_session_files(sid)
     return True
+
+
+@asynccontextmanager
+async def server_lifespan(_app) -> AsyncIterator[None]:
+    """The server's start (app.py's st.App): Streamlit's runtime is up and no client has connected yet, so the
+    endpoints are gated before anyone can upload or read the metrics (the first script run would be too late: a
+    client can ask for upload URLs without ever running the script)."""
+    if password_is_set():
+        gate_streamlit_endpoints()
+    yield
 
 
 def _clients() -> list[str]:
