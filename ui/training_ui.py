@@ -307,7 +307,7 @@ def stopped_run_ui(job: ProcessJob) -> None:
 
 def _curves_ui(steps: list[dict], epochs: list[dict], name: str) -> None:
     keep = dict(persist_state="session")
-    c1, c2, c3, c4 = st.columns([3, 1, 2, 2], vertical_alignment="bottom")
+    c1, c2, c3, c4 = st.columns([2.6, 1.6, 2, 1.8], vertical_alignment="bottom")  # c2: "min/max" and its help whole
     smoothing = c1.slider("Smoothing (EMA)", 0.0, 0.99, 0.6, 0.01, key="chart_smoothing",
                           help="Weight per training step (debiased, as TensorBoard's): the same curve however many "
                                "points the history keeps", **keep)
