@@ -10,20 +10,13 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.test_explore_page import make_run
 from ui.explore.link import data_word, source_from_word
-from vae_core.config import ModelConfig, RunConfig
 from vae_core.data import load_source
-from vae_core.jobs import build_model
-from vae_core.runs import save_run
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPLORE = "pages/explore.py"
 SHAPES8 = {"kind": "shapes", "n": 200, "size": 8, "seed": 3}
-
-
-def make_run(root: Path, name: str, dataset: dict, **model) -> Path:
-    config = ModelConfig(**model)
-    return save_run(root / name, build_model(config, seed=0), RunConfig(model=config, dataset=dataset))
 
 
 @pytest.fixture(scope="module")

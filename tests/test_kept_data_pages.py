@@ -13,9 +13,8 @@ import streamlit as st
 from PIL import Image
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
-from streamlit.testing.v1.local_script_runner import LocalScriptRunner
 
-from tests.helpers import stop_session_jobs
+from tests.test_sharing import session  # noqa: F401 (the fixture: an AppTest per named Streamlit session)
 from ui import server
 from ui.explore.latent import NEIGHBOURS
 from ui.explore.views import SHOWN
@@ -27,31 +26,6 @@ from vae_core.runs.kept_data import KEPT_KEY, NOTE_KEY
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = np.random.default_rng(0).integers(0, 256, (40, 12, 12), dtype=np.uint8)
 LABELS = np.arange(40) % 4
-
-
-@pytest.fixture
-def session(monkeypatch, tmp_path):
-    """session(name, page) -> an AppTest on page whose Streamlit session id is name (as in tests/test_sharing.py)."""
-    monkeypatch.setenv("VAE_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("VAE_THREADS", "1")
-    original = LocalScriptRunner.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        self._session_id = self.session_state["test_session"]
-
-    monkeypatch.setattr(LocalScriptRunner, "__init__", init)
-    made: list[AppTest] = []
-
-    def make(name: str, page: str) -> AppTest:
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-        at.session_state["test_session"] = name
-        at.run().switch_page(page).run()
-        made.append(at)
-        return at
-
-    yield make
-    stop_session_jobs(made)
 
 
 def restart_server() -> None:

@@ -12,9 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from harness.browser import explore_api, goto, key, live, wait_idle
-from harness.wait import wait_until
-from tests.e2e.test_runs import ALERT, pick_run
+from harness.browser import explore_api, goto, key, live
+from tests.e2e.test_runs import ALERT, activate
 from tests.onnx_models import ConvVAE, ExamplesVAE, export_vae, seeded
 from vae_core import import_onnx as cli
 from vae_core.data import load_digits
@@ -91,13 +90,7 @@ def test_the_runs_page_imports_onnx_files_that_explore_runs_and_train_refuses(ap
     name = re.search(r"Imported as (\S+)", imported.inner_text()).group(1)
     assert name == "encoder-onnx" and (runs_dir / name / "model.safetensors").exists()
 
-    wait_idle(app)
-    pick_run(app, name)
-    app.locator(f"{key('runs_activate')} button").click()
-    app.locator(ALERT, has_text="is the active model").wait_for()
-    sidebar = app.locator('[data-testid="stSidebar"]')
-    wait_until(lambda: f"{name} · onnx · 4-D latent" in sidebar.inner_text(), "the imported run in the sidebar",
-               timeout=30)
+    activate(app, name, f"{name} · onnx · 4-D latent")
 
     goto(app, "Explore")
     app.locator(live("panel")).wait_for(timeout=60_000)

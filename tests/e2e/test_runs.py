@@ -25,6 +25,16 @@ def pick_run(page, label: str) -> None:
     wait_idle(page)
 
 
+def activate(page, name: str, sidebar_says: str) -> None:
+    """Make run `name` the active model on the Runs page, as a user does, and wait until the sidebar says so."""
+    wait_idle(page)
+    pick_run(page, name)
+    page.locator(f"{key('runs_activate')} button").click()
+    page.locator(ALERT, has_text="is the active model").wait_for()
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    wait_until(lambda: sidebar_says in sidebar.inner_text(), "the run in the sidebar", timeout=30)
+
+
 def test_download_upload_and_load_a_run(app, tmp_path, runs_dir, new_runs_removed):
     goto(app, "Runs")
     pick_run(app, "digits-default (bundled)")
@@ -46,13 +56,7 @@ def test_download_upload_and_load_a_run(app, tmp_path, runs_dir, new_runs_remove
     name = re.search(r"Imported as (\S+)", imported.inner_text()).group(1)
     assert (runs_dir / name / "model.safetensors").exists()
 
-    wait_idle(app)
-    pick_run(app, name)
-    app.locator(f"{key('runs_activate')} button").click()
-    app.locator(ALERT, has_text="is the active model").wait_for()
-    sidebar = app.locator('[data-testid="stSidebar"]')
-    wait_until(lambda: f"{name} · mlp · 8-D latent" in sidebar.inner_text(), "the imported run in the sidebar",
-               timeout=30)
+    activate(app, name, f"{name} · mlp · 8-D latent")
     screenshot(app, ARTIFACTS / "screenshots" / "runs.png")
 
     goto(app, "Explore")
