@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import threading
 import time
 
 import numpy as np
@@ -38,6 +37,8 @@ from vae_core.config import ModelConfig, TrainConfig
 from vae_core.data import Dataset
 from vae_core.jobs import TrainingJob
 from vae_core.recipe import recipe_for
+
+from bench.training_clock import train_timed
 
 SHAPE, LATENT, HIDDEN = (1, 28, 28), 12, 256
 CONV = "mlp-conv"  # the architecture measured against the MLP
@@ -64,25 +65,12 @@ def configs(arch: str | None, seed: int, n_images: int = 5000, epochs: int | Non
 def train_engine(dataset: Dataset, model: ModelConfig, train: TrainConfig) -> dict:
     """One engine run (TrainingJob.run() in a thread of its own, one torch thread): the training thread's CPU seconds
     and the wall seconds in all, and each epoch's held-out −ELBO with the training thread's CPU seconds at its end."""
-    job = TrainingJob(dataset, model, train, threads=1)
-    worker = threading.Thread(target=job.run, name="conv-bench-training")
-    wall = time.perf_counter()
-    worker.start()
-    clock = time.pthread_getcpuclockid(worker.ident)
-    cpu0, cpu, at_epoch = time.clock_gettime(clock), 0.0, []
-    while worker.is_alive():
-        worker.join(0.005)
-        try:
-            cpu = time.clock_gettime(clock) - cpu0
-        except OSError:  # the thread ended between the check and the read
-            break
-        at_epoch += [cpu] * (job.progress().epoch - len(at_epoch))
-    worker.join()
-    wall = time.perf_counter() - wall
+    job, at_epoch = TrainingJob(dataset, model, train, threads=1), []
+    cpu, wall = train_timed(job, "conv-bench-training",
+                            lambda rows, cpu_s, _wall: at_epoch.extend([cpu_s] * len(rows)))
     if job.state != "finished":
         raise RuntimeError(f"{model.arch} ended {job.state}: {job.error}")
     curve = [row["val_neg_elbo"] for row in job.history()["epochs"]]
-    at_epoch += [cpu] * (len(curve) - len(at_epoch))  # an epoch that ended as the thread did
     return {"cpu_s": cpu, "wall_s": wall, "final": curve[-1], "best": min(curve), "curve": curve,
             "curve_cpu_s": at_epoch, "epochs": train.epochs, "batch_size": train.batch_size, "lr": train.lr}
 

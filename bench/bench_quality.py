@@ -26,8 +26,6 @@ import json
 import statistics
 import struct
 import tempfile
-import threading
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -40,6 +38,8 @@ from vae_core.data import Dataset, load_digits, load_source
 from vae_core.jobs import TrainingJob
 from vae_core.metrics import evaluate
 from vae_core.recipe import recipe_for
+
+from bench.training_clock import train_timed
 
 # pytorch/examples vae/main.py (its --epochs defaults to 10; 20 is the stronger anchor the issue measured)
 EXAMPLES = {"latent_dim": 20, "hidden_sizes": (400,), "lr": 1e-3, "batch_size": 128, "epochs": 20}
@@ -89,35 +89,18 @@ def train_curve(name: str, dataset: Dataset, model: ModelConfig, train: TrainCon
     """Train (no saving, one torch thread) until the recipe ends or budget_s CPU seconds; the per-epoch curve, and
     (score) the final model's held-out -ELBO and -IWAE."""
     job = TrainingJob(dataset, model, replace(train, seed=seed, log_every=max(train.log_every, 10)), threads=1)
-    worker = threading.Thread(target=job.run, name="quality-training")
-    curve, seen, cpu = Curve(name, seed), 0, 0.0
-    wall0 = time.perf_counter()
-    worker.start()
-    clock = time.pthread_getcpuclockid(worker.ident)
-    cpu0 = time.clock_gettime(clock)
-    while worker.is_alive():
-        worker.join(0.01)
-        try:
-            cpu = time.clock_gettime(clock) - cpu0
-        except OSError:  # the thread ended between the check and the read
-            break
-        if job.progress().epoch > seen:
-            rows = job.history()["epochs"][seen:]
-            seen += len(rows)
-            curve.cpu_s += [cpu] * len(rows)
-            curve.wall_s += [time.perf_counter() - wall0] * len(rows)
-            curve.val_neg_elbo += [r["val_neg_elbo"] for r in rows]
-        if cpu > budget_s:
-            job.stop()
-    worker.join()
-    for row in job.history()["epochs"][seen:]:  # an epoch that ended as the thread did (its clock read last <10 ms before)
-        curve.cpu_s.append(min(budget_s, cpu))
-        curve.wall_s.append(time.perf_counter() - wall0)
-        curve.val_neg_elbo.append(row["val_neg_elbo"])
+    curve = Curve(name, seed)
+
+    def epochs_seen(rows: list[dict], cpu_s: float, wall_s: float) -> None:
+        curve.cpu_s.extend([cpu_s] * len(rows))
+        curve.wall_s.extend([wall_s] * len(rows))
+        curve.val_neg_elbo.extend(r["val_neg_elbo"] for r in rows)
+
+    train_timed(job, "quality-training", epochs_seen, poll_s=0.01, cpu_budget_s=budget_s)
     if score:
         with torch.no_grad():
             ev = evaluate(job.model_snapshot(), dataset.subset(job.val_idx), iwae_k=IWAE_K, seed=0)
-        curve.final = {"neg_elbo": -ev.elbo, "neg_iwae": -ev.iwae, "epochs": seen}
+        curve.final = {"neg_elbo": -ev.elbo, "neg_iwae": -ev.iwae, "epochs": len(curve.val_neg_elbo)}
     return curve
 
 
