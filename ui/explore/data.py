@@ -147,7 +147,12 @@ def _shown_version(run: Run, dataset: Dataset, encoding: Encoding) -> str:
 
 
 def _encoding_key(run: Run, dataset: Dataset) -> str:
-    return json.dumps([str(run.path), run_mtime(run), source_json(dataset)])
+    return _key_of(str(run.path), run_mtime(run), source_json(dataset))
+
+
+def _key_of(run_path: str, mtime: float, source: str) -> str:
+    """One encoding's key on this server: the model file (path, modification time) and the data."""
+    return json.dumps([run_path, mtime, source])
 
 
 def encoding_for(run: Run, dataset: Dataset) -> Encoding:
@@ -170,7 +175,7 @@ def codes_cap() -> int:
 def _encoding(run_path: str, mtime: float, source: str) -> Encoding:
     """The server's encoding of one model file on one dataset, made (kept codes read, or the first block encoded)
     on first use."""
-    key = json.dumps([run_path, mtime, source])  # as _encoding_key
+    key = _key_of(run_path, mtime, source)
 
     def make() -> Encoding:
         run, dataset = run_for(run_path), dataset_for(json.loads(source))
