@@ -53,7 +53,17 @@ def train_figures(quick: bool) -> tuple[list[Figure], dict]:
     common = (f"{s['model']}, batch {s['batch']}, {s['train_images']} images × {s['epochs']} epochs, "
               f"{s['repeats']} rounds, each running the engine's two paths and the loop back to back; rates are "
               "medians; 1 torch thread, process CPU time")
-    return [
+    from bench.bench_app_path import ARCHS, measure as app_path
+
+    raw["app_path"] = paths = app_path(rounds=1 if quick else 3, epochs=2 if quick else None)
+    by_wall = [
+        Figure("training", f"app vs CLI by wall clock, all cores, {label} recipe", paths[label]["img_per_s"]["app"],
+               "img/s", paths[label]["img_per_s"]["cli"], "CLI path", 0.95, "higher", given_ratio=paths[label]["ratio"],
+               note=f"{paths['data']}, {paths[label]['setup']}, {paths['threads']} threads; each path's whole job, "
+                    f"median of {paths['rounds']} per-round ratios ({', '.join(f'{x:.2f}' for x in paths[label]['ratio_rounds'])}×); "
+                    "bench/bench_app_path.py")
+        for label in ARCHS]
+    return by_wall + [
         Figure("training", "engine, CLI path (run()) vs equal-maths loop", rates["engine"], "img/s",
                rates["equal_maths"], "equal-maths loop", 0.95, "higher",
                f"{common}; {rounds_of('engine_vs_equal_maths')}; engine {spread_of('engine')}, loop "
