@@ -50,6 +50,8 @@ st.caption(f"**{run.name}** ({run.config.model.arch}, {run.config.model.latent_d
            + encoding_note(dataset, latents))
 link_notes_ui(dataset, run.config.model.latent_dim)
 encoding_progress_ui(run, dataset, latents)
-weak_model_ui(run, dataset, page="explore")  # a weak model says so, with one-click remedies that open Train
+weak_model = st.container()  # the weak-model warning's place: filled once the map and the panel are out
 explore_ui(run, dataset, latents)
+with weak_model:  # the diagnosis encodes up to 2,000 images: after the first screen, not before it
+    weak_model_ui(run, dataset, page="explore")  # a weak model says so, with one-click remedies that open Train
 theory_ui(run, dataset)

@@ -5,8 +5,9 @@ settle()  # the warm-up thread may be importing pandas right now (see ui/warmup.
 import streamlit as st
 
 from ui.frame import require_app_frame
-from ui.runs_ui import (actions_ui, all_runs, latent_map_replay_ui, message_ui, onnx_import_ui, overlay_ui, pick_ui,
+from ui.runs_ui import (actions_ui, latent_map_replay_ui, message_ui, onnx_import_ui, overlay_ui, pick_ui,
                         table_ui, upload_ui)
+from ui.server import all_runs
 
 require_app_frame()  # a deep link on a fresh server: run through app.py first (see ui/frame.py)
 

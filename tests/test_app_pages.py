@@ -369,8 +369,8 @@ def test_the_first_page_imports_no_pandas_plotly_or_sklearn_and_the_warmup_does(
     code = """
 import sys
 import streamlit, torch
-import ui.explore.data, ui.explore.latent, ui.explore.projection, ui.explore.views
-from ui import sidebar, state, theory
+import ui.explore.data, ui.explore.latent, ui.explore.projection, ui.explore.views, ui.explore.link, ui.explore.state
+from ui import access, diagnosis_ui, frame, sidebar, state, theory  # everything app.py and pages/explore.py import
 print(sorted(m for m in ("pandas", "sklearn", "scipy", "vae_core.jobs") if m in sys.modules))
 from ui.warmup import warm_imports
 warm_imports().join(120)

@@ -21,7 +21,8 @@ from ui.explore.views import SHOWN as VIEWS_SHOWN
 from vae_core.config import ModelConfig, RunConfig
 from vae_core.model import VAE
 from vae_core.runs import import_zip, list_runs, load_run, save_run
-from vae_core.runs.budget import BUDGET_ENV, DEFAULT_BUDGET_BYTES, memory_budget, price
+from vae_core.runs.budget import BUDGET_ENV, DEFAULT_BUDGET_BYTES, memory_budget, price, widest_layer
+from vae_core.runs.checks import model_skeleton
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = {"kind": "digits", "name": "digits"}
@@ -94,6 +95,70 @@ def test_ordinary_runs_are_far_under_the_budget():
     assert price(bundled, 1797, extra_rows=5000, export=True).total < 64 * 2**20
     conv = ModelConfig(input_shape=(1, 28, 28), latent_dim=32, hidden_sizes=(256,), arch="conv")
     assert price(conv, 60_000, extra_rows=5000, export=True).total < DEFAULT_BUDGET_BYTES / 4
+
+
+def meta_forward_widest(model: torch.nn.Module, config: ModelConfig) -> int:
+    """The trusted reference: a forward pass of one image and one z on the meta device, every leaf layer's input,
+    output and (for a convolution) unfolded patches counted by a hook, as torch itself runs them."""
+    sizes = [config.input_size + config.latent_dim]
+
+    def record(module, inputs, output) -> None:
+        x, y = inputs[0], output
+        unfolded = 0
+        if isinstance(module, torch.nn.ConvTranspose2d):
+            unfolded = module.out_channels * module.weight[0, 0].numel() * x[0, 0].numel()
+        elif isinstance(module, torch.nn.Conv2d):
+            unfolded = module.weight[0].numel() * y[0, 0].numel()
+        sizes.append(x[0].numel() + y[0].numel() + unfolded)
+
+    hooks = [m.register_forward_hook(record) for m in model.modules() if not list(m.children())]
+    with torch.no_grad():
+        model.encode(torch.empty((1, *config.input_shape), device="meta"))
+        model.decode(torch.empty((1, config.latent_dim), device="meta"))
+    for hook in hooks:
+        hook.remove()
+    return max(sizes)
+
+
+LISTED = {  # an imported network's layer lists (vae_core/layers.py): every op the budget follows
+    "encoder": {"body": [{"op": "pad", "sides": [1, 1, 0, 1]},
+                         {"op": "conv2d", "in_ch": 3, "out_ch": 8, "kernel": 3, "stride": 2, "padding": 1},
+                         {"op": "leaky_relu", "slope": 0.2}, {"op": "flatten"},
+                         {"op": "linear", "in": 8 * 7 * 9, "out": 40}, {"op": "tanh"}],
+                "mu": [{"op": "linear", "in": 40, "out": 4}], "logvar": [{"op": "linear", "in": 40, "out": 4}]},
+    "decoder": [{"op": "linear", "in": 4, "out": 16 * 3 * 4}, {"op": "relu"}, {"op": "reshape", "shape": [16, 3, 4]},
+                {"op": "conv_transpose2d", "in_ch": 16, "out_ch": 3, "kernel": 4, "stride": 4, "padding": 0,
+                 "output_padding": 0}, {"op": "pad", "sides": [0, 0, 0, 0]}, {"op": "sigmoid"}],
+}
+
+
+@pytest.mark.parametrize("config", [
+    ModelConfig(input_shape=(1, 8, 8), latent_dim=8, hidden_sizes=(256,)),
+    ModelConfig(input_shape=(3, 23, 28), latent_dim=5, hidden_sizes=(64, 32), arch="mlp"),
+    ModelConfig(input_shape=(1, 28, 28), latent_dim=32, hidden_sizes=(256,), arch="conv"),
+    ModelConfig(input_shape=(1, 105, 105), latent_dim=16, hidden_sizes=(128,), arch="conv"),
+    ModelConfig(input_shape=(3, 64, 64), latent_dim=32, hidden_sizes=(512,), arch="conv"),
+    ModelConfig(input_shape=(3, 23, 28), latent_dim=4, hidden_sizes=(64,), arch="mlp-conv"),
+    ModelConfig(input_shape=(3, 12, 16), latent_dim=4, hidden_sizes=(64,), arch="onnx", layers=LISTED),
+    *HOSTILE.values(),
+], ids=lambda c: f"{c.arch}-{'x'.join(map(str, c.input_shape))}-z{c.latent_dim}")
+def test_the_widest_layer_is_what_a_forward_pass_on_the_meta_device_counts(config):
+    """The shapes followed layer by layer (no tensor made, no torch._dynamo import) give the forward pass's numbers
+    for every architecture, odd image sides (padding, cropping) and an imported layer list."""
+    model = model_skeleton(config)
+    assert widest_layer(model, config) == meta_forward_widest(model, config)
+
+
+def test_the_budget_is_priced_without_importing_torch_dynamo():
+    """The meta device's forward pass imported torch._dynamo (about a second per server process, before Explore's
+    first screen); the shapes followed by hand do not."""
+    code = ("import sys; from vae_core.config import ModelConfig; from vae_core.runs.budget import price; "
+            "price(ModelConfig(input_shape=(1, 28, 28), arch='conv'), 20_000, extra_rows=5000, export=True); "
+            "print('torch._dynamo' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
 
 
 # ----------------------------------------------------------------------------- Explore

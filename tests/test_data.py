@@ -89,6 +89,19 @@ def test_shapes_factors_in_range_and_classes_balanced():
     assert ds.images.sum(axis=(1, 2, 3)).min() > 10  # every image shows its shape
 
 
+def test_the_heart_is_tested_only_near_its_centre_with_the_same_pixels():
+    """vae_core/data/builtin.py tests the heart's curve only where |u|, |v| <= 1.2 (its cubes of negative numbers are
+    slow): over a fine grid well past that box, the pixels equal the curve tested everywhere."""
+    from vae_core.data.builtin import _heart
+
+    side = np.linspace(-3, 3, 1201, dtype=np.float32)
+    u, v = np.meshgrid(side, side)
+    x, y = 1.1 * u, 1.1 * (0.15 - v)
+    everywhere = (x * x + y * y - 1) ** 3 <= x * x * y**3
+    assert everywhere.sum() > 50_000  # the heart covers a good part of the grid
+    np.testing.assert_array_equal(_heart(u, v), everywhere)
+
+
 def test_shapes_follow_their_position_factor():
     ds = data.make_shapes(500, 32, seed=3)
     ys, xs = np.mgrid[0:32, 0:32]

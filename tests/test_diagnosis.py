@@ -15,7 +15,7 @@ from vae_core.data import Dataset, load_source, preview_indices, split_indices
 from vae_core.diagnosis import (STILL_FALLING_NATS, WEAK_RECON_RATIO, diagnose, diagnose_run, kl_remedies,
                                 recon_mse_ratio)
 from vae_core.jobs import TrainingJob
-from vae_core.metrics import KL_COLLAPSE_NATS
+from vae_core.metrics import KL_COLLAPSE_NATS, encode_dataset
 from vae_core.runs import load_run
 
 BUNDLED = Path(__file__).resolve().parent.parent / "assets" / "runs" / "digits-default"
@@ -53,6 +53,8 @@ def test_the_ratio_is_the_reconstructions_mse_over_the_mean_images():
         recon = run.model.decode_mean(run.model.encode(torch.from_numpy(x))[0]).numpy()
     expected = ((recon - x) ** 2).mean() / ((x - x.mean(0)) ** 2).mean()
     assert recon_mse_ratio(run.model, x) == pytest.approx(expected, rel=1e-5)
+    mu = encode_dataset(run.model, x, batch_size=128)[0]  # the posterior means diagnose() encodes once
+    assert recon_mse_ratio(run.model, x, mu) == pytest.approx(expected, rel=1e-5)
     assert recon_mse_ratio(run.model, np.repeat(x[:1], 4, axis=0)) == 0.0  # identical images: nothing to beat
 
 

@@ -11,30 +11,15 @@ import streamlit as st
 
 from ui.charts import OVERLAY_METRICS, overlay_figure
 from ui.epoch_map_ui import epoch_map_ui
-from ui.server import BUNDLED_RUN, job_pool, run_for, runs_root
+from ui.server import BUNDLED_RUN, BUNDLED_SUFFIX, job_pool, run_for, runs_root, same
 from ui.sharing import note_created, note_deleted, note_renamed, run_in_use, why_not_change
 from ui.state import active_dataset, run_dataset, set_active_run, upload_result
 from ui.storage import forget_imported, note_imported, prune_imported
 from vae_core.data import split_indices
 from vae_core.epoch_maps import map_rows
 from vae_core.imports import IMPORT_LIKELIHOODS
-from vae_core.runs import RunSummary, delete_run, export_zip, import_zip, list_runs, load_config, rename_run
+from vae_core.runs import RunSummary, delete_run, export_zip, import_zip, load_config, rename_run
 from vae_core.runs.kept_data import describe_kept, kept_digest, release
-
-BUNDLED_SUFFIX = " (bundled)"
-
-
-def all_runs() -> dict[str, RunSummary]:
-    """Label -> run: the runs folder's runs, newest first, then the bundled run."""
-    runs = {r.name: r for r in list_runs(runs_root())}
-    runs |= {r.name + BUNDLED_SUFFIX: r for r in list_runs(BUNDLED_RUN.parent) if r.path == BUNDLED_RUN}
-    return runs
-
-
-def same(a: str | Path | None, b: str | Path | None) -> bool:
-    """Whether two run paths name the same folder."""
-    return a is not None and b is not None and Path(a).resolve() == Path(b).resolve()
-
 
 # --------------------------------------------------------------------------- what the buttons do
 

@@ -26,7 +26,7 @@ from ui.fit_queue import FitQueue
 from ui.guesses import PasswordGuesses
 from vae_core.data import Dataset
 from vae_core.encoding import EncodingPool
-from vae_core.runs import Run, default_runs_root, load_run
+from vae_core.runs import Run, RunSummary, default_runs_root, list_runs, load_run
 from vae_core.runs.kept_data import load_dataset
 
 if TYPE_CHECKING:  # imported where the pool is made: Explore's first page does not load the training engine
@@ -67,6 +67,21 @@ def runs_root() -> Path:
     root = default_runs_root()
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+BUNDLED_SUFFIX = " (bundled)"
+
+
+def all_runs() -> dict[str, RunSummary]:
+    """Label -> run: the runs folder's runs, newest first, then the bundled run."""
+    runs = {r.name: r for r in list_runs(runs_root())}
+    runs |= {r.name + BUNDLED_SUFFIX: r for r in list_runs(BUNDLED_RUN.parent) if r.path == BUNDLED_RUN}
+    return runs
+
+
+def same(a: str | Path | None, b: str | Path | None) -> bool:
+    """Whether two run paths name the same folder."""
+    return a is not None and b is not None and Path(a).resolve() == Path(b).resolve()
 
 
 def uploads_root() -> Path:

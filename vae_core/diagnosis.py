@@ -77,12 +77,13 @@ class Diagnosis:
 
 
 @torch.no_grad()
-def recon_mse_ratio(model: VAE, images: np.ndarray) -> float:
+def recon_mse_ratio(model: VAE, images: np.ndarray, mu: np.ndarray | None = None) -> float:
     """MSE of the reconstructions (decoder mean at the posterior mean) over the MSE of the images' own mean image:
-    near 1, the model gives the mean image whatever the input; 0, perfect reconstructions."""
+    near 1, the model gives the mean image whatever the input; 0, perfect reconstructions. mu: the images' posterior
+    means when they are known already (encoded here otherwise)."""
     model.eval()
     x = torch.as_tensor(np.ascontiguousarray(images, dtype=np.float32))  # (N, C, H, W)
-    recon = model.decode_mean(model.encode(x)[0])
+    recon = model.decode_mean(model.encode(x)[0] if mu is None else torch.as_tensor(mu))
     mean_image = x.mean(0, keepdim=True)  # (1, C, H, W): the best single image for these inputs
     baseline = (x - mean_image).pow(2).mean().item()
     if baseline == 0:
@@ -90,8 +91,7 @@ def recon_mse_ratio(model: VAE, images: np.ndarray) -> float:
     return (recon - x).pow(2).mean().item() / baseline
 
 
-def _kl_dims(model: VAE, images: np.ndarray) -> list[float]:
-    mu, logvar = encode_dataset(model, images)
+def _kl_dims(mu: np.ndarray, logvar: np.ndarray) -> list[float]:
     return kl_per_dim(torch.as_tensor(mu), torch.as_tensor(logvar)).mean(0).tolist()
 
 
@@ -156,7 +156,8 @@ def diagnose(model: VAE, train: TrainConfig, images: np.ndarray, history: dict, 
              finished: bool = True) -> Diagnosis:
     """The findings on a trained model, from its held-out images (N, C, H, W), its history and how it ended."""
     config = model.config
-    ratio, kl = recon_mse_ratio(model, images), _kl_dims(model, images)
+    mu, logvar = encode_dataset(model, images)  # once, for the reconstructions and the KL
+    ratio, kl = recon_mse_ratio(model, images, mu), _kl_dims(mu, logvar)
     epochs = history.get("epochs", [])
     steps, per_epoch = _steps_done(history), math.ceil(n_train / train.batch_size)
     warmup = max(train.lr_warmup_steps, train.warmup_steps)

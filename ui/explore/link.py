@@ -13,8 +13,7 @@ import streamlit as st
 from ui.explore.projection import colour_options, setting_key
 from ui.explore.state import MAX_URL_DIMS, current_z, format_z, put
 from ui.explore.views import TABS
-from ui.runs_ui import BUNDLED_SUFFIX, all_runs, same
-from ui.server import BUNDLED_RUN
+from ui.server import BUNDLED_RUN, BUNDLED_SUFFIX, all_runs, same
 from ui.sharing import note_active
 from ui.state import set_active_dataset, set_active_run
 from vae_core.data import Dataset

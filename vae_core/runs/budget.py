@@ -4,17 +4,19 @@ A run folder of a few kilobytes can describe a model whose weights are small but
 100,000, or a hidden layer of 700,000 units): its weights pass the 2 GiB check of checks.py, yet encoding a dataset
 with it needs N × (latent + widest layer) floats. Explore, Compare, `python -m vae_core.evaluate` and a run import
 price that work here first — weights, one batch of activations, the codes kept per image, the browser export — and
-refuse it with a message naming the budget when it is over. Shapes come from a forward pass on the meta device:
-nothing is allocated, and every architecture of vae_core/architectures.py is priced by the same code.
+refuse it with a message naming the budget when it is over. Shapes are followed layer by layer through the
+networks' own layer lists (built on the meta device, no tensor made): every architecture of vae_core/architectures.py
+is priced by the same code.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 
+from ..architectures import Crop2d
 from ..config import ModelConfig
 from .checks import model_skeleton
 
@@ -75,34 +77,69 @@ def memory_budget() -> int:
 
 def widest_layer(model: nn.Module, config: ModelConfig) -> int:
     """The most floats one image holds at once at any layer of the encoder or the decoder: the layer's input, its
-    output and, for a convolution, its unfolded patches. Read from a forward pass of one image on the meta device
-    (shapes only, nothing allocated), so every architecture is priced by the same code."""
+    output and, for a convolution, its unfolded patches. Followed shape by shape from the image (and from z) through
+    the networks' own layer lists (`as_sequential`, the encoder's heads), with no tensor made: a forward pass on the
+    meta device gave the same numbers but cost a second per process (it imports torch._dynamo)."""
     sizes = [config.input_size + config.latent_dim]
-
-    def record(module: nn.Module, inputs: tuple, output) -> None:
-        outputs = output if isinstance(output, tuple) else (output,)
-        size = sum(t[0].numel() for t in (*inputs, *outputs) if torch.is_tensor(t))
-        sizes.append(size + _unfolded(module, inputs[0], outputs[0]))
-
-    leaves = [m for m in model.modules() if not list(m.children())]
-    hooks = [m.register_forward_hook(record) for m in leaves]
-    try:
-        with torch.no_grad():
-            model.encode(torch.empty((1, *config.input_shape), device="meta"))
-            model.decode(torch.empty((1, config.latent_dim), device="meta"))
-    finally:
-        for hook in hooks:
-            hook.remove()
+    features = _follow(model.encoder.as_sequential(), tuple(config.input_shape), sizes)
+    for head in (model.encoder.mu, model.encoder.logvar):
+        _follow(head, features, sizes)
+    _follow(model.decoder.as_sequential(), (config.latent_dim,), sizes)
     return max(sizes)
 
 
-def _unfolded(module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
+def _follow(network: nn.Module, shape: tuple[int, ...], sizes: list[int]) -> tuple[int, ...]:
+    """One sample's shape through the network's layers in order (its leaf modules), each layer's floats appended to
+    sizes; the shape it gives."""
+    for layer in (m for m in network.modules() if not list(m.children())):
+        out = _output_shape(layer, shape)
+        sizes.append(math.prod(shape) + math.prod(out) + _unfolded(layer, shape, out))
+        shape = out
+    return shape
+
+
+def _conv_sides(layer: nn.Conv2d | nn.ConvTranspose2d, shape: tuple[int, ...]) -> tuple[int, int]:
+    """A convolution's output (H, W) for an input of (C, H, W), as torch computes it."""
+    sides = []
+    for i, side in enumerate(shape[1:]):
+        k, s, p, d = layer.kernel_size[i], layer.stride[i], layer.padding[i], layer.dilation[i]
+        if isinstance(layer, nn.ConvTranspose2d):
+            sides.append((side - 1) * s - 2 * p + d * (k - 1) + layer.output_padding[i] + 1)
+        else:
+            sides.append((side + 2 * p - d * (k - 1) - 1) // s + 1)
+    return sides[0], sides[1]
+
+
+def _output_shape(layer: nn.Module, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape one sample of `shape` has after the layer: every leaf module the architectures and the imported
+    layer lists (vae_core/layers.py) build; any other is refused."""
+    if isinstance(layer, (nn.ReLU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh)):
+        return shape
+    if isinstance(layer, nn.Linear):
+        return (*shape[:-1], layer.out_features)
+    if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+        return (layer.out_channels, *_conv_sides(layer, shape))
+    if isinstance(layer, nn.Flatten) and layer.start_dim == 1 and layer.end_dim == -1:
+        return (math.prod(shape),)
+    if isinstance(layer, nn.Unflatten) and layer.dim == 1:
+        return (*layer.unflattened_size, *shape[1:])
+    if isinstance(layer, nn.ZeroPad2d):
+        left, right, top, bottom = layer.padding
+        return (*shape[:-2], shape[-2] + top + bottom, shape[-1] + left + right)
+    if isinstance(layer, Crop2d):
+        rows = range(shape[-2])[layer.top:layer.top + layer.height]  # what the slice keeps
+        cols = range(shape[-1])[layer.left:layer.left + layer.width]
+        return (*shape[:-2], len(rows), len(cols))
+    raise ValueError(f"the memory budget cannot follow a {type(layer).__name__} layer's shapes")
+
+
+def _unfolded(layer: nn.Module, x: tuple[int, ...], y: tuple[int, ...]) -> int:
     """The patches a convolution unfolds per image (im2col): each output position's inputs for a Conv2d, each input
-    position's outputs for a ConvTranspose2d; 0 for other layers."""
-    if isinstance(module, nn.ConvTranspose2d):
-        return module.out_channels * module.weight[0, 0].numel() * x[0, 0].numel()
-    if isinstance(module, nn.Conv2d):
-        return module.weight[0].numel() * y[0, 0].numel()
+    position's outputs for a ConvTranspose2d; 0 for other layers. x and y: one sample's (C, H, W) in and out."""
+    if isinstance(layer, nn.ConvTranspose2d):
+        return layer.out_channels * math.prod(layer.kernel_size) * math.prod(x[1:])
+    if isinstance(layer, nn.Conv2d):
+        return layer.in_channels // layer.groups * math.prod(layer.kernel_size) * math.prod(y[1:])
     return 0
 
 
