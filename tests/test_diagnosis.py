@@ -73,6 +73,7 @@ def test_real_faces_trained_inside_the_warm_up_give_the_mean_image_and_are_flagg
     fields = set(ModelConfig.__dataclass_fields__) | set(TrainConfig.__dataclass_fields__)
     assert all(set(settings) <= fields for settings in others.values())  # each a change of config fields
     assert others["likelihood"] == {"likelihood": "gaussian-learned"}  # the grey faces under a Bernoulli
+    assert others["arch"] == {"arch": "mlp-conv"}  # the one that ends best on real digits (conv ends worse there)
 
     cured = train(faces, ModelConfig(input_shape=faces.shape, latent_dim=12),
                   TrainConfig(**{**config.__dict__, **longer.settings}))  # the remedy, clicked
@@ -126,3 +127,14 @@ def test_kl_remedies_are_concrete_settings():
     assert warmup.settings == {"warmup_steps": 100}  # the first third of 300 steps
     assert kl_remedies(TrainConfig(epochs=3, batch_size=100), n_train=1000)[0].settings == {"warmup_steps": 50}
     assert free_bits.settings == {"free_bits": 0.25} and beta.settings == {"beta": 0.5}
+
+
+@pytest.mark.parametrize("arch, shape, suggested", [
+    ("mlp", (1, 28, 28), "mlp-conv"), ("conv", (1, 28, 28), "mlp-conv"), ("mlp-conv", (1, 28, 28), "mlp"),
+    ("mlp", (1, 4, 4), None),  # below 8x8 no convolutional architecture takes the images
+])
+def test_the_architecture_suggested_is_the_best_ranked_other_that_takes_the_images(arch, shape, suggested):
+    from vae_core.diagnosis import _other_arch
+
+    remedy = _other_arch(ModelConfig(input_shape=shape, latent_dim=4, hidden_sizes=(8,), arch=arch))
+    assert (remedy and remedy.settings) == ({"arch": suggested} if suggested else None)

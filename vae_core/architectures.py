@@ -209,20 +209,25 @@ class Architecture:
     batch_size: int | None = None
     trainable: bool = True  # False: imported networks (ModelConfig.layers), explored but never trained here
     epochs: int | None = None  # the length for a large dataset (a small one still gets the recipe's minimum steps)
+    # its place when a weak model's remedy suggests another architecture (lowest first; None: never suggested): by
+    # held-out −ELBO on real digits (bench/bench_conv.py; issue 22): mlp-conv ~5 nats better than the MLP, the
+    # 32/64-channel conv ~10 nats worse
+    suggest_rank: int | None = None
 
 
 _BY_NAME: dict[str, Architecture] = {entry.name: entry for entry in (
-    Architecture("mlp", "fully connected layers, any image size", _sized(MLPEncoder), _sized(MLPDecoder), _any_shape),
+    Architecture("mlp", "fully connected layers, any image size", _sized(MLPEncoder), _sized(MLPDecoder), _any_shape,
+                 suggest_rank=1),
     Architecture("conv", "two stride-2 convolutions each way; any image of at least 8×8 (padded to sides divisible "
                  "by 4, the output cropped back)",
-                 _sized(ConvEncoder), _sized(ConvDecoder), _conv_shape("conv")),
+                 _sized(ConvEncoder), _sized(ConvDecoder), _conv_shape("conv"), suggest_rank=2),
     # bench/bench_conv.py, real MNIST 5k, 3 seeds: batch 64 at 3e-3 for 20 epochs ends 5.3 nats better than the
     # default MLP recipe at 3.55x its CPU time (16 epochs: +4.1 at 3.1x; 14: +2.4 at 2.5x); at batch 256 (fewer,
     # larger steps) it ends worse than the MLP. Its two transposed convolutions cost ~50 us per image each on one
     # CPU thread (memory-bound kernels), more than the whole MLP
     Architecture("mlp-conv", "an MLP encoder and a light convolutional decoder (16/32 channels); any image of at "
                  "least 8×8; trains best at batch 64, lr 3e-3", _sized(MLPEncoder), _sized(_light_conv_decoder),
-                 _conv_shape("mlp-conv"), lr=3e-3, batch_size=64, epochs=20),
+                 _conv_shape("mlp-conv"), lr=3e-3, batch_size=64, epochs=20, suggest_rank=0),
     Architecture("onnx", "a network imported from ONNX files (python -m vae_core.import_onnx): explored, not trained",
                  _listed(LayerEncoder), _listed(LayerDecoder), _any_shape, trainable=False),
 )}

@@ -128,8 +128,10 @@ def _longer(epochs: int) -> Remedy:
 
 
 def _other_arch(model: ModelConfig) -> Remedy | None:
-    """The first other architecture that takes these images."""
-    for name in ARCHS:
+    """The best-ranked other architecture that takes these images (Architecture.suggest_rank)."""
+    ranked = sorted((a for a in ARCHS if architecture(a).suggest_rank is not None),
+                    key=lambda a: architecture(a).suggest_rank)
+    for name in ranked:
         if name == model.arch:
             continue
         try:
