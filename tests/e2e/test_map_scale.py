@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.browser import drag, explore_api, live
+from harness.browser import drag, explore_api, live, wait_idle
 from harness.wait import wait_until
 from tests.e2e.test_explore import canvas_image
 from vae_core.config import ModelConfig, RunConfig
@@ -46,9 +46,14 @@ def test_a_100k_point_map_is_drawn_whole_hovered_and_box_selected(open_app, runs
         mu = model.encode(torch.as_tensor(images[:, None] / np.float32(255)))[0].numpy()
     xy = Projection("pca").fit(mu).transform(mu)  # the page's map of a 3-D latent space
     far = int(np.argmax(xy[:, 0]))  # the right-most point: nothing near it hovered yet, its block never fetched
+    # the rest of the page first (the weak-model warning above the map comes after it, the encoding's progress bar
+    # goes), then the map back in view: a point's screen position read before the page settled is not under the mouse
+    wait_idle(page)
+    map_.scroll_into_view_if_needed()
     point = explore_api(page, "pointOnScreen", far)
     page.mouse.move(point["x"] - 40, point["y"] + 40)
     page.mouse.move(point["x"], point["y"])
+    wait_until(lambda: map_.get_attribute("data-hover-row") is not None, timeout=30, what="a hovered point")
     hovered = int(map_.get_attribute("data-hover-row"))
     wait_until(lambda: map_.get_attribute("data-hover-image") == str(hovered), timeout=30,
                what="the hovered point's image block")
