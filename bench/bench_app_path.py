@@ -22,9 +22,10 @@ import statistics
 import time
 
 from bench.bench_conv import CONV, configs, real_digits
+from bench.bench_train import forked
 from vae_core.config import ModelConfig, TrainConfig
 from vae_core.data import Dataset, split_indices
-from vae_core.jobs import WORKERS, JobShape, ProcessJob, TrainingJob, default_threads, keep_freed_heap, rehearse
+from vae_core.jobs import JobShape, ProcessJob, TrainingJob, default_threads, keep_freed_heap, rehearse
 
 ARCHS = {"mlp": None, CONV: CONV}  # label -> the recipe's arch argument (None: the default recipe's choice)
 
@@ -49,22 +50,7 @@ def _cli_main(conn, dataset: Dataset, model: ModelConfig, train: TrainConfig, th
 
 
 def cli_seconds(dataset: Dataset, model: ModelConfig, train: TrainConfig, threads: int) -> float:
-    parent, child = WORKERS.Pipe()
-    process = WORKERS.Process(target=_cli_main, args=(child, dataset, model, train, threads), name="bench-cli",
-                              daemon=True)
-    process.start()
-    child.close()
-    try:
-        kind, value = parent.recv()
-    except EOFError:
-        process.join()
-        raise RuntimeError(f"the CLI path's process died (exit code {process.exitcode})") from None
-    finally:
-        parent.close()
-    process.join()
-    if kind == "error":
-        raise RuntimeError(f"CLI path: {value}")
-    return value
+    return forked(_cli_main, (dataset, model, train, threads), "CLI path")
 
 
 def app_seconds(dataset: Dataset, model: ModelConfig, train: TrainConfig, threads: int) -> float:

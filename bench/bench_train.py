@@ -356,9 +356,14 @@ def in_child(name: str, n: int, epochs: int, seed: int, threads: int, big_batch:
     app's job workers start, after the rehearsal the app's spare worker does (off the clock). Every method but the
     app's path runs this way: each in the main thread of a process of its own (as the CLI and a job's worker train),
     none inheriting the heap or the caches another method left behind."""
+    return forked(_child_main, (name, n, epochs, seed, threads, big_batch), name)
+
+
+def forked(target, args: tuple, name: str):
+    """target(conn, *args) in a fresh process forked from the app's fork server; its answer, which target sends as
+    ("ok", value) or ("error", message) (raised here as a RuntimeError naming `name`, as is the process's death)."""
     parent, child = WORKERS.Pipe()
-    process = WORKERS.Process(target=_child_main, args=(child, name, n, epochs, seed, threads, big_batch),
-                              name=f"bench-{name}", daemon=True)
+    process = WORKERS.Process(target=target, args=(child, *args), name=f"bench-{name}", daemon=True)
     process.start()
     child.close()
     try:
