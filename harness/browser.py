@@ -242,6 +242,13 @@ def show_views(page) -> None:
     wait_idle(page)
 
 
+def open_pad(page) -> None:
+    """Open Explore's drawing pad (1-channel models): its mount brings the model's encoder to the browser (the page
+    sends the decoder alone until then), so the page can encode; waits until the pad is ready."""
+    page.get_by_text("Draw an image to encode it").click()
+    page.locator(live("pad")).wait_for()
+
+
 def explore_api(page, call: str, *args):
     """Call window.__vaeExplore.<call>(...args) in the page (ui/explore/live/main.js: the test hooks)."""
     return page.evaluate(f"(args) => window.__vaeExplore.{call}(...args)", list(args))

@@ -208,7 +208,10 @@ def test_assets_travel_once_per_browser_and_again_when_it_asks(explore):
     at = explore("8d")
     first = parts(at)
     model_hash = first["panel"][0]["assets"]["model"]
-    assert model_hash in first["panel"][1] and not first["pad"][1]  # the panel carried the model; the pad names it
+    assert model_hash in first["panel"][1]  # the panel carried the model (the decoder's weights); the pad names it
+    assert [a.kind for a in first["pad"][1].values()] == ["encoder"]  # and carries the encoder's, which only it uses
+    assert not any(a.kind == "encoder" for a in first["panel"][1].values())
+    assert first["pad"][0]["assets"]["model"] == model_hash
     assert first["map"][0]["assets"]["model"] == model_hash and model_hash not in first["map"][1]
     at.run()
     assert not any(assets for _, assets in parts(at).values())

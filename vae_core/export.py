@@ -17,7 +17,8 @@ A program is a list of ops in forward order, each a small dict (JSON) whose tens
 
 The spec's "output" is the op that ends the decoder, E[x|z] from its output ("sigmoid" or "clamp": the
 likelihood's `output_op`, vae_core/likelihoods.py); the browser never sees a likelihood's name. Offsets count float32
-values from the start of the blob. Every module is translated one to one; a module the
+values from the start of the blob; the decoder's tensors come first ("decoder_floats" of them), so a page that only
+decodes can be sent that part alone and the encoder's later (ui/explore/data.py). Every module is translated one to one; a module the
 browser cannot run (a new activation, dilation, groups...) raises ValueError naming it, so the page can fall back to
 decoding on the server instead of drawing something wrong."""
 from __future__ import annotations
@@ -44,7 +45,7 @@ OUTPUT_OPS = {  # the decoder's last op, E[x|z] from its output (vae_core/likeli
 class BrowserModel:
     """What the browser gets for one model: the programs (JSON) and their tensors (little-endian float32 bytes)."""
 
-    spec: dict  # format, latent_dim, shape, output, decoder, encoder {body, mu, logvar}, n_floats, hash
+    spec: dict  # format, latent_dim, shape, output, decoder, encoder {body, mu, logvar}, n_floats, decoder_floats, hash
     blob: bytes
 
     @property
@@ -166,10 +167,12 @@ def export_model(model: VAE) -> BrowserModel:
     config, blob = model.config, _Blob()
     if model.likelihood.output_op not in OUTPUT_OPS:
         raise ValueError(f"the browser cannot end a decoder with {model.likelihood.output_op!r}")
+    decoder = _decoder_ops(model.decoder, config.latent_dim, blob)
+    decoder_floats = blob.size  # the decoder's tensors first: the sliders need only blob[:decoder_floats]
     spec = {"format": FORMAT, "latent_dim": config.latent_dim, "shape": list(config.input_shape),
-            "output": model.likelihood.output_op,
-            "decoder": _decoder_ops(model.decoder, config.latent_dim, blob),
-            "encoder": _encoder_ops(model.encoder, config.input_shape, blob), "n_floats": blob.size}
+            "output": model.likelihood.output_op, "decoder": decoder,
+            "encoder": _encoder_ops(model.encoder, config.input_shape, blob), "n_floats": blob.size,
+            "decoder_floats": decoder_floats}
     data = np.concatenate(blob.parts).astype("<f4").tobytes() if blob.parts else b""
     digest = hashlib.sha1(json.dumps(spec, sort_keys=True).encode())
     digest.update(data)

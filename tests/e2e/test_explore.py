@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from harness.browser import (ARTIFACTS, ROOT, click_point, drag, explore_api, key, live, next_frame, screenshot,
-                               show_views, wait_idle)
+from harness.browser import (ARTIFACTS, ROOT, click_point, drag, explore_api, key, live, next_frame, open_pad,
+                               screenshot, show_views, wait_idle)
 from harness.wait import wait_until
 from vae_core.config import ModelConfig, RunConfig
 from vae_core.data import FILES_KIND, load_digits, load_source
@@ -107,6 +107,7 @@ def test_the_browser_decodes_and_encodes_like_torch(open_app, runs_dir, tmp_path
         path = save_run(runs_dir / f"zz-{name}", model, RunConfig(model=config, dataset=data))  # newest: active
         page = open_app()
         page.locator(live("panel")).wait_for(timeout=60_000)
+        open_pad(page)  # the page sends the encoder's weights with the pad
         z = (torch.randn(6, config.latent_dim, generator=torch.Generator().manual_seed(7)) * 2).numpy()
         x = load_source({k: v for k, v in data.items() if k != "name"}).batch(np.arange(4))
         with torch.no_grad():

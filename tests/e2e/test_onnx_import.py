@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from harness.browser import explore_api, goto, key, live
+from harness.browser import explore_api, goto, key, live, open_pad
 from tests.e2e.test_runs import ALERT, activate
 from tests.onnx_models import ConvVAE, ExamplesVAE, export_vae, seeded
 from vae_core import import_onnx as cli
@@ -26,6 +26,7 @@ ATOL = 1e-5
 
 def _compare_in_browser(page, torch_model, z: np.ndarray, x: np.ndarray, what: str) -> None:
     """The browser's decode and encode (both kernels) against the torch model the ONNX files came from."""
+    open_pad(page)  # the page sends the encoder's weights with the pad
     with torch.no_grad():
         want = torch_model.decode(torch.as_tensor(z)).reshape(len(z), -1).numpy()
         mu, logvar = (t.numpy() for t in torch_model.encode(torch.as_tensor(x)))

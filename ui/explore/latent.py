@@ -12,7 +12,7 @@ import base64
 import numpy as np
 import streamlit as st
 
-from ui.explore.data import Latents, model_asset, row_labels
+from ui.explore.data import Latents, encoder_asset, model_asset, row_labels
 from ui.explore.live import Asset, mount, relay
 from ui.explore.state import current_z, kept, set_z, z_from_browser, z_version
 from ui.images import scale_for, to_uint8
@@ -145,7 +145,7 @@ def pad_ui(run: Run, asset: Asset) -> None:
         st.caption(f"Draw at the data's own resolution ({h}×{w} pixels, enlarged). Each stroke is encoded in your "
                    "browser; the ◆ on the map is the drawing's code. Ink is bright on dark, like the data.")
         mount("pad", "explore_live_pad", view_state(scale=scale_for(h, PAD_PX), brush=round(max(0.6, h / 16), 1)),
-              {"model": asset}, on_z=on_browser_z)
+              {"model": asset, "encoder": encoder_asset(run)}, on_z=on_browser_z)
 
 
 def _server_ui(run: Run, latents: Latents) -> None:

@@ -72,10 +72,12 @@ function askForMissing(need, after = NEED_AFTER_MS) {
   }, after);
 }
 
-// The model behind a model asset, compiled on first use (its weights copied into the runtime's heap).
+// The model behind a model asset, compiled on first use (its weights copied into the runtime's heap); its encoder
+// once an encoder asset has been attached to the entry (main.js: the pad's mount brings it).
 function modelOf(entry, kernel = "auto") {
   const key = `model:${kernel}`;
-  if (!entry[key]) entry[key] = new VaeModel(entry.meta, entry.arrays.floats, kernel);
+  const encoderPart = () => (entry.encoder ? { offset: entry.encoder.meta.offset, floats: entry.encoder.arrays.floats } : null);
+  if (!entry[key]) entry[key] = new VaeModel(entry.meta, entry.arrays.floats, kernel, encoderPart);
   return entry[key];
 }
 

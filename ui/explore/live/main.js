@@ -64,6 +64,7 @@ export default function explore(component) {
     root.dataset.state = "waiting";
     return;
   }
+  if (assets.model && assets.encoder) assets.model.encoder = assets.encoder; // the pad's mount: the encoder's weights
   const model = assets.model ? modelOf(assets.model) : null; // the map works without one (a model kept on the server)
   if (model) explorer.model = model;
   if (view.role === "map") part.update(view, assets.map, assets.colour, model, setTriggerValue);

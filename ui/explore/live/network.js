@@ -211,8 +211,10 @@ const OUTPUTS = {
 };
 
 // One model in the browser: decode z -> E[x|z] (vae_core.model.VAE.decode_mean) and encode x -> (mu, logvar).
+// floats: the whole blob, or its first spec.decoder_floats (the decoder's) with encoderPart() giving the rest,
+// {offset, floats}, once it has come (ui/explore/data.py sends it only with the drawing pad); null until then.
 class VaeModel {
-  constructor(spec, floats, kernel = "auto") {
+  constructor(spec, floats, kernel = "auto", encoderPart = () => null) {
     this.spec = spec;
     this.heap = new Heap(kernel);
     this.kernel = this.heap.kernel;
@@ -222,8 +224,20 @@ class VaeModel {
     if (!Object.hasOwn(OUTPUTS, spec.output)) throw new Error(`unknown output op ${spec.output}`);
     this.output = OUTPUTS[spec.output];
     this.decoder = new Network(spec.decoder, floats, [spec.latent_dim], this.heap);
-    const enc = spec.encoder;
-    this.encoderBody = new Network(enc.body, floats, spec.shape, this.heap);
+    this.encoderPart = encoderPart;
+    if (floats.length >= spec.n_floats) this.compileEncoder(floats);
+  }
+
+  // the encoder's programs onto the heap, from the whole blob or from the part sent apart (at its offset)
+  compileEncoder(floats) {
+    if (!floats) {
+      const part = this.encoderPart();
+      if (!part) throw new Error("this model's encoder has not been sent to the browser (it comes with the drawing pad)");
+      floats = new Float32Array(this.spec.n_floats);
+      floats.set(part.floats, part.offset);
+    }
+    const enc = this.spec.encoder;
+    this.encoderBody = new Network(enc.body, floats, this.spec.shape, this.heap);
     this.encoderMu = new Network(enc.mu, floats, this.encoderBody.outShape, this.heap);
     this.encoderLogvar = new Network(enc.logvar, floats, this.encoderBody.outShape, this.heap);
   }
@@ -238,6 +252,7 @@ class VaeModel {
 
   // x: Float32Array (n * C * H * W) -> {mu, logvar}, each (n * latentDim)
   encode(x, n = 1) {
+    if (!this.encoderBody) this.compileEncoder();
     const h = this.encoderBody.run(x, n);
     const features = this.heap.f32.slice(h, h + n * this.encoderBody.outSize);
     const read = (net) => { const at = net.run(features, n); return this.heap.f32.slice(at, at + n * this.latentDim); };
