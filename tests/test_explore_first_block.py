@@ -106,3 +106,38 @@ def test_the_page_opens_with_the_first_block_and_fills_in_when_the_rest_is_encod
     again = open_explore(run)
     assert f"{N:,} codes read from the cache kept with the run" in captions(again)
     assert len(drawn_map(again).arrays["rows"]) == N and not again.get("progress")
+
+
+def test_codes_of_a_run_with_a_kept_copy_are_named_by_the_copy_and_read_back_without_hashing_the_images(
+        held_worker, tmp_path, monkeypatch):
+    """A run keeps a copy of images read from files, named by the SHA-256 of its bytes (checked whenever it is read):
+    that digest names its codes too, so a restarted server reads them without hashing the images again (the 123 MB
+    of 10k 64x64 RGB images cost ~0.1-0.35 s of every restart's open)."""
+    from ui.explore import data as explore_data
+    from vae_core.data import FILES_KIND
+    from vae_core.runs.kept_data import keep, kept_digest
+
+    images = (np.random.default_rng(0).random((N, SIDE, SIDE)) * 255).astype(np.uint8)
+    np.save(tmp_path / "images.npy", images)
+    kept = keep(load_source({"kind": FILES_KIND, "path": str(tmp_path / "images.npy")}), tmp_path / "runs")
+    digest = kept_digest(kept.source)
+    assert digest is not None
+    config = ModelConfig(input_shape=(1, SIDE, SIDE), latent_dim=3, hidden_sizes=(16,))
+    model = build_model(config, seed=0).eval()
+    run = save_run(tmp_path / "runs" / "kept-3k", model, RunConfig(model=config, dataset={**kept.source, "name": "f"}))
+
+    def no_hashing(images):
+        raise AssertionError("the images were hashed although the run's kept copy names them")
+
+    monkeypatch.setattr(explore_data, "data_hash", no_hashing)
+    open_explore(run)
+    held_worker.set()
+    files = wait_until(lambda: list((run / CODES_FOLDER).glob("*.safetensors")), timeout=120, what="every code kept")
+    assert [f.name.split("-")[1] for f in files] == [f"{digest}.safetensors"]
+
+    encodings.reset()  # a new server process: nothing in memory, the codes on disk
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    again = open_explore(run)
+    assert f"{N:,} codes read from the cache kept with the run" in captions(again)
+    assert len(drawn_map(again).arrays["rows"]) == N

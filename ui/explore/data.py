@@ -180,7 +180,10 @@ def _encoding(run_path: str, mtime: float, source: str) -> Encoding:
     def make() -> Encoding:
         run, dataset = run_for(run_path), dataset_for(json.loads(source))
         cache = CodesCache(codes_folder(run), codes_cap())
-        images_hash = functools.partial(data_hash, dataset.images)  # only where needed (vae_core.encoding)
+        # only where needed (vae_core.encoding); a run's kept copy is named by the SHA-256 of its bytes, checked when
+        # it was read: that names its images as well, without hashing 123 MB of a 10k 64x64 RGB set a second time
+        digest = kept_digest(dataset.source)
+        images_hash = (lambda: digest) if digest else functools.partial(data_hash, dataset.images)
         return Encoding(run.model, dataset, cache, weights_hash(run.model), images_hash)
 
     if encodings().has(key):
