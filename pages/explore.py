@@ -11,7 +11,7 @@ from ui.explore.link import link_notes_ui, restore_from_link, sync_link
 from ui.explore.state import init_view
 from ui.explore.views import views_shown, views_ui
 from ui.frame import require_app_frame
-from ui.state import active_run
+from ui.state import active_run, rerun_if_deleted
 from ui.theory import theory_ui
 
 require_app_frame()  # a deep link on a fresh server: run through app.py first (see ui/frame.py)
@@ -22,16 +22,17 @@ def explore_ui(run, dataset, latents) -> None:
     """Everything that follows z, in one fragment: a browser event or a server slider reruns this, not the page.
     The panel comes first, so a server-decoded image goes out before the map and the views are drawn; what lies below
     the first screen (the nearest images, the views) only once the page is scrolled there."""
-    left, right = st.columns([3, 2], gap="large")
-    with right:
-        latent_panel_ui(run, dataset, latents)
-    with left:
-        method = projection_ui(run, dataset, latents)
-    if views_shown() and latents.complete:  # they need every code (encoding_note says so meanwhile)
+    with rerun_if_deleted(run):  # a run deleted meanwhile: the page runs again and deactivates it
+        left, right = st.columns([3, 2], gap="large")
         with right:
-            neighbours_ui(dataset, latents)
-        views_ui(run, dataset, latents)
-    sync_link(run, dataset, method)
+            latent_panel_ui(run, dataset, latents)
+        with left:
+            method = projection_ui(run, dataset, latents)
+        if views_shown() and latents.complete:  # they need every code (encoding_note says so meanwhile)
+            with right:
+                neighbours_ui(dataset, latents)
+            views_ui(run, dataset, latents)
+        sync_link(run, dataset, method)
 
 
 st.title("Explore the latent space")

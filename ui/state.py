@@ -2,6 +2,7 @@
 What all sessions share (the loaded datasets and runs, the job pool, the sharing registry) is in ui/server.py."""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -51,6 +52,20 @@ def active_run() -> Run | None:
     except (ValueError, OSError):
         st.session_state.active_run = None
         return None
+
+
+@contextlib.contextmanager
+def rerun_if_deleted(run: Run):
+    """Around a fragment that shows a run: the run deleted from disk before or while it runs (by another session, or
+    the Runs page in another tab) runs the whole page again, which deactivates it, instead of showing a file error."""
+    if not run.exists():
+        st.rerun(scope="app")
+    try:
+        yield
+    except OSError:
+        if run.exists():
+            raise
+        st.rerun(scope="app")
 
 
 def set_active_run(path: str | Path) -> Run:

@@ -50,6 +50,10 @@ class Run:
     def name(self) -> str:
         return self.path.name
 
+    def exists(self) -> bool:
+        """Whether its weights are still on disk (a run can be deleted while a page shows it)."""
+        return (self.path / MODEL_FILE).is_file()
+
 
 # --------------------------------------------------------------------------- saving
 
