@@ -4,7 +4,8 @@ interpolation, sampling)."""
 import streamlit as st
 
 from ui.diagnosis_ui import weak_model_ui
-from ui.explore.data import encoding_note, encoding_progress_ui, explore_dataset, latents_for, source_json
+from ui.explore.data import (encoding_note, encoding_status_ui, encoding_watched, explore_dataset, latents_for,
+                             source_json)
 from ui.explore.latent import latent_panel_ui, neighbours_ui
 from ui.explore.projection import projection_ui
 from ui.explore.link import link_notes_ui, restore_from_link, sync_link
@@ -46,10 +47,13 @@ if dataset is None:
     st.stop()
 latents = latents_for(run, dataset)
 init_view(str(run.path), source_json(dataset), run.config.model.latent_dim)
-st.caption(f"**{run.name}** ({run.config.model.arch}, {run.config.model.latent_dim}-D latent) on {which}: "
-           + encoding_note(dataset, latents))
+# The map does not move up when the last code comes in: the encoding keeps its place while this session has watched it
+watched = encoding_watched(run, dataset, latents)
+about = f"**{run.name}** ({run.config.model.arch}, {run.config.model.latent_dim}-D latent) on {which}"
+st.caption(f"{about}." if watched else f"{about}: {encoding_note(dataset, latents)}")
 link_notes_ui(dataset, run.config.model.latent_dim)
-encoding_progress_ui(run, dataset, latents)
+if watched:
+    encoding_status_ui(run, dataset, latents)
 weak_model = st.container()  # the weak-model warning's place: filled once the map and the panel are out
 explore_ui(run, dataset, latents)
 with weak_model:  # the diagnosis encodes up to 2,000 images: after the first screen, not before it
