@@ -230,7 +230,7 @@ def encoding_status_ui(run: Run, dataset: Dataset, latents: Latents) -> None:
     with st.container(height=STATUS_PX, border=False):
         if latents.complete:
             st.caption(f"{encoding_note(dataset, latents)} The map, the slider ranges and the dimensions' KL are from "
-                       "all of them now, and the nearest images and the views below are open.")
+                       "all of them now, and the nearest images and the views below are available.")
             return
         st.caption(encoding_note(dataset, latents))
         _progress_ui(run, dataset, latents)
