@@ -4,7 +4,7 @@ interpolation, sampling)."""
 import streamlit as st
 
 from ui.explore.data import (encoding_note, encoding_status_ui, encoding_watched, explore_dataset, latents_for,
-                             source_json)
+                             rerun_by_encoding, source_json)
 from ui.explore.latent import latent_panel_ui, neighbours_ui
 from ui.explore.projection import projection_ui
 from ui.explore.link import link_notes_ui, restore_from_link, sync_link
@@ -52,7 +52,7 @@ init_view(str(run.path), source_json(dataset), run.config.model.latent_dim)
 watched = encoding_watched(run, dataset, latents)
 about = f"**{run.name}** ({run.config.model.arch}, {run.config.model.latent_dim}-D latent) on {which}"
 st.caption(f"{about}." if watched else f"{about}: {encoding_note(dataset, latents)}")
-link_notes_ui(dataset, run.config.model.latent_dim)
+link_notes_ui(dataset, run.config.model.latent_dim, again=rerun_by_encoding())
 if watched:
     encoding_status_ui(run, dataset, latents)
 check = model_check_line_ui(run, dataset)

@@ -1,7 +1,8 @@
 """Explore's layout holds still while the page fills in: the map and the live panel stay where they were drawn first
 when the background encoding ends (its note and progress bar sit in a place of fixed height, the note alone once
 every code is in) and when the weak-model check ends (its verdict in a place of one height above the map, a weak
-model's warning and remedies opened over the page from there). A pointer on the map stays on the point it was on."""
+model's warning and remedies opened over the page from there), and a link's note above them stays through the
+encoding's reruns (they are not the user's). A pointer on the map stays on the point it was on."""
 from __future__ import annotations
 
 import pytest
@@ -21,6 +22,7 @@ CAPTION = '[data-testid="stCaptionContainer"]'
 CLIPPED_JS = """() => Array.from(document.querySelectorAll('[data-testid="stVerticalBlock"]'))
   .filter(e => getComputedStyle(e).overflowY === 'auto' && e.scrollHeight > e.clientHeight + 1)
   .map(e => e.innerText)"""  # the text of fixed-height places too small for what they hold (a scroll bar in them)
+LINK_NOTE = '[data-testid="stAlert"]:has-text("The link\'s colouring (nonsense) does not apply")'
 WEAK = '[data-testid="stPopover"] button:has-text("is a weak model")'  # the check's verdict, its warning behind it
 
 
@@ -33,12 +35,14 @@ def tops(page) -> dict[str, float]:
 def test_the_map_and_the_panel_stay_put_when_the_encoding_ends(browser, server, runs_dir, _opened):
     config = ModelConfig(input_shape=(1, 32, 32), latent_dim=6, arch="conv", hidden_sizes=(32,))
     save_run(runs_dir / "zz-steady-20k", build_model(config, seed=1).eval(), RunConfig(model=config, dataset=SHAPES))
-    page, _ = open_explore(browser, server.url)  # the newest run: the active model, untrained (a weak one)
+    # the newest run: the active model, untrained (a weak one); opened from a link whose colouring this data lacks
+    page, _ = open_explore(browser, f"{server.url}/?colour=nonsense")
     _opened.append(page)
     map_ = page.locator(live("map"))
     assert page.locator(PROGRESS).is_visible(), "the test needs the encoding still running when the map is drawn"
     assert int(map_.get_attribute("data-points")) < N
     before = tops(page)
+    assert page.locator(LINK_NOTE).is_visible()
     assert page.evaluate(CLIPPED_JS) == []
     page.screenshot(path=str(ARTIFACTS / "explore-steady-encoding.png"))
 
@@ -49,6 +53,7 @@ def test_the_map_and_the_panel_stay_put_when_the_encoding_ends(browser, server, 
         assert abs(after[role] - before[role]) <= 2, f"the {role} moved from y={before[role]} to y={after[role]}"
     assert page.evaluate(CLIPPED_JS) == []
     assert page.locator(PROGRESS).count() == 0 and page.locator(CAPTION, has_text=f"{N:,} images encoded in").count()
+    assert page.locator(LINK_NOTE).is_visible(), "the link's note stays through the encoding's reruns"
 
     page.locator(WEAK).click()  # the check's verdict; the warning and its remedies open over the page
     page.locator('[data-testid="stAlert"]', has_text="is a weak model").wait_for()

@@ -31,6 +31,7 @@ MAX_MODEL_BYTES = 96 * 2**20  # weights sent to the browser at most; a bigger mo
 REFRESHES = 4  # while the rest of the codes is encoded, the page shows more of them this many times
 CODES_SHOWN = "explore_codes_shown"  # session state: the codes version each encoding's page shows meanwhile
 WATCHED = "explore_encoding_watched"  # session state: the encodings this session showed in progress
+BY_ENCODING = "explore_rerun_by_encoding"  # session state: the next script run is the encoding's, not the user's
 STATUS_PX = 120  # the encoding's place above the map: its note (up to 3 lines: a window 1,100 px wide) and the bar
 
 
@@ -223,6 +224,12 @@ def encoding_watched(run: Run, dataset: Dataset, latents: Latents) -> bool:
     return key in watched
 
 
+def rerun_by_encoding() -> bool:
+    """Whether this script run is one the encoding asked for (more codes in), not the user: what the page showed for
+    the user's last action (a link's notes) stays. Asked once per run."""
+    return bool(st.session_state.pop(BY_ENCODING, False))
+
+
 def encoding_status_ui(run: Run, dataset: Dataset, latents: Latents) -> None:
     """The encoding's place above the map, of one height whatever is in it, so the map and the panel do not move when
     the encoding ends: while the rest of the codes is encoded, the note and a progress bar (the page rerun each
@@ -246,6 +253,7 @@ def _progress_ui(run: Run, dataset: Dataset, latents: Latents) -> None:
     step = max(1, n // REFRESHES)
     if encoding.complete or done >= len(latents.rows) + step:
         st.session_state.get(CODES_SHOWN, {}).pop(_encoding_key(run, dataset), None)  # show what is in now
+        st.session_state[BY_ENCODING] = True
         st.rerun(scope="app")
     st.progress(done / n, text=f"Encoding the rest of the images: {done:,} of {n:,}…")
 
