@@ -3,11 +3,12 @@ the image and traversals decoded in the browser, the drawing pad, and the server
 interpolation, sampling)."""
 import streamlit as st
 
-from ui.diagnosis_ui import weak_model_ui
-from ui.explore.data import encoding_note, encoding_progress_ui, explore_dataset, latents_for, source_json
+from ui.explore.data import (encoding_note, encoding_status_ui, encoding_watched, explore_dataset, latents_for,
+                             rerun_by_encoding, source_json)
 from ui.explore.latent import latent_panel_ui, neighbours_ui
 from ui.explore.projection import projection_ui
 from ui.explore.link import link_notes_ui, restore_from_link, sync_link
+from ui.explore.model_check import model_check_line_ui, model_check_ui
 from ui.explore.state import init_view
 from ui.explore.views import views_shown, views_ui
 from ui.frame import require_app_frame
@@ -47,12 +48,15 @@ if dataset is None:
     st.stop()
 latents = latents_for(run, dataset)
 init_view(str(run.path), source_json(dataset), run.config.model.latent_dim)
-st.caption(f"**{run.name}** ({run.config.model.arch}, {run.config.model.latent_dim}-D latent) on {which}: "
-           + encoding_note(dataset, latents))
-link_notes_ui(dataset, run.config.model.latent_dim)
-encoding_progress_ui(run, dataset, latents)
-weak_model = st.container()  # the weak-model warning's place: filled once the map and the panel are out
+# Nothing above the map changes height once it is drawn (tests/e2e/test_explore_steady.py): the encoding keeps its
+# place while this session has watched it, and the model check (run after the first screen) has a place of one height
+watched = encoding_watched(run, dataset, latents)
+about = f"**{run.name}** ({run.config.model.arch}, {run.config.model.latent_dim}-D latent) on {which}"
+st.caption(f"{about}." if watched else f"{about}: {encoding_note(dataset, latents)}")
+link_notes_ui(dataset, run.config.model.latent_dim, again=rerun_by_encoding())
+if watched:
+    encoding_status_ui(run, dataset, latents)
+check = model_check_line_ui(run, dataset)
 explore_ui(run, dataset, latents)
-with weak_model:  # the diagnosis encodes up to 2,000 images: after the first screen, not before it
-    weak_model_ui(run, dataset, page="explore")  # a weak model says so, with one-click remedies that open Train
+model_check_ui(run, dataset, check)  # a weak model says so above the map, its one-click remedies opening Train
 theory_ui(run, dataset)

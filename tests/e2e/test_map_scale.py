@@ -46,8 +46,8 @@ def test_a_100k_point_map_is_drawn_whole_hovered_and_box_selected(open_app, runs
         mu = model.encode(torch.as_tensor(images[:, None] / np.float32(255)))[0].numpy()
     xy = Projection("pca").fit(mu).transform(mu)  # the page's map of a 3-D latent space
     far = int(np.argmax(xy[:, 0]))  # the right-most point: nothing near it hovered yet, its block never fetched
-    # the rest of the page first (the weak-model warning above the map comes after it, the encoding's progress bar
-    # goes), then the map back in view: a point's screen position read before the page settled is not under the mouse
+    # the rest of the page first (the weak-model check comes after the map, the encoding's last rerun), then the map
+    # back in view: a point's screen position read before the page settled is not under the mouse
     wait_idle(page)
     map_.scroll_into_view_if_needed()
     point = explore_api(page, "pointOnScreen", far)

@@ -30,6 +30,9 @@ AGGREGATE_SAMPLES = 5000  # draws from q(z) behind the slider ranges
 MAX_MODEL_BYTES = 96 * 2**20  # weights sent to the browser at most; a bigger model decodes on the server
 REFRESHES = 4  # while the rest of the codes is encoded, the page shows more of them this many times
 CODES_SHOWN = "explore_codes_shown"  # session state: the codes version each encoding's page shows meanwhile
+WATCHED = "explore_encoding_watched"  # session state: the encodings this session showed in progress
+BY_ENCODING = "explore_rerun_by_encoding"  # session state: the next script run is the encoding's, not the user's
+STATUS_PX = 120  # the encoding's place above the map: its note (up to 3 lines: a window 1,100 px wide) and the bar
 
 
 @dataclass
@@ -129,14 +132,14 @@ def _over_budget(model_json: str, n_images: int, name: str, budget: int) -> str 
 
 def latents_for(run: Run, dataset: Dataset) -> Latents:
     """The codes as far as they are encoded now: all of them (kept ones read back at once), or the first block
-    while the rest is encoded in the background (encoding_progress_ui shows it and reruns the page as it grows)."""
+    while the rest is encoded in the background (encoding_status_ui shows it and reruns the page as it grows)."""
     encoding = encoding_for(run, dataset)
     return _latents(str(run.path), run_mtime(run), source_json(dataset), _shown_version(run, dataset, encoding))
 
 
 def _shown_version(run: Run, dataset: Dataset, encoding: Encoding) -> str:
     """The codes this session shows: every code once they are in; before that the ones it showed first, until
-    encoding_progress_ui moves it on (a quarter more done), so a slider released meanwhile does not redraw the map."""
+    encoding_status_ui moves it on (a quarter more done), so a slider released meanwhile does not redraw the map."""
     now = encoding.snapshot().version
     if encoding.complete:
         return now
@@ -215,10 +218,31 @@ def encoding_note(dataset: Dataset, latents: Latents) -> str:
             "the views below wait for all of them.")
 
 
-def encoding_progress_ui(run: Run, dataset: Dataset, latents: Latents) -> None:
-    """While the rest of the codes is encoded: a progress bar, and the page rerun (the map filling in) each time
-    another quarter of the images is done, and once more when the last one is. Nothing once every code is in."""
+def encoding_watched(run: Run, dataset: Dataset, latents: Latents) -> bool:
+    """Whether this session has seen this model's codes being encoded (now, or earlier on this model and data): the
+    page then keeps the encoding's place above the map (encoding_status_ui) when the last code comes in."""
+    watched, key = st.session_state.setdefault(WATCHED, set()), _encoding_key(run, dataset)
     if not latents.complete:
+        watched.add(key)
+    return key in watched
+
+
+def rerun_by_encoding() -> bool:
+    """Whether this script run is one the encoding asked for (more codes in), not the user: what the page showed for
+    the user's last action (a link's notes) stays. Asked once per run."""
+    return bool(st.session_state.pop(BY_ENCODING, False))
+
+
+def encoding_status_ui(run: Run, dataset: Dataset, latents: Latents) -> None:
+    """The encoding's place above the map, of one height whatever is in it, so the map and the panel do not move when
+    the encoding ends: while the rest of the codes is encoded, the note and a progress bar (the page rerun each
+    quarter, the map filling in, and once more when the last code is in); then the note alone."""
+    with st.container(height=STATUS_PX, border=False):
+        if latents.complete:
+            st.caption(f"{encoding_note(dataset, latents)} The map, the slider ranges and the dimensions' KL are from "
+                       "all of them now, and the nearest images and the views below are available.")
+            return
+        st.caption(encoding_note(dataset, latents))
         _progress_ui(run, dataset, latents)
 
 
@@ -232,6 +256,7 @@ def _progress_ui(run: Run, dataset: Dataset, latents: Latents) -> None:
     step = max(1, n // REFRESHES)
     if encoding.complete or done >= len(latents.rows) + step:
         st.session_state.get(CODES_SHOWN, {}).pop(_encoding_key(run, dataset), None)  # show what is in now
+        st.session_state[BY_ENCODING] = True
         st.rerun(scope="app")
     st.progress(done / n, text=f"Encoding the rest of the images: {done:,} of {n:,}…")
 

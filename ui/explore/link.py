@@ -26,6 +26,7 @@ SETTING = "p_"  # a projection setting: p_<name> (e.g. p_perplexity)
 APPLIED = "explore_link_applied"  # this session has read its first URL (once: later changes are the user's)
 NOTES = "explore_link_notes"  # what the link asked for that this session could not show, and why
 WHY_NOT_DATA = "explore_link_data_refused"  # why the link's data could not be loaded here
+SHOWN = "explore_link_notes_shown"  # the notes last shown, shown again on the background encoding's reruns
 TAB_KEY, TAB_WIDGET = "explore_tab", "w_explore_tab"  # ui/explore/views.py's tabs (a plain copy, and the widget)
 
 
@@ -162,10 +163,14 @@ def _axes(text: str) -> list[int] | None:
     return [x, y] if x != y and min(x, y) >= 0 else None
 
 
-def link_notes_ui(dataset: Dataset, latent_dim: int) -> None:
-    """Say what the link asked for that this view cannot show, and why (once: later views are the user's)."""
+def link_notes_ui(dataset: Dataset, latent_dim: int, again: bool = False) -> None:
+    """Say what the link asked for that this view cannot show, and why (once: later views are the user's; again on a
+    run the user did not ask for, the background encoding's, so that the map below does not move up)."""
     notes = list(st.session_state.pop(NOTES, None) or [])
     if not notes and st.session_state.get(APPLIED) != "fresh":
+        shown = st.session_state[SHOWN] = st.session_state.get(SHOWN) if again else None
+        if shown:
+            st.warning(shown, icon=":material/link_off:")
         return
     st.session_state[APPLIED] = True
     params = st.query_params
@@ -178,8 +183,9 @@ def link_notes_ui(dataset: Dataset, latent_dim: int) -> None:
         notes.append(f"The link's projection ({params[METHOD]}) is not offered for this model.")
     if params.get(COLOUR) and params[COLOUR] not in colour_options(dataset):
         notes.append(f"The link's colouring ({params[COLOUR]}) does not apply to this data.")
+    st.session_state[SHOWN] = " ".join(notes)
     if notes:
-        st.warning(" ".join(notes), icon=":material/link_off:")
+        st.warning(st.session_state[SHOWN], icon=":material/link_off:")
 
 
 # --------------------------------------------------------------------------- writing the link
