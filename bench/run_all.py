@@ -248,7 +248,7 @@ def browser_figures(work: Path, quick: bool) -> tuple[list[Figure], dict]:
                target_on_value=True,
                note=f"median of {len(raw['warm_session_s']['app'])}: opening the URL until the live panel is ready "
                     "and Streamlit is done; the target is in seconds, the bare page for scale"),
-        *explore_open_figures(raw.get("explore_open", {})),
+        *explore_open_figures(raw.get("explore_open", {}), median(raw["warm_session_s"]["bare_torch"])),
         Figure("memory", "server peak RSS after training on 10k images", raw["server_peak_rss_mb"], "MB",
                target=1024.0, note=f"10k shapes 32×32, default recipe, then Explore; "
                                    f"{raw['peak_rss_after_training_mb']:.0f} MB right after training"),
@@ -259,8 +259,10 @@ def browser_figures(work: Path, quick: bool) -> tuple[list[Figure], dict]:
 OPEN_CASES = {"conv_shapes_20k": "conv, 20k shapes 32×32", "conv_rgb64_10k": "conv, 10k RGB 64×64"}
 
 
-def explore_open_figures(opens: dict) -> list[Figure]:
-    """Explore's time to interactive (map drawn, live panel decoding) per case: first open, second, restart."""
+def explore_open_figures(opens: dict, bare_session_s: float | None = None) -> list[Figure]:
+    """Explore's time to interactive (map drawn, live panel decoding) per case: first open, second, restart; a bare
+    page importing torch's second session (same run) beside the later two for scale: no Streamlit page opens faster."""
+    bare = {"anchor": bare_session_s, "anchor_name": "a bare torch page's second session", "target_on_value": True}
     figures = []
     for key, what in OPEN_CASES.items():
         o = opens.get(key)
@@ -270,8 +272,8 @@ def explore_open_figures(opens: dict) -> list[Figure]:
             Figure("Explore open", f"{what}: first open", o["first_s"], "s", target=2.0,
                    note=f"a started server, the model never opened; {o['first_points']:,} points drawn first, every "
                         f"code in after {o['all_codes_s']:.1f} s"),
-            Figure("Explore open", f"{what}: a second session", o["second_s"], "s", target=0.5),
-            Figure("Explore open", f"{what}: restarted server, kept codes", o["restart_s"], "s", target=0.5,
+            Figure("Explore open", f"{what}: a second session", o["second_s"], "s", target=0.5, **bare),
+            Figure("Explore open", f"{what}: restarted server, kept codes", o["restart_s"], "s", target=0.5, **bare,
                    note=f"{o['restart_points']:,} points drawn at once; {o['restart_cold_s']:.1f} s when Explore is "
                         "the restarted server's first page (its cold start included)"),
         ]
