@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from .projections import Projection, align_to, default_method
 
@@ -26,24 +25,23 @@ def map_rows(val_idx: np.ndarray, seed: int) -> np.ndarray:
     """The dataset rows on the map: every validation row, or a seeded subsample of MAP_POINTS of them, sorted; none
     when there are fewer than two (a map needs two points)."""
     val_idx = np.asarray(val_idx)
-    if len(val_idx) < 2:
-        return val_idx[:0]
-    if len(val_idx) <= MAP_POINTS:
-        return val_idx
-    pick = np.random.default_rng(seed).choice(len(val_idx), MAP_POINTS, replace=False)
-    return val_idx[np.sort(pick)]
+    positions = map_positions(len(val_idx), seed)
+    return val_idx if len(positions) == len(val_idx) else val_idx[positions]
 
 
-@torch.no_grad()
-def map_codes(model, images: np.ndarray, batch: int = 500) -> np.ndarray:
-    """The posterior means μ of images (N, C, H, W), rounded to CODE_DECIMALS: (N, D) float64."""
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    mu = [model.encode(torch.from_numpy(images[i:i + batch]).to(device))[0].double().cpu().numpy()
-          for i in range(0, len(images), batch)]
-    model.train(was_training)
-    return np.round(np.concatenate(mu), CODE_DECIMALS)
+def map_positions(n_val: int, seed: int) -> np.ndarray:
+    """Where map_rows' rows sit among the n_val validation rows (sorted positions): the validation pass's codes at
+    these positions are the map's codes, with no second encoding."""
+    if n_val < 2:
+        return np.arange(0)
+    if n_val <= MAP_POINTS:
+        return np.arange(n_val)
+    return np.sort(np.random.default_rng(seed).choice(n_val, MAP_POINTS, replace=False))
+
+
+def map_codes(mu: np.ndarray) -> np.ndarray:
+    """The map's codes from posterior means μ (N, D): rounded to CODE_DECIMALS, (N, D) float64."""
+    return np.round(np.asarray(mu, np.float32).astype(np.float64), CODE_DECIMALS)
 
 
 def epoch_projection(codes: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:

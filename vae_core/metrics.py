@@ -1,7 +1,7 @@
 """Evaluation of a trained VAE: -ELBO split into reconstruction and KL, the IWAE bound, active units, MIG."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
@@ -23,9 +23,11 @@ class Evaluation:
     active_units: int
     kl_per_dim: list[float]
     n: int
+    mu: np.ndarray | None = field(default=None, repr=False, compare=False)  # (n, D) posterior means, in row order
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The figures (JSON-ready), without the posterior means."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "mu"}
 
 
 def _batches(images, batch_size: int):
@@ -90,9 +92,10 @@ def evaluate(model: VAE, images, iwae_k: int = 0, seed: int = 0, batch_size: int
         raise ValueError("cannot evaluate on an empty dataset")
     kl_dims = (kl_dims_sum / n).cpu().tolist()
     recon, kl = recon_sum / n, float(sum(kl_dims))
+    mu_all = np.concatenate(mus)
     return Evaluation(
         elbo=-(recon + kl), reconstruction=recon, kl=kl, iwae=iwae_sum / n if iwae_k > 0 else None, iwae_k=iwae_k,
-        active_units=active_units(np.concatenate(mus)), kl_per_dim=kl_dims, n=n,
+        active_units=active_units(mu_all), kl_per_dim=kl_dims, n=n, mu=mu_all,
     )
 
 

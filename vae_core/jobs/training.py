@@ -287,7 +287,7 @@ class TrainingJob(JobCore):
             if len(self.map_rows):
                 with self._lock:
                     previous = last_map(self._epochs)
-                row |= map_frame(map_codes(self.model, self.dataset.batch(self.map_rows)), previous)
+                row |= map_frame(map_codes(ev.mu[self.map_positions]), previous)  # the validation pass's μ
         row["time"] = time.time()
         frame = self._recon_frame()
         if frame is not None:
