@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 import pytest
 
-from harness.browser import click_point, explore_api, key, new_page, show_views, wait_idle
+from harness.browser import click_point, explore_api, key, live, new_page, show_views, wait_idle
 from harness.wait import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -51,6 +51,9 @@ def test_a_copied_link_opens_the_same_view_in_a_new_session(app, browser, server
 
     other = new_page(browser, link)  # another person's browser: a new session on the same server
     _opened.append(other)
+    # Streamlit goes idle when its script is done; the live panel mounts once its bundle has come and been read,
+    # which on a loaded machine came after that (CI: window.__vaeExplore was not there yet)
+    other.locator(live("panel")).wait_for()
     np.testing.assert_allclose(explore_api(other, "z"), z, atol=1e-3)
     assert shown_choice(other, "w_explore_colour") == "KL"
     assert shown_choice(other, "w_explore_method") == "PCA"
