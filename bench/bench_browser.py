@@ -394,7 +394,8 @@ def explore_open_timings(browser, work: Path) -> dict:
         runs = work / f"open-{name}"
         # as a run trained on the zip in the app or the CLI: it keeps a copy of the images read from files, which
         # every server start reads instead of the zip's 10,000 PNGs (vae_core/runs/kept_data.py)
-        source = keep(load_source({k: v for k, v in source.items() if k != "name"}), runs).source | {"name": source["name"]}
+        kept = keep(load_source({k: v for k, v in source.items() if k != "name"}), runs)
+        source = kept.source | {"name": source["name"]}
         save_run(runs / name, build_model(config, seed=0).eval(), RunConfig(model=config, dataset=source))
         figures: dict = {}
         for phase in ("first", "restart", "restart_cold"):

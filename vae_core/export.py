@@ -18,9 +18,9 @@ A program is a list of ops in forward order, each a small dict (JSON) whose tens
 The spec's "output" is the op that ends the decoder, E[x|z] from its output ("sigmoid" or "clamp": the
 likelihood's `output_op`, vae_core/likelihoods.py); the browser never sees a likelihood's name. Offsets count float32
 values from the start of the blob; the decoder's tensors come first ("decoder_floats" of them), so a page that only
-decodes can be sent that part alone and the encoder's later (ui/explore/data.py). Every module is translated one to one; a module the
-browser cannot run (a new activation, dilation, groups...) raises ValueError naming it, so the page can fall back to
-decoding on the server instead of drawing something wrong."""
+decodes can be sent that part alone and the encoder's later (ui/explore/data.py). Every module is translated one to
+one; a module the browser cannot run (a new activation, dilation, groups...) raises ValueError naming it, so the page
+can fall back to decoding on the server instead of drawing something wrong."""
 from __future__ import annotations
 
 import hashlib
@@ -45,7 +45,7 @@ OUTPUT_OPS = {  # the decoder's last op, E[x|z] from its output (vae_core/likeli
 class BrowserModel:
     """What the browser gets for one model: the programs (JSON) and their tensors (little-endian float32 bytes)."""
 
-    spec: dict  # format, latent_dim, shape, output, decoder, encoder {body, mu, logvar}, n_floats, decoder_floats, hash
+    spec: dict  # format, latent_dim, shape, output, decoder, encoder {body, mu, logvar}, n_floats, decoder_floats, …
     blob: bytes
 
     @property

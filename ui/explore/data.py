@@ -143,13 +143,15 @@ def _shown_version(run: Run, dataset: Dataset, encoding: Encoding) -> str:
     now = encoding.snapshot().version
     if encoding.complete:
         return now
-    shown, key = st.session_state.setdefault(CODES_SHOWN, {}), _encoding_key(run, dataset)
+    shown, key = st.session_state.setdefault(CODES_SHOWN, {}), model_data_key(run, dataset)
     if not encoding.holds(shown.get(key)):  # none yet, or from an encoding the server has since made again
         shown[key] = now
     return shown[key]
 
 
-def _encoding_key(run: Run, dataset: Dataset) -> str:
+def model_data_key(run: Run, dataset: Dataset) -> str:
+    """What this server's per-model state on Explore is keyed by: the model file (path, modification time) and the
+    data (its encoding, the codes a session shows, the model check a session has seen)."""
     return _key_of(str(run.path), run_mtime(run), source_json(dataset))
 
 
@@ -221,7 +223,7 @@ def encoding_note(dataset: Dataset, latents: Latents) -> str:
 def encoding_watched(run: Run, dataset: Dataset, latents: Latents) -> bool:
     """Whether this session has seen this model's codes being encoded (now, or earlier on this model and data): the
     page then keeps the encoding's place above the map (encoding_status_ui) when the last code comes in."""
-    watched, key = st.session_state.setdefault(WATCHED, set()), _encoding_key(run, dataset)
+    watched, key = st.session_state.setdefault(WATCHED, set()), model_data_key(run, dataset)
     if not latents.complete:
         watched.add(key)
     return key in watched
@@ -255,7 +257,7 @@ def _progress_ui(run: Run, dataset: Dataset, latents: Latents) -> None:
     done, n = encoding.progress()
     step = max(1, n // REFRESHES)
     if encoding.complete or done >= len(latents.rows) + step:
-        st.session_state.get(CODES_SHOWN, {}).pop(_encoding_key(run, dataset), None)  # show what is in now
+        st.session_state.get(CODES_SHOWN, {}).pop(model_data_key(run, dataset), None)  # show what is in now
         st.session_state[BY_ENCODING] = True
         st.rerun(scope="app")
     st.progress(done / n, text=f"Encoding the rest of the images: {done:,} of {n:,}…")

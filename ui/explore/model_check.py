@@ -8,7 +8,7 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from ui.diagnosis_ui import diagnosis_for, weak_model_ui
-from ui.explore.data import run_mtime, source_json
+from ui.explore.data import model_data_key
 from vae_core.data import Dataset
 from vae_core.runs import Run
 
@@ -16,15 +16,11 @@ LINE_PX = 42  # the check's place: one button's height (a caption is shorter)
 CHECKED = "explore_model_checked"  # session state: the model files (and data) this session has seen checked
 
 
-def _key(run: Run, dataset: Dataset) -> str:
-    return f"{run.path}|{run_mtime(run)}|{source_json(dataset)}"
-
-
 def model_check_line_ui(run: Run, dataset: Dataset) -> DeltaGenerator | None:
     """The check's place above the map, with its verdict when this session has seen it (the diagnosis is cached),
     else "Checking the model…" and the place, for model_check_ui once the first screen is out."""
     place = st.container(height=LINE_PX, border=False).empty()
-    if _key(run, dataset) in st.session_state.get(CHECKED, set()):
+    if model_data_key(run, dataset) in st.session_state.get(CHECKED, set()):
         _verdict_ui(run, dataset, place)
         return None
     place.caption("Checking the model…")
@@ -35,7 +31,7 @@ def model_check_ui(run: Run, dataset: Dataset, place: DeltaGenerator | None) -> 
     """Run the check (after the first screen) and say what it found in the place model_check_line_ui left."""
     if place is not None:
         _verdict_ui(run, dataset, place)
-        st.session_state.setdefault(CHECKED, set()).add(_key(run, dataset))
+        st.session_state.setdefault(CHECKED, set()).add(model_data_key(run, dataset))
 
 
 def _verdict_ui(run: Run, dataset: Dataset, place: DeltaGenerator) -> None:

@@ -17,7 +17,7 @@ import torch
 from ..architectures import architecture
 from ..config import ModelConfig, TrainConfig
 from ..data import Dataset, split_indices
-from ..epoch_maps import map_positions, map_rows, thin_map_frames
+from ..epoch_maps import map_positions, thin_map_frames
 from ..media import RECON_FRAMES
 from ..model import VAE
 from ..runs import Run
@@ -91,8 +91,10 @@ class JobCore:
         self.run_dir = Path(run_dir) if run_dir else None
         self.threads = threads or default_threads()
         self.train_idx, self.val_idx = split_indices(dataset.n, train_config.val_fraction, train_config.seed)
-        self.map_rows = map_rows(self.val_idx, train_config.seed)  # the validation images on the latent map
-        self.map_positions = map_positions(len(self.val_idx), train_config.seed)  # ... among the validation rows
+        # the validation images on the latent map, and where they sit among the validation rows (their codes then
+        # come from the validation pass)
+        self.map_positions = map_positions(len(self.val_idx), train_config.seed)
+        self.map_rows = self.val_idx[self.map_positions]
         self.device = torch.device(resolve_device(train_config.device))
         # a private copy: set_lr / set_beta update it (so the saved config tells what was used), not the caller's;
         # "auto" is recorded as what it picked
