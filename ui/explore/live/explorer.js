@@ -76,8 +76,10 @@ function askForMissing(need, after = NEED_AFTER_MS) {
 // once an encoder asset has been attached to the entry (main.js: the pad's mount brings it).
 function modelOf(entry, kernel = "auto") {
   const key = `model:${kernel}`;
-  const encoderPart = () => (entry.encoder ? { offset: entry.encoder.meta.offset, floats: entry.encoder.arrays.floats } : null);
-  if (!entry[key]) entry[key] = new VaeModel(entry.meta, entry.arrays.floats, kernel, encoderPart);
+  if (!entry[key]) {
+    const encoderPart = () => (entry.encoder ? { offset: entry.encoder.meta.offset, floats: entry.encoder.arrays.floats } : null);
+    entry[key] = new VaeModel(entry.meta, entry.arrays.floats, kernel, encoderPart);
+  }
   return entry[key];
 }
 
