@@ -196,6 +196,10 @@ def test_hover_shows_the_image_and_its_reconstruction(app):
     tooltip.wait_for()
     hovered = int(app.locator(live("map")).get_attribute("data-hover-row"))  # the point under the mouse
     assert f"#{hovered}" in tooltip.inner_text()
+    # the original is drawn once its block of images has come (a "loading image…" note until then, and the
+    # reconstruction would be the tooltip's only figure)
+    wait_until(lambda: app.locator(live("map")).get_attribute("data-hover-image") == str(hovered), timeout=30,
+               what="the hovered point's original image")
     digits, run = load_digits(), bundled()
     original = canvas_image(app, ".vx-tooltip figure:nth-of-type(1) canvas", (8, 8))
     recon = canvas_image(app, ".vx-tooltip figure:nth-of-type(2) canvas", (8, 8))
