@@ -58,7 +58,7 @@ def configs(arch: str | None, seed: int, n_images: int = 5000, epochs: int | Non
     r = recipe_for(SHAPE, n_images, TrainConfig.val_fraction, arch=arch)
     model = ModelConfig(input_shape=SHAPE, latent_dim=r.latent_dim, hidden_sizes=(r.hidden,), arch=r.arch)
     settings = dict(epochs=epochs or r.epochs, batch_size=r.batch_size, lr=r.lr, lr_schedule=r.lr_schedule,
-                    lr_warmup_steps=r.lr_warmup_steps) | train
+                    lr_warmup_steps=r.lr_warmup_steps, output_bias=r.output_bias) | train
     return model, TrainConfig(seed=seed, **settings)
 
 

@@ -1,5 +1,6 @@
 """Parity on the pytorch/examples recipe: the engine given the examples' settings as CLI flags (`--hidden 400
---latent-dim 20 --batch-size 128 --lr 1e-3 --lr-schedule constant --lr-warmup-steps 0 --epochs 20`) against the
+--latent-dim 20 --batch-size 128 --lr 1e-3 --lr-schedule constant --lr-warmup-steps 0 --output-bias torch
+--epochs 20`) against the
 examples' own training loop (bench/bench_train.py's ExamplesVAE and loss: sigmoid outputs, BCE and KL summed over the
 batch, Adam 1e-3), on the same images and split, per seed. Both final models are scored by the engine's one
 evaluation (the examples' weights copied into the same engine layers): held-out −ELBO, nats per image. Parity: the
@@ -28,7 +29,7 @@ from vae_core.model import VAE
 from vae_core.recipe import recipe_for
 
 FLAGS = ["--hidden", "400", "--latent-dim", "20", "--batch-size", "128", "--lr", "1e-3", "--lr-schedule", "constant",
-         "--lr-warmup-steps", "0", "--epochs", str(EXAMPLES["epochs"])]  # the README's flags, parsed by the CLI
+         "--lr-warmup-steps", "0", "--output-bias", "torch", "--epochs", str(EXAMPLES["epochs"])]  # the README's flags, parsed by the CLI
 
 
 def engine_configs(dataset: Dataset) -> tuple[ModelConfig, TrainConfig]:
@@ -39,7 +40,7 @@ def engine_configs(dataset: Dataset) -> tuple[ModelConfig, TrainConfig]:
     model = ModelConfig(input_shape=dataset.shape, arch=args.arch, latent_dim=args.latent_dim,
                         hidden_sizes=train_cli.hidden_sizes(args.hidden), likelihood=args.likelihood)
     return model, TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
-                              lr_warmup_steps=args.lr_warmup_steps)
+                              lr_warmup_steps=args.lr_warmup_steps, output_bias=args.output_bias)
 
 
 def examples_loop(dataset: Dataset, train_idx: np.ndarray, epochs: int, seed: int) -> VAE:

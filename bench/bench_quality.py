@@ -67,15 +67,16 @@ def default_recipe(dataset: Dataset) -> tuple[ModelConfig, TrainConfig]:
     r = recipe_for(dataset.shape, dataset.n, TrainConfig.val_fraction)
     return (ModelConfig(input_shape=dataset.shape, arch=r.arch, latent_dim=r.latent_dim, hidden_sizes=(r.hidden,)),
             TrainConfig(epochs=r.epochs, batch_size=r.batch_size, lr=r.lr, lr_schedule=r.lr_schedule,
-                        lr_warmup_steps=r.lr_warmup_steps))
+                        lr_warmup_steps=r.lr_warmup_steps, output_bias=r.output_bias))
 
 
 def examples_recipe(shape: tuple[int, int, int], epochs: int = EXAMPLES["epochs"]) -> tuple[ModelConfig, TrainConfig]:
-    """The pytorch/examples recipe as the engine's configs (its README's flags: constant rate, no warm-up)."""
+    """The pytorch/examples recipe as the engine's configs (its README's flags: constant rate, no warm-up, torch's
+    initialisation)."""
     model = ModelConfig(input_shape=shape, arch="mlp", likelihood="bernoulli", latent_dim=EXAMPLES["latent_dim"],
                         hidden_sizes=EXAMPLES["hidden_sizes"])
     return model, TrainConfig(lr=EXAMPLES["lr"], batch_size=EXAMPLES["batch_size"], epochs=epochs,
-                              lr_schedule="constant", lr_warmup_steps=0)
+                              lr_schedule="constant", lr_warmup_steps=0, output_bias="torch")
 
 
 def recipes(dataset: Dataset, to_end: bool = False) -> dict[str, tuple[ModelConfig, TrainConfig]]:

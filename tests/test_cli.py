@@ -325,16 +325,17 @@ def test_settings_left_out_come_from_the_recipe_and_the_cli_prints_them(tmp_path
     assert "--epochs" not in auto[0] and "--hidden" not in auto[0] and recipe.why[:-1] in auto[0]
     config = load_run(tmp_path / "auto").config
     assert (config.train.batch_size, config.train.lr, config.train.lr_schedule, config.train.lr_warmup_steps,
-            config.model.latent_dim, config.model.arch) == (recipe.batch_size, recipe.lr, recipe.lr_schedule,
-                                                            recipe.lr_warmup_steps, recipe.latent_dim, recipe.arch)
+            config.train.output_bias, config.model.latent_dim, config.model.arch) == (
+        recipe.batch_size, recipe.lr, recipe.lr_schedule, recipe.lr_warmup_steps, recipe.output_bias, recipe.latent_dim,
+        recipe.arch)
     assert config.train.epochs == 1 and config.model.hidden_sizes == (16,)
     every = ["--arch", "mlp", "--latent-dim", "3", "--batch-size", "64", "--lr", "1e-3", "--lr-schedule", "constant",
-             "--lr-warmup-steps", "0"]
+             "--lr-warmup-steps", "0", "--output-bias", "torch"]
     assert train_cli.main([*given, *every, "--out", str(tmp_path / "given")]) == 0
     assert "auto:" not in capsys.readouterr().out
     config = load_run(tmp_path / "given").config
     assert (config.train.batch_size, config.train.lr, config.train.lr_schedule, config.train.lr_warmup_steps,
-            config.model.latent_dim) == (64, 1e-3, "constant", 0, 3)
+            config.train.output_bias, config.model.latent_dim) == (64, 1e-3, "constant", 0, "torch", 3)
 
 
 def test_a_chosen_architecture_gets_its_own_settings_from_the_recipe(tmp_path, capsys):

@@ -59,8 +59,9 @@ def test_the_ratio_is_the_reconstructions_mse_over_the_mean_images():
 
 
 def test_real_faces_trained_inside_the_warm_up_give_the_mean_image_and_are_flagged(faces):
-    """The issue's case: 180 training faces, batch 256, 30 epochs = 30 steps inside the 100-step warm-up."""
-    config = TrainConfig()  # the defaults
+    """The issue's case: 180 training faces, batch 256, 30 epochs = 30 steps inside the 100-step warm-up, from
+    torch's initialisation (the defaults then; from the mean image the reconstructions are that image, ratio ~0.76)."""
+    config = TrainConfig(output_bias="torch")
     job = train(faces, ModelConfig(input_shape=faces.shape, latent_dim=12), config)
     found = diagnosis_of(job)
     assert found.recon_ratio > 0.9  # a mean face for every input
@@ -82,13 +83,13 @@ def test_real_faces_trained_inside_the_warm_up_give_the_mean_image_and_are_flagg
 
 
 def test_real_digits_under_a_large_beta_collapse_and_get_the_kl_remedies(digits):
-    config = TrainConfig(epochs=3, beta=8.0)
+    config = TrainConfig(epochs=3, beta=16.0)  # every dimension under KL_COLLAPSE_NATS (beta 8: about half)
     job = train(digits, ModelConfig(input_shape=digits.shape, latent_dim=12), config)
     found = diagnosis_of(job)
     collapsed = next(f for f in found.findings if f.name == "collapsed")
     assert sum(k < KL_COLLAPSE_NATS for k in found.kl_per_dim) > 6
     assert [r.name for r in collapsed.remedies] == ["kl_warmup", "free_bits", "beta"]
-    assert collapsed.remedies[2].settings == {"beta": 4.0}
+    assert collapsed.remedies[2].settings == {"beta": 8.0}
 
 
 def test_the_bundled_digits_model_is_not_weak():

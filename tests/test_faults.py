@@ -65,14 +65,15 @@ def test_divergence_on_the_first_steps_still_leaves_a_loadable_run(tmp_path, dig
 
 def test_weights_blown_up_by_an_epochs_last_step_are_caught_at_validation_and_never_published(tmp_path, digits):
     # one step per epoch: its loss is read before the update, so only the validation pass sees the huge weights
-    job = TrainingJob(digits, TINY, TrainConfig(epochs=3, batch_size=4096, lr=1e8, seed=0), run_dir=tmp_path / "r",
-                      threads=1).start()
+    config = TrainConfig(epochs=3, batch_size=4096, lr=1e8, seed=0)
+    initial = TrainingJob(digits, TINY, config, threads=1).model_snapshot()  # the weights a job starts from
+    job = TrainingJob(digits, TINY, config, run_dir=tmp_path / "r", threads=1).start()
     assert job.join(timeout=120)
     progress = job.progress()
     assert progress.state == "failed" and "diverged in epoch 1" in progress.error
     assert "lower learning rate" in progress.error
     run = load_run(tmp_path / "r")
-    assert run.state["epoch"] == 0 and same_weights(run.model, build_model(TINY, 0))  # the initial weights
+    assert run.state["epoch"] == 0 and same_weights(run.model, initial)  # the initial weights
     assert math.isfinite(evaluate(run.model, digits.subset(job.val_idx), seed=0).elbo)
 
 

@@ -18,6 +18,7 @@ def test_the_form_says_auto_follows_the_dataset_and_keeps_the_users_edits(app):
     job = start_training(at, tf_epochs=1)  # the user's own length; everything else as the recipe says
     assert (job.train_config.epochs, job.train_config.batch_size, job.train_config.lr) == (1, digits.batch_size,
                                                                                             digits.lr)
+    assert at.selectbox(key="tf_output_bias").value == job.train_config.output_bias == digits.output_bias
     assert job.join(timeout=60)
     at.session_state["dataset_source"] = SMALL_SHAPES
     at.run()
@@ -49,3 +50,13 @@ def test_the_schedule_help_says_what_cosine_does_to_the_chosen_rate(app):
     at = app("pages/train.py")
     text = at.selectbox(key="tf_lr_schedule").proto.help
     assert "half of it halfway through, 0 at the last step" in text and "constant" in text
+
+
+def test_the_output_bias_start_is_a_setting_the_job_takes(app):
+    """The pytorch/examples way (torch's initialisation) is one choice away; the help says what each does."""
+    at = app("pages/train.py")
+    assert "training images' mean" in at.selectbox(key="tf_output_bias").proto.help
+    job = start_training(at, tf_output_bias="torch", tf_epochs=1)
+    assert job.train_config.output_bias == "torch"
+    assert "Yours instead: epochs, output bias." in texts(at.caption)
+    assert job.join(timeout=60)

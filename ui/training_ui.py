@@ -17,7 +17,7 @@ from ui.server import job_pool, runs_root, session_id
 from ui.sharing import note_created
 from ui.state import STOPPED_RUN, active_run, adopt_finished_job, run_dataset, set_active_run
 from vae_core.architectures import ARCHS, architecture
-from vae_core.config import LR_SCHEDULES, ModelConfig, TrainConfig
+from vae_core.config import LR_SCHEDULES, OUTPUT_BIASES, ModelConfig, TrainConfig
 from vae_core.data import Dataset, preview_indices, split_indices
 from vae_core.diagnosis import kl_remedies
 from vae_core.epoch_maps import map_rows
@@ -44,10 +44,15 @@ RECIPE_FIELDS = {  # widget key -> (the Recipe's field, the form's label): defau
     "tf_arch": ("arch", "architecture"), "tf_hidden": ("hidden", "hidden size"), "tf_batch": ("batch_size", "batch"),
     "tf_lr": ("lr", "learning rate"), "tf_lr_schedule": ("lr_schedule", "schedule"),
     "tf_lr_warmup": ("lr_warmup_steps", "warm-up"), "tf_epochs": ("epochs", "epochs"),
+    "tf_output_bias": ("output_bias", "output bias"),
 }
 SCHEDULE_HELP = ("**cosine**: after the warm-up the rate falls from the chosen one along half a cosine: half of it "
                  "halfway through, 0 at the last step of the last epoch. **constant**: the chosen rate throughout "
                  "(after the warm-up). The pytorch/examples recipe is constant with no warm-up.")
+OUTPUT_BIAS_HELP = ("Where the decoder's output bias starts. **data-mean**: where the model's mean image is the "
+                    "training images' mean (per pixel for the MLP, per channel for conv): the first epochs learn the "
+                    "images rather than their background (on real MNIST 5k the default recipe ends 3-4 nats better "
+                    "in the same time). **torch**: torch's own initialisation, as pytorch/examples.")
 NO_VALIDATION = ("No validation split (validation fraction 0): every image trains and the per-epoch validation "
                  "metrics are skipped. Measure held-out quality with `python -m vae_core.evaluate RUN --data FILE`.")
 
@@ -116,6 +121,7 @@ def settings_form_ui(dataset: Dataset) -> tuple[ModelConfig, TrainConfig] | None
                      help=SCHEDULE_HELP, **keep)
         st.number_input("Learning-rate warm-up (steps)", 0, 1_000_000, step=50, key="tf_lr_warmup",
                         help="The rate ramps linearly from ~0 over this many steps", **keep)
+        st.selectbox("Output bias starts at", OUTPUT_BIASES, key="tf_output_bias", help=OUTPUT_BIAS_HELP, **keep)
         st.selectbox("Batch size", BATCH_SIZES, key="tf_batch", **keep)
         st.number_input("Epochs", 1, 10_000, step=1, key="tf_epochs", **keep)
         st.number_input("Seed", 0, 2**31 - 1, step=1, key="tf_seed", **keep)
@@ -143,7 +149,8 @@ def form_configs(dataset: Dataset) -> tuple[ModelConfig, TrainConfig]:
     model = ModelConfig(input_shape=dataset.shape, latent_dim=latent, hidden_sizes=(int(s.tf_hidden),),
                         arch=s.tf_arch, likelihood=s.tf_likelihood)
     train = TrainConfig(epochs=int(s.tf_epochs), batch_size=int(s.tf_batch), lr=float(s.tf_lr),
-                        lr_schedule=s.tf_lr_schedule, lr_warmup_steps=int(s.tf_lr_warmup), beta=float(s.tf_beta),
+                        lr_schedule=s.tf_lr_schedule, lr_warmup_steps=int(s.tf_lr_warmup),
+                        output_bias=s.tf_output_bias, beta=float(s.tf_beta),
                         warmup_steps=int(s.tf_warmup), free_bits=float(s.tf_free_bits), seed=int(s.tf_seed),
                         val_fraction=float(s.tf_val))
     return model, train

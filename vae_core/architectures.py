@@ -7,7 +7,8 @@ p(x|z)) and lists its forward pass as one `nn.Sequential` (`as_sequential`); vae
 the browser. A convolutional network pads its input to its stride's multiple and its decoder crops the output back
 to the image's (C, H, W), so the likelihood sees the real pixels only. "onnx" is a network imported from ONNX files
 (vae_core/onnx_import.py), built from the layer list its config carries (vae_core/layers.py): the engine explores it
-but never trains it (`trainable`). Adding an architecture touches this table, its modules here and its test
+but never trains it (`trainable`). Every trainable decoder can start its output layer's bias at the training images'
+mean (`start_at_mean`, TrainConfig.output_bias). Adding an architecture touches this table, its modules here and its test
 (tests/test_model.py iterates the table)."""
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from torch import nn
 from .layers import LayerDecoder, LayerEncoder
 
 Shape = tuple[int, int, int]  # (C, H, W)
+ParamsOfMean = Callable[[torch.Tensor], torch.Tensor]  # the likelihood's decoder output for a mean image
 
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
@@ -60,6 +62,11 @@ class MLPDecoder(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z).view(-1, *self.shape)  # (B, C, H, W)
+
+    def start_at_mean(self, mean: torch.Tensor, params_of_mean: ParamsOfMean) -> None:
+        """The output layer's bias (one per pixel) set where the likelihood's mean is the image `mean` (C, H, W)."""
+        with torch.no_grad():
+            self.net[-1].bias.copy_(params_of_mean(mean).reshape(-1))
 
     def as_sequential(self) -> nn.Sequential:
         """The forward pass as one Sequential of this decoder's own layers (for the export)."""
@@ -156,6 +163,12 @@ class ConvDecoder(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.crop(self.deconv(self.dense(z).view(-1, *self.grid)))
+
+    def start_at_mean(self, mean: torch.Tensor, params_of_mean: ParamsOfMean) -> None:
+        """The last transposed convolution's bias (one per channel) set where the likelihood's mean is each channel's
+        mean pixel of the image `mean` (C, H, W)."""
+        with torch.no_grad():
+            self.deconv[-1].bias.copy_(params_of_mean(mean.mean(dim=(1, 2))))
 
     def as_sequential(self) -> nn.Sequential:
         """The forward pass as one Sequential of this decoder's own layers (for the export)."""

@@ -7,9 +7,12 @@ from typing import Any
 
 from .architectures import DEFAULT_ARCH, architecture
 from .likelihoods import DEFAULT_LIKELIHOOD, likelihood
-from .recipe import BATCH, EPOCHS, LR, LR_SCHEDULE, LR_WARMUP_STEPS
+from .recipe import BATCH, EPOCHS, LR, LR_SCHEDULE, LR_WARMUP_STEPS, OUTPUT_BIAS
 
 LR_SCHEDULES = ("constant", "cosine")
+# where the decoder's output bias starts: "data-mean" where E[x|z] is the training images' mean image (VAE.start_output_at);
+# "torch": torch's own initialisation (as pytorch/examples and every run saved before this setting)
+OUTPUT_BIASES = ("data-mean", "torch")
 
 
 @dataclass
@@ -59,6 +62,7 @@ class TrainConfig:
     lr: float = LR  # the peak rate: the schedule scales it
     lr_schedule: str = LR_SCHEDULE  # "constant" | "cosine" (to 0 at the last step of `epochs`)
     lr_warmup_steps: int = LR_WARMUP_STEPS  # linear learning-rate warm-up from ~0 to lr over this many steps
+    output_bias: str = OUTPUT_BIAS  # one of OUTPUT_BIASES: where a new model's output bias starts (not on resume)
     beta: float = 1.0  # weight of the KL term; 1 is the true ELBO
     warmup_steps: int = 0  # linear KL warm-up: beta ramps 0 -> beta over this many steps
     free_bits: float = 0.0  # nats per latent dimension below which KL is not penalised (Kingma et al. 2016)
@@ -74,6 +78,8 @@ class TrainConfig:
             (self.lr > 0, "lr must be > 0"),
             (self.lr_schedule in LR_SCHEDULES, f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}"),
             (self.lr_warmup_steps >= 0, "lr_warmup_steps must be >= 0"),
+            (self.output_bias in OUTPUT_BIASES,
+             f"output_bias must be one of {OUTPUT_BIASES}, got {self.output_bias!r}"),
             (self.beta >= 0, "beta must be >= 0"),
             (self.warmup_steps >= 0, "warmup_steps must be >= 0"),
             (self.free_bits >= 0, "free_bits must be >= 0"),

@@ -2,7 +2,8 @@
 
 Each entry knows, from the decoder's output `x_params` (B, C, H, W) and, where it has one, the observation log-std:
 its log-probability log p(x|z) per image, the fast summed loss the training step minimises, the mean image E[x|z],
-how it carries its log sigma (none, fixed from ModelConfig.gaussian_sigma, or a learned parameter), and the op the
+how it carries its log sigma (none, fixed from ModelConfig.gaussian_sigma, or a learned parameter), the decoder output
+whose mean is a given image (where training starts the output layer's bias: TrainConfig.output_bias), and the op the
 browser's decoder ends with (vae_core/export.py sends it; ui/explore/live/network.js applies it).
 
 Adding a likelihood touches this table, its maths here and its test (tests/test_objective.py iterates the table);
@@ -20,6 +21,7 @@ LOG_2PI = math.log(2 * math.pi)
 Sigma = Literal["none", "fixed", "learned"]  # how a likelihood carries its observation log-std
 OutputOp = Literal["sigmoid", "clamp"]  # the browser's last op: E[x|z] from the decoder's output
 LEARNED_LOG_SIGMA_INIT = -1.0  # where a learned observation log-std starts (sigma ~ 0.37)
+MEAN_EPS = 1e-3  # Bernoulli.params_of_mean keeps a probability this far from 0 and 1 (a finite logit)
 
 
 class Likelihood:
@@ -45,6 +47,11 @@ class Likelihood:
         """E[x|z] as an image in [0, 1] (what the browser computes with `output_op`)."""
         raise NotImplementedError
 
+    def params_of_mean(self, mean: torch.Tensor) -> torch.Tensor:
+        """The decoder output whose E[x|z] is `mean` (values in [0, 1]): the inverse of `mean`, where training starts
+        the decoder's output bias (vae_core/model.py: VAE.start_output_at)."""
+        raise NotImplementedError
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
 
@@ -63,6 +70,9 @@ class Bernoulli(Likelihood):
 
     def mean(self, x_params):
         return torch.sigmoid(x_params)
+
+    def params_of_mean(self, mean):  # the log-odds; a pixel always 0 (or 1) starts at a probability of 1e-3 from it
+        return torch.logit(mean.clamp(MEAN_EPS, 1.0 - MEAN_EPS))
 
 
 class Gaussian(Likelihood):
@@ -83,6 +93,9 @@ class Gaussian(Likelihood):
 
     def mean(self, x_params):
         return x_params.clamp(0.0, 1.0)  # the Normal's mean, kept to the image range
+
+    def params_of_mean(self, mean):
+        return mean.clone()
 
 
 _BY_NAME: dict[str, Likelihood] = {entry.name: entry for entry in (

@@ -42,6 +42,13 @@ class VAE(nn.Module):
             value = torch.tensor(math.log(self.config.gaussian_sigma), device=device)
             self.register_buffer("fixed_log_sigma", value, persistent=False)
 
+    def start_output_at(self, mean: torch.Tensor) -> None:
+        """Start the decoder's output bias where E[x|z] is the image `mean` (C, H, W), e.g. the training images' mean:
+        per pixel for the MLP, per channel for conv. An untrained decoder then outputs about the mean image rather
+        than grey, and the first epochs learn the digits instead of the background (on real MNIST 5k the default
+        recipe ends 3-4 nats better in the same time; bench/bench_quality.py)."""
+        self.decoder.start_at_mean(mean, self.likelihood.params_of_mean)
+
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.encoder(x)
 

@@ -31,6 +31,7 @@ LR = 1e-2  # the peak rate at BATCH; a smaller batch takes it times sqrt(batch /
 LR_SCHEDULE = "cosine"  # to 0 at the last step: the end of training is the best model, not a noisy one
 LR_WARMUP_STEPS = 100  # the learning-rate warm-up for a long run ...
 WARMUP_SHARE = 0.1  # ... and at most this share of any run's steps
+OUTPUT_BIAS = "data-mean"  # the decoder's output bias starts at the training images' mean (config.OUTPUT_BIASES)
 EPOCHS = 30  # the training length for a large dataset ...
 MIN_STEPS, MIN_STEPS_PER_EPOCH = 300, 6  # ... and what a small one gets at least
 MAX_EPOCHS = 2000
@@ -48,14 +49,17 @@ class Recipe:
     lr: float
     lr_schedule: str
     lr_warmup_steps: int
+    output_bias: str
     epochs: int
     steps: int  # optimiser steps in all: epochs x ceil(training images / batch_size)
     why: str
 
     def summary(self) -> str:
-        """One line: 'mlp, 256 hidden, 12-D latent, batch 256, lr 0.01 cosine (100 warm-up steps), 30 epochs = ...'."""
+        """One line: 'mlp, 256 hidden, 12-D latent, batch 256, lr 0.01 cosine (100 warm-up steps), output bias at the
+        mean image, 30 epochs = ...'."""
         return (f"{self.arch}, {self.hidden} hidden, {self.latent_dim}-D latent, batch {self.batch_size}, "
                 f"lr {self.lr:g} {self.lr_schedule} ({self.lr_warmup_steps} warm-up steps), "
+                f"output bias {'at the mean image' if self.output_bias == 'data-mean' else 'as torch starts it'}, "
                 f"{self.epochs} epochs = {self.steps:,} steps")
 
 
@@ -119,5 +123,5 @@ def recipe_for(input_shape: Shape, n_images: int, val_fraction: float = 0.1, arc
         why.append(f"{epochs} epochs for ≥ {MIN_STEPS} steps")
     why.append(f"{latent}-D latent for {'small' if latent == SMALL_LATENT else 'larger'} images")
     return Recipe(arch=entry.name, hidden=HIDDEN, latent_dim=latent, batch_size=batch, lr=lr,
-                  lr_schedule=LR_SCHEDULE, lr_warmup_steps=warmup, epochs=epochs, steps=steps,
+                  lr_schedule=LR_SCHEDULE, lr_warmup_steps=warmup, output_bias=OUTPUT_BIAS, epochs=epochs, steps=steps,
                   why="; ".join(why) + ".")

@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 
 from .architectures import ARCHS, architecture
-from .config import LR_SCHEDULES, ModelConfig, TrainConfig
+from .config import LR_SCHEDULES, OUTPUT_BIASES, ModelConfig, TrainConfig
 from .data import (DEFAULT_SOURCE, FILE_KINDS, FILES_KIND, RESIZE, SOURCES, Dataset, named_source, source_named,
                    source_words, suggested_resize)
 from .likelihoods import LIKELIHOODS, likelihood
@@ -46,6 +46,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         + auto)
     p.add_argument("--lr-warmup-steps", type=int, default=None,
                    help="linear learning-rate warm-up over this many steps" + auto)
+    p.add_argument("--output-bias", choices=OUTPUT_BIASES, default=None,
+                   help="where a new model's output bias starts: data-mean: at the training images' mean image; "
+                        "torch: torch's own initialisation (as pytorch/examples)" + auto)
     p.add_argument("--beta", type=float, default=d.beta)
     p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
     p.add_argument("--free-bits", type=float, default=d.free_bits)
@@ -126,10 +129,11 @@ def data_lines(dataset: Dataset) -> list[str]:
     return lines
 
 
-# flag (its argparse dest) -> the Recipe field it defaults to; the model's flags only for a new run
+# flag (its argparse dest) -> the Recipe field it defaults to; the model's flags (and where its output bias starts)
+# only for a new run
 TRAIN_FLAGS = {"epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "lr_schedule": "lr_schedule",
                "lr_warmup_steps": "lr_warmup_steps"}
-MODEL_FLAGS = {"arch": "arch", "hidden": "hidden", "latent_dim": "latent_dim"}
+MODEL_FLAGS = {"arch": "arch", "hidden": "hidden", "latent_dim": "latent_dim", "output_bias": "output_bias"}
 
 
 def fill_from_recipe(args: argparse.Namespace, recipe: Recipe, resumed: bool) -> str | None:
@@ -192,7 +196,9 @@ def run(args: argparse.Namespace) -> int:
             input_shape=dataset.shape, latent_dim=args.latent_dim, hidden_sizes=hidden_sizes(args.hidden),
             arch=args.arch, likelihood=args.likelihood)
         train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                lr_schedule=args.lr_schedule, lr_warmup_steps=args.lr_warmup_steps, beta=args.beta,
+                                lr_schedule=args.lr_schedule, lr_warmup_steps=args.lr_warmup_steps,
+                                output_bias=resume.config.train.output_bias if resume else args.output_bias,
+                                beta=args.beta,
                                 warmup_steps=args.warmup_steps, free_bits=args.free_bits, seed=args.seed,
                                 val_fraction=args.val_fraction, log_every=args.log_every, device=device)
         job = TrainingJob(dataset, model_cfg, train_cfg, run_dir=args.out if rank == 0 else None, resume=resume,

@@ -72,6 +72,14 @@ def build_model(config: ModelConfig, seed: int) -> VAE:
         return VAE(config)
 
 
+def mean_image(dataset: Dataset, rows, chunk: int = 4096) -> torch.Tensor:
+    """The mean of dataset rows `rows` as a float32 (C, H, W) tensor, read a chunk at a time (no copy of them all)."""
+    total = torch.zeros(dataset.shape, dtype=torch.float64)
+    for start in range(0, len(rows), chunk):
+        total += torch.from_numpy(dataset.batch(rows[start:start + chunk])).sum(0, dtype=torch.float64)
+    return (total / max(1, len(rows))).float()
+
+
 def refuse_untrainable(config: ModelConfig) -> None:
     """Only the engine's own architectures train: an imported network (vae_core/imports/) is explored as it is."""
     if not architecture(config.arch).trainable:
@@ -114,8 +122,14 @@ class JobCore:
         return (int(resume.state.get("step", 0)), int(resume.state.get("epoch", 0))) if resume else (0, 0)
 
     def _first_model(self, resume: Run | None) -> VAE:
-        """The job's own model to start from: the resumed run's, else a freshly initialised one."""
-        return copy.deepcopy(resume.model) if resume else build_model(self.model_config, self.train_config.seed)
+        """The job's own model to start from: the resumed run's, else a freshly initialised one (its output bias at
+        the training images' mean where the config says so)."""
+        if resume:
+            return copy.deepcopy(resume.model)
+        model = build_model(self.model_config, self.train_config.seed)
+        if self.train_config.output_bias == "data-mean":
+            model.start_output_at(mean_image(self.dataset, self.train_idx))
+        return model
 
     @property
     def total_steps(self) -> int:

@@ -183,8 +183,8 @@ def load_config(run_dir: Path) -> RunConfig:
     if unknown:
         raise ValueError(f"config.json: unknown keys {unknown} (expected 'model', 'train' and 'dataset')")
     train = raw.get("train", {})
-    if isinstance(train, dict):  # a run saved before schedules existed was trained at a constant rate
-        train = {"lr_schedule": "constant", **train}
+    if isinstance(train, dict):  # a run saved before schedules (or the output bias's start) existed was trained at
+        train = {"lr_schedule": "constant", "output_bias": "torch", **train}  # a constant rate from torch's init
     return RunConfig(model=_config(ModelConfig, raw["model"], "model"),
                      train=_config(TrainConfig, train, "train"),
                      dataset=_check_dataset(raw.get("dataset", {})))
