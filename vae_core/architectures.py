@@ -223,7 +223,7 @@ class Architecture:
     trainable: bool = True  # False: imported networks (ModelConfig.layers), explored but never trained here
     epochs: int | None = None  # the length for a large dataset (a small one still gets the recipe's minimum steps)
     # its place when a weak model's remedy suggests another architecture (lowest first; None: never suggested): by
-    # held-out −ELBO on real digits (bench/bench_conv.py; issue 22): mlp-conv ~5 nats better than the MLP, the
+    # held-out −ELBO on real digits (bench/bench_conv.py; issue 22): mlp-conv ~4 nats better than the MLP, the
     # 32/64-channel conv ~10 nats worse
     suggest_rank: int | None = None
 
@@ -234,8 +234,9 @@ _BY_NAME: dict[str, Architecture] = {entry.name: entry for entry in (
     Architecture("conv", "two stride-2 convolutions each way; any image of at least 8×8 (padded to sides divisible "
                  "by 4, the output cropped back)",
                  _sized(ConvEncoder), _sized(ConvDecoder), _conv_shape("conv"), suggest_rank=2),
-    # bench/bench_conv.py, real MNIST 5k, 3 seeds: batch 64 at 3e-3 for 20 epochs ends 5.3 nats better than the
-    # default MLP recipe at 3.55x its CPU time (16 epochs: +4.1 at 3.1x; 14: +2.4 at 2.5x); at batch 256 (fewer,
+    # bench/bench_conv.py, real MNIST 5k, 3 seeds: batch 64 at 3e-3 for 20 epochs ends 4.3 nats better than the
+    # default MLP recipe at 4.2x its CPU time, both starting their output bias at the mean image (from torch's init:
+    # +5.3 at 3.55x; 16 epochs: +4.1 at 3.1x; 14: +2.4 at 2.5x); at batch 256 (fewer,
     # larger steps) it ends worse than the MLP. Its two transposed convolutions cost ~50 us per image each on one
     # CPU thread (memory-bound kernels), more than the whole MLP
     Architecture("mlp-conv", "an MLP encoder and a light convolutional decoder (16/32 channels); any image of at "
