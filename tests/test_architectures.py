@@ -4,6 +4,7 @@ the real pixels only), today's conv weights layout kept for saved runs, and an u
 ones."""
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -100,8 +101,10 @@ def test_the_conv_loss_sees_the_real_pixels_only(name, likelihood_name):
 
 def test_todays_conv_keeps_its_weights_layout_for_saved_runs():
     """A conv run saved before padding existed (28x28, 32x32: sides divisible by 4) loads into the same parameter
-    names and shapes: the padding and the crop have no weights, and add no op to their export."""
-    model = build_model(ModelConfig(input_shape=(1, 28, 28), latent_dim=4, hidden_sizes=(32,), arch="conv"), 0)
+    names and shapes: the padding and the crop have no weights, and add no op to their export. Such a run reads
+    pixel_bias False (tests/test_architectures.py::test_a_new_conv_decoder_ends_with_a_bias_per_pixel)."""
+    model = build_model(ModelConfig(input_shape=(1, 28, 28), latent_dim=4, hidden_sizes=(32,), arch="conv",
+                                    pixel_bias=False), 0)
     layout = {name: tuple(p.shape) for name, p in model.state_dict().items()}
     assert layout == {
         "encoder.body.0.weight": (32, 1, 4, 4), "encoder.body.0.bias": (32,),
@@ -114,6 +117,35 @@ def test_todays_conv_keeps_its_weights_layout_for_saved_runs():
         "decoder.deconv.0.weight": (64, 32, 4, 4), "decoder.deconv.0.bias": (32,),
         "decoder.deconv.2.weight": (32, 1, 4, 4), "decoder.deconv.2.bias": (1,),
     }
+
+
+@pytest.mark.parametrize("arch", ["conv", "mlp-conv"])
+def test_a_new_conv_decoder_ends_with_a_bias_per_pixel(arch, tmp_path):
+    """A new conv model adds one bias per output value after the crop (the MLP's last layer has one per pixel); a
+    run saved before it (no pixel_bias in config.json, no such tensor) loads and decodes as it did."""
+    from vae_core.config import RunConfig
+    from vae_core.runs import load_run, save_run
+
+    config = ModelConfig(input_shape=(3, 23, 28), latent_dim=4, hidden_sizes=(32,), arch=arch)
+    model = build_model(config, 0)
+    assert tuple(model.state_dict()["decoder.pixel.bias"].shape) == (3, 23, 28)
+    with torch.no_grad():
+        model.decoder.pixel.bias.normal_()
+        z = torch.randn(5, 4)
+        without = model.decoder.crop(model.decoder.deconv(model.decoder.dense(z).view(-1, *model.decoder.grid)))
+        assert torch.allclose(model.decode(z), without + model.decoder.pixel.bias)
+    old_config = ModelConfig(input_shape=(3, 23, 28), latent_dim=4, hidden_sizes=(32,), arch=arch, pixel_bias=False)
+    old = build_model(old_config, 0)
+    assert not any("pixel" in name for name in old.state_dict())
+    save_run(tmp_path / "old", old, RunConfig(model=old_config))
+    path = tmp_path / "old" / "config.json"
+    saved = json.loads(path.read_text())
+    del saved["model"]["pixel_bias"]  # as written before the setting existed
+    path.write_text(json.dumps(saved))
+    run = load_run(tmp_path / "old")
+    assert run.config.model.pixel_bias is False
+    with torch.no_grad():
+        assert torch.equal(run.model.decode(z), old.decode(z))
 
 
 def test_an_unknown_architecture_is_refused_with_the_known_names():

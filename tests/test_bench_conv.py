@@ -10,12 +10,13 @@ from vae_core.recipe import recipe_for
 
 
 def test_the_mlp_is_the_default_recipe_and_the_conv_its_table_entrys():
-    for arch, expected in ((None, ("mlp", 256, 1e-2, 30)), ("mlp-conv", ("mlp-conv", 64, 3e-3, 20))):
+    for arch, expected in ((None, ("mlp", 256, 1e-2, 30)), ("mlp-conv", ("mlp-conv", 64, 5e-3, 11))):
         model, train = bench_conv.configs(arch, seed=1)
         recipe = recipe_for((1, 28, 28), 5000, 0.1, arch=arch)  # 5,000 digits, 10% held out
         assert (model.arch, train.batch_size, train.lr, train.epochs) == expected
-        assert (model.latent_dim, model.hidden_sizes, train.lr_schedule, train.lr_warmup_steps, train.seed) == (
-            recipe.latent_dim, (recipe.hidden,), recipe.lr_schedule, recipe.lr_warmup_steps, 1)
+        assert (model.latent_dim, model.hidden_sizes, train.lr_schedule, train.lr_warmup_steps, train.seed,
+                train.output_bias, train.adam_beta2) == (recipe.latent_dim, (recipe.hidden,), recipe.lr_schedule,
+                                                         recipe.lr_warmup_steps, 1, recipe.output_bias, recipe.adam_beta2)
     assert bench_conv.configs("mlp-conv", 0, epochs=12)[1].epochs == 12  # a point of the trade-off curve
 
 

@@ -330,25 +330,28 @@ def test_settings_left_out_come_from_the_recipe_and_the_cli_prints_them(tmp_path
         recipe.arch)
     assert config.train.epochs == 1 and config.model.hidden_sizes == (16,)
     every = ["--arch", "mlp", "--latent-dim", "3", "--batch-size", "64", "--lr", "1e-3", "--lr-schedule", "constant",
-             "--lr-warmup-steps", "0", "--output-bias", "torch"]
+             "--lr-warmup-steps", "0", "--output-bias", "torch", "--adam-beta2", "0.95"]
     assert train_cli.main([*given, *every, "--out", str(tmp_path / "given")]) == 0
     assert "auto:" not in capsys.readouterr().out
     config = load_run(tmp_path / "given").config
     assert (config.train.batch_size, config.train.lr, config.train.lr_schedule, config.train.lr_warmup_steps,
-            config.train.output_bias, config.model.latent_dim) == (64, 1e-3, "constant", 0, "torch", 3)
+            config.train.output_bias, config.train.adam_beta2, config.model.latent_dim) == (64, 1e-3, "constant", 0,
+                                                                                            "torch", 0.95, 3)
 
 
 def test_a_chosen_architecture_gets_its_own_settings_from_the_recipe(tmp_path, capsys):
-    """--arch mlp-conv with the batch and rate left out: the recipe for that architecture (its table entry's batch 64
-    and lr 3e-3, vae_core/architectures.py) fills them, and the auto line says so."""
+    """--arch mlp-conv with the batch and rate left out: the recipe for that architecture (its table entry's batch
+    64, lr 5e-3 and Adam beta2 0.99, vae_core/architectures.py) fills them, and the auto line says so."""
     from vae_core.recipe import recipe_for
 
     recipe = recipe_for((1, 8, 8), 1797, 0.1, arch="mlp-conv")
-    assert (recipe.batch_size, recipe.lr) == (64, 3e-3)
+    assert (recipe.batch_size, recipe.lr, recipe.adam_beta2) == (64, 5e-3, 0.99)
     args = ["--data", "digits", "--arch", "mlp-conv", "--epochs", "1", "--hidden", "16", "--threads", "1", "--quiet"]
     assert train_cli.main([*args, "--out", str(tmp_path / "conv")]) == 0
     auto = [line for line in capsys.readouterr().out.splitlines() if line.startswith("auto: ")]
-    assert len(auto) == 1 and "--batch-size 64 " in auto[0] and "--lr 0.003 " in auto[0] and "--arch" not in auto[0]
-    assert "mlp-conv trains at its own batch 64, lr 0.003, epochs 20" in auto[0]
+    assert len(auto) == 1 and "--batch-size 64 " in auto[0] and "--lr 0.005 " in auto[0] and "--arch" not in auto[0]
+    assert "--adam-beta2 0.99" in auto[0]
+    assert "mlp-conv trains at its own batch 64, lr 0.005, epochs 11, Adam β₂ 0.99" in auto[0]
     config = load_run(tmp_path / "conv").config
-    assert (config.model.arch, config.train.batch_size, config.train.lr) == ("mlp-conv", 64, 3e-3)
+    assert (config.model.arch, config.train.batch_size, config.train.lr, config.train.adam_beta2) == (
+        "mlp-conv", 64, 5e-3, 0.99)

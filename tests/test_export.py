@@ -59,16 +59,18 @@ def test_the_exported_programs_reproduce_the_torch_model(name):
 def test_conv_decoder_program_lists_its_layers_with_shapes():
     ops = export_model(model_for("conv-bernoulli")).spec["decoder"]
     assert [op["op"] for op in ops] == ["linear", "relu", "linear", "relu", "reshape", "conv_transpose2d", "relu",
-                                        "conv_transpose2d"]
+                                        "conv_transpose2d", "bias"]
     assert ops[4]["shape"] == [64, 7, 7] and ops[5]["out_hw"] == [14, 14] and ops[7]["out_hw"] == [28, 28]
+    assert ops[8]["shape"] == [1, 28, 28]  # a bias per output pixel (ModelConfig.pixel_bias)
 
 
 def test_an_odd_sized_conv_program_pads_then_crops():
     spec = export_model(model_for("conv-gaussian-rgb-23x28")).spec
     assert spec["encoder"]["body"][0] == {"op": "pad", "channels": 3, "in_hw": [23, 28], "out_hw": [24, 28],
                                           "top": 0, "left": 0}
-    assert spec["decoder"][-1] == {"op": "crop", "channels": 3, "in_hw": [24, 28], "out_hw": [23, 28],
+    assert spec["decoder"][-2] == {"op": "crop", "channels": 3, "in_hw": [24, 28], "out_hw": [23, 28],
                                    "top": 0, "left": 0}
+    assert spec["decoder"][-1]["op"] == "bias" and spec["decoder"][-1]["shape"] == [3, 23, 28]  # after the crop
     body = export_model(model_for("conv-bernoulli-105x105")).spec["encoder"]["body"]
     assert body[0] == {"op": "pad", "channels": 1, "in_hw": [105, 105], "out_hw": [108, 108], "top": 1, "left": 1}
 

@@ -185,6 +185,20 @@ def test_imported_runs_are_cleaned_by_size_renamed_ones_kept(app, tmp_path, monk
     assert prune_imported(runs, lambda p: False, incoming=0) == []  # within budget now
 
 
+def test_an_import_makes_room_for_what_the_zip_unpacks_to(tmp_path):
+    """A run zip's JSON compresses well: the room an import asks for is the unpacked size, what the folder takes."""
+    from vae_core.runs.archive import unpacked_bytes
+    from ui.storage import folder_bytes
+
+    model_config = ModelConfig(latent_dim=2, hidden_sizes=(8,))
+    run_dir = save_run(tmp_path / "made" / "tiny", VAE(model_config),
+                       RunConfig(model_config, TrainConfig(), {"kind": "digits", "name": "digits"}))
+    data = export_zip(run_dir)
+    assert unpacked_bytes(data) > len(data)
+    assert unpacked_bytes(data) >= folder_bytes(run_dir)
+    assert unpacked_bytes(b"not a zip") == len(b"not a zip")  # import_zip refuses it with its own message
+
+
 def test_the_byte_budget_cache_keeps_the_newest_within_budget_and_loads_each_key_once():
     import threading
 

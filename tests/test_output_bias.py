@@ -58,7 +58,7 @@ def test_an_untrained_model_draws_about_the_mean_image_not_grey():
     assert errors["data-mean"] < 0.2 * errors["torch"], errors
 
 
-def test_a_gaussian_starts_at_the_mean_itself_and_conv_per_channel():
+def test_a_gaussian_starts_at_the_mean_itself_and_conv_per_pixel_or_per_channel():
     rng = np.random.default_rng(0)
     images = rng.random((300, 3, 12, 10), dtype=np.float32) * np.array([0.2, 0.5, 0.9], np.float32)[:, None, None]
     rgb = Dataset(images, name="rgb")
@@ -66,6 +66,10 @@ def test_a_gaussian_starts_at_the_mean_itself_and_conv_per_channel():
     mean = rgb.images[gaussian.train_idx].astype(np.float64).mean(0)
     np.testing.assert_allclose(gaussian.model.decoder.net[-1].bias.detach().numpy(), mean.reshape(-1), atol=1e-6)
     conv = TrainingJob(rgb, replace(SMALL, input_shape=(3, 12, 10), arch="mlp-conv"), QUICK, threads=1)
+    np.testing.assert_allclose(conv.model.decoder.pixel.bias.detach().numpy(), logit(mean), atol=1e-4)
+    assert not conv.model.decoder.deconv[-1].bias.any()  # the pixel bias carries the start alone
+    saved_before = replace(SMALL, input_shape=(3, 12, 10), arch="mlp-conv", pixel_bias=False)  # one bias per channel
+    conv = TrainingJob(rgb, saved_before, QUICK, threads=1)
     bias = conv.model.decoder.deconv[-1].bias.detach().numpy()
     np.testing.assert_allclose(bias, logit(mean.mean(axis=(1, 2))), rtol=1e-5, atol=1e-5)
     assert bias[0] < bias[1] < bias[2]  # the darkest channel starts darkest
@@ -119,3 +123,19 @@ def test_an_unknown_start_is_refused_by_name():
 def test_the_recipe_starts_at_the_mean_and_says_so():
     recipe = recipe_for((1, 28, 28), 5000)
     assert recipe.output_bias == "data-mean" and "output bias at the mean image" in recipe.summary()
+
+
+def test_adams_beta2_is_the_configs_and_a_resumed_run_takes_it(tmp_path):
+    """Adam's second-moment decay (TrainConfig.adam_beta2; mlp-conv's table entry: 0.99) is the optimizer's, for a new
+    run and for a resumed one (its saved param groups are read, then the config's rate and betas applied)."""
+    digits = load_digits()
+    job = TrainingJob(digits, SMALL, replace(QUICK, adam_beta2=0.99), run_dir=tmp_path / "run", threads=1)
+    job.run()
+    assert job._opt.param_groups[0]["betas"] == (0.9, 0.99)
+    run = load_run(tmp_path / "run", with_optimizer=True)
+    assert run.config.train.adam_beta2 == 0.99
+    resumed = TrainingJob(digits, SMALL, replace(run.config.train, epochs=2, adam_beta2=0.95), resume=run, threads=1)
+    resumed.run()
+    assert resumed._opt.param_groups[0]["betas"] == (0.9, 0.95)
+    with pytest.raises(ValueError, match="adam_beta2 must be in"):
+        TrainConfig(adam_beta2=1.0)

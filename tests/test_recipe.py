@@ -78,22 +78,25 @@ def test_the_validation_share_counts():
 
 
 def test_a_chosen_architecture_trains_at_its_table_entrys_settings():
-    """mlp-conv's table entry (vae_core/architectures.py) names batch 64, lr 3e-3 and 20 epochs: on real MNIST 5k
-    (4,500 training images, 71 steps an epoch) the recipe for it takes them, and its line says so."""
+    """mlp-conv's table entry (vae_core/architectures.py) names batch 64, lr 5e-3, 11 epochs and Adam's beta2 0.99:
+    on real MNIST 5k (4,500 training images, 71 steps an epoch) the recipe for it takes them, and its line says so."""
     entry = architecture("mlp-conv")
     recipe = recipe_for((1, 28, 28), 5000, 0.1, arch="mlp-conv")
-    assert (recipe.arch, recipe.batch_size, recipe.lr, recipe.epochs) == ("mlp-conv", 64, 3e-3, 20)
-    assert (entry.batch_size, entry.lr, entry.epochs) == (64, 3e-3, 20)
-    assert (recipe.steps, recipe.lr_warmup_steps) == (20 * 71, 100)
-    assert "mlp-conv trains at its own batch 64, lr 0.003, epochs 20 (vae_core/architectures.py)" in recipe.why
+    assert (recipe.arch, recipe.batch_size, recipe.lr, recipe.epochs, recipe.adam_beta2) == ("mlp-conv", 64, 5e-3, 11,
+                                                                                             0.99)
+    assert (entry.batch_size, entry.lr, entry.epochs, entry.adam_beta2) == (64, 5e-3, 11, 0.99)
+    assert (recipe.steps, recipe.lr_warmup_steps) == (11 * 71, 78)
+    assert "mlp-conv trains at its own batch 64, lr 0.005, epochs 11, Adam β₂ 0.99 (vae_core/architectures.py)" in (
+        recipe.why)
+    assert "Adam β₂ 0.99" in recipe.summary() and "Adam" not in recipe_for((1, 28, 28), 5000, 0.1).summary()
     assert recipe_for((1, 28, 28), 5000, 0.1, arch="mlp") == recipe_for((1, 28, 28), 5000, 0.1)  # no own settings
 
 
 def test_an_architectures_own_settings_follow_the_rules_for_a_small_dataset():
     """The 400 faces with mlp-conv: its batch 64 halves to 32 (12 steps an epoch), its rate scaled by sqrt(1/2) to the
-    grid's 2e-3, and 25 epochs (not its 20) for 300 steps."""
+    grid's 3e-3, and 25 epochs (not its 11) for 300 steps."""
     recipe = recipe_for((1, 28, 23), 400, 0.1, arch="mlp-conv")
-    assert (recipe.batch_size, recipe.lr, recipe.epochs, recipe.steps, recipe.lr_warmup_steps) == (32, 2e-3, 25, 300, 30)
+    assert (recipe.batch_size, recipe.lr, recipe.epochs, recipe.steps, recipe.lr_warmup_steps) == (32, 3e-3, 25, 300, 30)
     assert "batch 32 so that an epoch has ≥ 6 steps" in recipe.why and "25 epochs for ≥ 300 steps" in recipe.why
 
 

@@ -36,13 +36,15 @@ def test_choosing_an_architecture_brings_its_own_settings_unless_the_user_set_th
     assert (mlp_conv.batch_size, mlp_conv.lr) != (recipe_for((1, 8, 8), 1797, 0.1).batch_size,
                                                   recipe_for((1, 8, 8), 1797, 0.1).lr)  # the case shows the form following
     job = start_training(at, tf_arch="mlp-conv", tf_epochs=1)  # chosen and started at once, as a user may
-    assert (job.model_config.arch, job.train_config.batch_size, job.train_config.lr) == (
-        "mlp-conv", mlp_conv.batch_size, mlp_conv.lr)
+    assert (job.model_config.arch, job.train_config.batch_size, job.train_config.lr, job.train_config.adam_beta2) == (
+        "mlp-conv", mlp_conv.batch_size, mlp_conv.lr, mlp_conv.adam_beta2)
+    assert at.selectbox(key="tf_adam_beta2").value == 0.99
     assert job.join(timeout=120)
     assert f"auto: {mlp_conv.summary()}" in texts(at.caption)
     job = start_training(at, tf_arch="mlp", tf_lr=1e-3)  # back to the MLP with the user's own rate: the rate stays,
     mlp = recipe_for((1, 8, 8), 1797, 0.1)                # the batch follows the architecture again
     assert (job.model_config.arch, job.train_config.batch_size, job.train_config.lr) == ("mlp", mlp.batch_size, 1e-3)
+    assert job.train_config.adam_beta2 == mlp.adam_beta2 == 0.999  # torch's, as the MLP's recipe has it
     job.stop()
 
 

@@ -19,6 +19,7 @@ from vae_core.data import split_indices
 from vae_core.epoch_maps import map_rows
 from vae_core.imports import IMPORT_LIKELIHOODS
 from vae_core.runs import RunSummary, delete_run, export_zip, import_zip, load_config, rename_run
+from vae_core.runs.archive import unpacked_bytes
 from vae_core.runs.kept_data import describe_kept, kept_digest, release
 
 # --------------------------------------------------------------------------- what the buttons do
@@ -197,7 +198,8 @@ def overlay_ui(runs: dict[str, RunSummary]) -> None:
 
 def import_upload(upload) -> str:
     """Import an uploaded run zip; this session created it (it may rename and delete it). Its new name."""
-    if prune_imported(runs_root(), run_in_use, incoming=len(upload.getvalue())):  # old imports nobody uses make room
+    # old imports nobody uses make room for what the zip unpacks to (its JSON compresses well)
+    if prune_imported(runs_root(), run_in_use, incoming=unpacked_bytes(upload.getvalue())):
         release(runs_root(), jobs_kept_data())  # with the kept data no run names any more
     path = import_zip(upload.getvalue(), runs_root(), zip_name=upload.name)
     note_created(path)

@@ -94,6 +94,18 @@ class Crop2d(nn.Module):
         return f"top={self.top}, left={self.left}, height={self.height}, width={self.width}"
 
 
+class PixelBias(nn.Module):
+    """A bias per output value of a (C, H, W) image: what a conv decoder ends with (its transposed convolutions have
+    one bias per channel), as an MLP's last Linear layer has one per pixel."""
+
+    def __init__(self, shape: Shape):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(shape))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.bias
+
+
 class PaddedShape:
     """An image shape padded to a multiple of a network's total stride: the convolutions see (C, H', W'), the
     likelihood only the real (C, H, W) (the decoder crops what the encoder padded)."""
@@ -142,10 +154,12 @@ class ConvEncoder(nn.Module):
 class ConvDecoder(nn.Module):
     """Dense layers to a (c2, H'/4, W'/4) grid, two stride-2 transposed convolutions (c2 -> c1 -> C channels) back
     to (C, H', W'), then the encoder's padding cropped off: the output, and so the likelihood, covers the real pixels
-    only. `channels` (c1, c2): (32, 64) for "conv", (16, 32) for "mlp-conv"."""
+    only; then a bias per output pixel where `pixel_bias` (ModelConfig.pixel_bias: new runs; runs saved before it
+    have the transposed convolution's bias per channel only). `channels` (c1, c2): (32, 64) for "conv", (16, 32)
+    for "mlp-conv"."""
 
     def __init__(self, input_shape: Shape, latent_dim: int, hidden_sizes: tuple[int, ...],
-                 channels: tuple[int, int] = (32, 64)):
+                 channels: tuple[int, int] = (32, 64), pixel_bias: bool = False):
         super().__init__()
         padded = PaddedShape(input_shape, 4)
         c, h, w = padded.padded
@@ -160,19 +174,26 @@ class ConvDecoder(nn.Module):
             nn.ConvTranspose2d(c1, c, 4, stride=2, padding=1),  # (B, C, H', W'), no final activation
         )
         self.crop = padded.crop()  # (B, C, H, W)
+        self.pixel = PixelBias(input_shape) if pixel_bias else None
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.crop(self.deconv(self.dense(z).view(-1, *self.grid)))
+        x = self.crop(self.deconv(self.dense(z).view(-1, *self.grid)))
+        return self.pixel(x) if self.pixel is not None else x
 
     def start_at_mean(self, mean: torch.Tensor, params_of_mean: ParamsOfMean) -> None:
-        """The last transposed convolution's bias (one per channel) set where the likelihood's mean is each channel's
-        mean pixel of the image `mean` (C, H, W)."""
+        """The output bias set where the likelihood's mean is the image `mean` (C, H, W): per pixel with a pixel
+        bias (the last transposed convolution's then 0), else the last convolution's, at each channel's mean pixel."""
         with torch.no_grad():
-            self.deconv[-1].bias.copy_(params_of_mean(mean.mean(dim=(1, 2))))
+            if self.pixel is not None:
+                self.pixel.bias.copy_(params_of_mean(mean))
+                self.deconv[-1].bias.zero_()
+            else:
+                self.deconv[-1].bias.copy_(params_of_mean(mean.mean(dim=(1, 2))))
 
     def as_sequential(self) -> nn.Sequential:
         """The forward pass as one Sequential of this decoder's own layers (for the export)."""
-        return nn.Sequential(self.dense, nn.Unflatten(1, self.grid), self.deconv, self.crop)
+        tail = [self.pixel] if self.pixel is not None else []
+        return nn.Sequential(self.dense, nn.Unflatten(1, self.grid), self.deconv, self.crop, *tail)
 
 
 MIN_SIDE = 8  # the smallest image side a convolutional architecture takes (a 2x2 grid after two stride-2 layers)
@@ -192,8 +213,10 @@ def _conv_shape(name: str) -> Callable[[Shape], None]:
     return check
 
 
-def _light_conv_decoder(input_shape: Shape, latent_dim: int, hidden_sizes: tuple[int, ...]) -> ConvDecoder:
-    return ConvDecoder(input_shape, latent_dim, hidden_sizes, channels=(16, 32))
+def _conv_decoder(channels: tuple[int, int]) -> Callable[[Any], nn.Module]:
+    """A ConvDecoder of these channels built from the config's sizes and its pixel_bias."""
+    return lambda config: ConvDecoder(config.input_shape, config.latent_dim, config.hidden_sizes, channels,
+                                      pixel_bias=config.pixel_bias)
 
 
 def _sized(module: Callable[[Shape, int, tuple[int, ...]], nn.Module]) -> Callable[[Any], nn.Module]:
@@ -222,6 +245,7 @@ class Architecture:
     batch_size: int | None = None
     trainable: bool = True  # False: imported networks (ModelConfig.layers), explored but never trained here
     epochs: int | None = None  # the length for a large dataset (a small one still gets the recipe's minimum steps)
+    adam_beta2: float | None = None  # Adam's second-moment decay (None: the recipe's, torch's 0.999)
     # its place when a weak model's remedy suggests another architecture (lowest first; None: never suggested): by
     # held-out −ELBO on real digits (bench/bench_conv.py; issue 22): mlp-conv ~4 nats better than the MLP, the
     # 32/64-channel conv ~10 nats worse
@@ -233,15 +257,15 @@ _BY_NAME: dict[str, Architecture] = {entry.name: entry for entry in (
                  suggest_rank=1),
     Architecture("conv", "two stride-2 convolutions each way; any image of at least 8×8 (padded to sides divisible "
                  "by 4, the output cropped back)",
-                 _sized(ConvEncoder), _sized(ConvDecoder), _conv_shape("conv"), suggest_rank=2),
-    # bench/bench_conv.py, real MNIST 5k, 3 seeds: batch 64 at 3e-3 for 20 epochs ends 4.3 nats better than the
-    # default MLP recipe at 4.2x its CPU time, both starting their output bias at the mean image (from torch's init:
-    # +5.3 at 3.55x; 16 epochs: +4.1 at 3.1x; 14: +2.4 at 2.5x); at batch 256 (fewer,
-    # larger steps) it ends worse than the MLP. Its two transposed convolutions cost ~50 us per image each on one
-    # CPU thread (memory-bound kernels), more than the whole MLP
+                 _sized(ConvEncoder), _conv_decoder((32, 64)), _conv_shape("conv"), suggest_rank=2),
+    # bench/bench_conv.py, real MNIST 5k, 3 seeds, each output bias starting at the mean image (a bias per pixel):
+    # batch 64 at 5e-3 with Adam's beta2 0.99 for 11 epochs (README's conv paragraph has the figures and what was
+    # tried); at batch 256 (fewer, larger steps) it ends worse than the MLP. Its two transposed convolutions cost
+    # ~50 us per image each on one CPU thread (memory-bound kernels), more than the whole MLP
     Architecture("mlp-conv", "an MLP encoder and a light convolutional decoder (16/32 channels); any image of at "
-                 "least 8×8; trains best at batch 64, lr 3e-3", _sized(MLPEncoder), _sized(_light_conv_decoder),
-                 _conv_shape("mlp-conv"), lr=3e-3, batch_size=64, epochs=20, suggest_rank=0),
+                 "least 8×8; trains best at batch 64, lr 5e-3, Adam β₂ 0.99", _sized(MLPEncoder),
+                 _conv_decoder((16, 32)), _conv_shape("mlp-conv"), lr=5e-3, batch_size=64, epochs=11,
+                 adam_beta2=0.99, suggest_rank=0),
     Architecture("onnx", "a network imported from ONNX files (python -m vae_core.import_onnx): explored, not trained",
                  _listed(LayerEncoder), _listed(LayerDecoder), _any_shape, trainable=False),
 )}

@@ -7,7 +7,7 @@ from typing import Any
 
 from .architectures import DEFAULT_ARCH, architecture
 from .likelihoods import DEFAULT_LIKELIHOOD, likelihood
-from .recipe import BATCH, EPOCHS, LR, LR_SCHEDULE, LR_WARMUP_STEPS, OUTPUT_BIAS
+from .recipe import ADAM_BETA2, BATCH, EPOCHS, LR, LR_SCHEDULE, LR_WARMUP_STEPS, OUTPUT_BIAS
 
 LR_SCHEDULES = ("constant", "cosine")
 # where the decoder's output bias starts: "data-mean" where E[x|z] is the training images' mean image (VAE.start_output_at);
@@ -25,6 +25,9 @@ class ModelConfig:
     arch: str = DEFAULT_ARCH  # a name in vae_core/architectures.py (ARCHS), which also says the shapes each takes
     likelihood: str = DEFAULT_LIKELIHOOD  # a name in vae_core/likelihoods.py (LIKELIHOODS)
     gaussian_sigma: float = 0.1  # observation std of the likelihood with a fixed sigma
+    # a conv decoder ends with a bias per output pixel (C, H, W), as the MLP's last layer has one; runs saved before
+    # it read False (one bias per channel, their weights as saved); the MLP's is per pixel either way
+    pixel_bias: bool = True
     # an imported network's layer lists (vae_core/layers.py; arch "onnx"), None for the engine's own architectures
     layers: dict[str, Any] | None = None
 
@@ -63,6 +66,7 @@ class TrainConfig:
     lr_schedule: str = LR_SCHEDULE  # "constant" | "cosine" (to 0 at the last step of `epochs`)
     lr_warmup_steps: int = LR_WARMUP_STEPS  # linear learning-rate warm-up from ~0 to lr over this many steps
     output_bias: str = OUTPUT_BIAS  # one of OUTPUT_BIASES: where a new model's output bias starts (not on resume)
+    adam_beta2: float = ADAM_BETA2  # Adam's second-moment decay (its first stays 0.9)
     beta: float = 1.0  # weight of the KL term; 1 is the true ELBO
     warmup_steps: int = 0  # linear KL warm-up: beta ramps 0 -> beta over this many steps
     free_bits: float = 0.0  # nats per latent dimension below which KL is not penalised (Kingma et al. 2016)
@@ -78,6 +82,7 @@ class TrainConfig:
             (self.lr > 0, "lr must be > 0"),
             (self.lr_schedule in LR_SCHEDULES, f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}"),
             (self.lr_warmup_steps >= 0, "lr_warmup_steps must be >= 0"),
+            (0.0 < self.adam_beta2 < 1.0, "adam_beta2 must be in (0, 1)"),
             (self.output_bias in OUTPUT_BIASES,
              f"output_bias must be one of {OUTPUT_BIASES}, got {self.output_bias!r}"),
             (self.beta >= 0, "beta must be >= 0"),

@@ -14,6 +14,8 @@ A program is a list of ops in forward order, each a small dict (JSON) whose tens
                                                                                      the input sits at (top, left) of
                                                                                      the output, or the output at
                                                                                      (top, left) of the input
+    {"op": "bias", "shape": [C, H, W], "bias": offset}                               a value added per (C, H, W)
+                                                                                     element (a conv decoder's last)
 
 The spec's "output" is the op that ends the decoder, E[x|z] from its output ("sigmoid" or "clamp": the
 likelihood's `output_op`, vae_core/likelihoods.py); the browser never sees a likelihood's name. Offsets count float32
@@ -31,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .architectures import Crop2d
+from .architectures import Crop2d, PixelBias
 from .model import VAE
 
 FORMAT = "vae-browser/2"
@@ -97,6 +99,10 @@ def _ops(module: nn.Module, shape: tuple[int, ...], blob: _Blob) -> tuple[list[d
         return _conv_op(module, shape, blob)
     if isinstance(module, (nn.ZeroPad2d, Crop2d)):
         return _window_op(module, shape)
+    if isinstance(module, PixelBias):
+        if tuple(module.bias.shape) != tuple(shape):
+            raise ValueError(f"a bias of shape {tuple(module.bias.shape)} does not fit its {shape} input")
+        return [{"op": "bias", "shape": list(shape), "bias": blob.add(module.bias)}], shape
     raise ValueError(f"the browser cannot run a {type(module).__name__} layer")
 
 
@@ -206,6 +212,8 @@ def run_program(ops: list[dict], blob: bytes, x: np.ndarray) -> np.ndarray:
             h = _conv(op, h, tensor)
         elif kind in ("pad", "crop"):
             h = _window(op, h)
+        elif kind == "bias":
+            h = h.reshape(len(h), *op["shape"]) + tensor(op, "bias", tuple(op["shape"]))
         else:
             raise ValueError(f"unknown op {kind!r}")
     return h.astype(np.float32)

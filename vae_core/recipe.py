@@ -33,6 +33,7 @@ LR_SCHEDULE = "cosine"  # to 0 at the last step: the end of training is the best
 LR_WARMUP_STEPS = 100  # the learning-rate warm-up for a long run ...
 WARMUP_SHARE = 0.1  # ... and at most this share of any run's steps
 OUTPUT_BIAS = "data-mean"  # the decoder's output bias starts at the training images' mean (config.OUTPUT_BIASES)
+ADAM_BETA2 = 0.999  # Adam's second-moment decay, torch's default; an architecture's table entry may name its own
 EPOCHS = 30  # the training length for a large dataset ...
 MIN_STEPS, MIN_STEPS_PER_EPOCH = 300, 6  # ... and what a small one gets at least
 MAX_EPOCHS = 2000
@@ -51,6 +52,7 @@ class Recipe:
     lr_schedule: str
     lr_warmup_steps: int
     output_bias: str
+    adam_beta2: float
     epochs: int
     steps: int  # optimiser steps in all: epochs x ceil(training images / batch_size)
     why: str
@@ -61,7 +63,8 @@ class Recipe:
         return (f"{self.arch}, {self.hidden} hidden, {self.latent_dim}-D latent, batch {self.batch_size}, "
                 f"lr {self.lr:g} {self.lr_schedule} ({self.lr_warmup_steps} warm-up steps), "
                 f"output bias {'at the mean image' if self.output_bias == 'data-mean' else 'as torch starts it'}, "
-                f"{self.epochs} epochs = {self.steps:,} steps")
+                + (f"Adam β₂ {self.adam_beta2:g}, " if self.adam_beta2 != ADAM_BETA2 else "")
+                + f"{self.epochs} epochs = {self.steps:,} steps")
 
 
 def default_latent_dim(input_shape: Shape) -> int:
@@ -103,6 +106,7 @@ def recipe_for(input_shape: Shape, n_images: int, val_fraction: float = 0.1, arc
         raise ValueError(f"arch {entry.name!r} is not trained here (imported networks are explored only); the recipe "
                          f"is for {', '.join(ARCHS)}")
     base_batch, base_lr, base_epochs = entry.batch_size or BATCH, entry.lr or LR, entry.epochs or EPOCHS
+    beta2 = entry.adam_beta2 or ADAM_BETA2
     batch = base_batch
     while batch > MIN_BATCH and n_train / batch < MIN_STEPS_PER_EPOCH:
         batch //= 2
@@ -115,7 +119,8 @@ def recipe_for(input_shape: Shape, n_images: int, val_fraction: float = 0.1, arc
     c, h, w = input_shape
     why = [f"{n_train:,} training images of {c}×{h}×{w}"]
     own = [f"{label} {value:g}" for label, value in (("batch", entry.batch_size), ("lr", entry.lr),
-                                                      ("epochs", entry.epochs)) if value is not None]
+                                                      ("epochs", entry.epochs), ("Adam β₂", entry.adam_beta2))
+           if value is not None]
     if own:
         why.append(f"{entry.name} trains at its own {', '.join(own)} (vae_core/architectures.py)")
     if batch < base_batch:
@@ -124,5 +129,5 @@ def recipe_for(input_shape: Shape, n_images: int, val_fraction: float = 0.1, arc
         why.append(f"{epochs} epochs for ≥ {MIN_STEPS} steps")
     why.append(f"{latent}-D latent for {'small' if latent == SMALL_LATENT else 'larger'} images")
     return Recipe(arch=entry.name, hidden=HIDDEN, latent_dim=latent, batch_size=batch, lr=lr,
-                  lr_schedule=LR_SCHEDULE, lr_warmup_steps=warmup, output_bias=OUTPUT_BIAS, epochs=epochs, steps=steps,
+                  lr_schedule=LR_SCHEDULE, lr_warmup_steps=warmup, output_bias=OUTPUT_BIAS, adam_beta2=beta2, epochs=epochs, steps=steps,
                   why="; ".join(why) + ".")

@@ -49,6 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--output-bias", choices=OUTPUT_BIASES, default=None,
                    help="where a new model's output bias starts: data-mean: at the training images' mean image; "
                         "torch: torch's own initialisation (as pytorch/examples)" + auto)
+    p.add_argument("--adam-beta2", type=float, default=None, help="Adam's second-moment decay" + auto)
     p.add_argument("--beta", type=float, default=d.beta)
     p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
     p.add_argument("--free-bits", type=float, default=d.free_bits)
@@ -132,7 +133,7 @@ def data_lines(dataset: Dataset) -> list[str]:
 # flag (its argparse dest) -> the Recipe field it defaults to; the model's flags (and where its output bias starts)
 # only for a new run
 TRAIN_FLAGS = {"epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "lr_schedule": "lr_schedule",
-               "lr_warmup_steps": "lr_warmup_steps"}
+               "lr_warmup_steps": "lr_warmup_steps", "adam_beta2": "adam_beta2"}
 MODEL_FLAGS = {"arch": "arch", "hidden": "hidden", "latent_dim": "latent_dim", "output_bias": "output_bias"}
 
 
@@ -198,6 +199,7 @@ def run(args: argparse.Namespace) -> int:
         train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                 lr_schedule=args.lr_schedule, lr_warmup_steps=args.lr_warmup_steps,
                                 output_bias=resume.config.train.output_bias if resume else args.output_bias,
+                                adam_beta2=args.adam_beta2,
                                 beta=args.beta,
                                 warmup_steps=args.warmup_steps, free_bits=args.free_bits, seed=args.seed,
                                 val_fraction=args.val_fraction, log_every=args.log_every, device=device)

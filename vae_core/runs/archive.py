@@ -171,6 +171,16 @@ def _usable(name: str) -> str | None:
         return None
 
 
+def unpacked_bytes(data: bytes) -> int:
+    """The bytes a run zip takes once unpacked (its members' sizes, as its directory states them; the zip's own size
+    when it cannot be read, which import_zip then refuses): what an import needs room for, not the compressed size."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            return max(len(data), sum(info.file_size for info in zf.infolist()))
+    except _ZIP_ERRORS:
+        return len(data)
+
+
 def import_zip(data: bytes, root: str | Path, name: str | None = None, zip_name: str = "upload.zip") -> Path:
     """Unpack a run zip into root after validating every member, pricing its least work (one batch of images encoded,
     budget.py) and loading it in a scratch folder."""

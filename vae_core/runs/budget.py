@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from ..architectures import Crop2d
+from ..architectures import Crop2d, PixelBias
 from ..config import ModelConfig
 from .checks import model_skeleton
 
@@ -113,7 +113,7 @@ def _conv_sides(layer: nn.Conv2d | nn.ConvTranspose2d, shape: tuple[int, ...]) -
 def _output_shape(layer: nn.Module, shape: tuple[int, ...]) -> tuple[int, ...]:
     """The shape one sample of `shape` has after the layer: every leaf module the architectures and the imported
     layer lists (vae_core/layers.py) build; any other is refused."""
-    if isinstance(layer, (nn.ReLU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh)):
+    if isinstance(layer, (nn.ReLU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, PixelBias)):
         return shape
     if isinstance(layer, nn.Linear):
         return (*shape[:-1], layer.out_features)

@@ -185,7 +185,10 @@ def load_config(run_dir: Path) -> RunConfig:
     train = raw.get("train", {})
     if isinstance(train, dict):  # a run saved before schedules (or the output bias's start) existed was trained at
         train = {"lr_schedule": "constant", "output_bias": "torch", **train}  # a constant rate from torch's init
-    return RunConfig(model=_config(ModelConfig, raw["model"], "model"),
+    model = raw["model"]
+    if isinstance(model, dict):  # a run saved before conv decoders had a bias per pixel has one per channel
+        model = {"pixel_bias": False, **model}
+    return RunConfig(model=_config(ModelConfig, model, "model"),
                      train=_config(TrainConfig, train, "train"),
                      dataset=_check_dataset(raw.get("dataset", {})))
 

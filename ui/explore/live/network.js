@@ -154,6 +154,20 @@ function windowLayer(op) {
   };
 }
 
+// bias: a value added per (C, H, W) element of each sample (a conv decoder's last op), in place
+function biasLayer(op, floats) {
+  const size = product(op.shape), bias = floats.subarray(op.bias, op.bias + size);
+  return {
+    outShape: op.shape,
+    sizes: [],
+    run(heap, x, _buffers, batch) {
+      const f = heap.f32;
+      for (let n = 0; n < batch; n++) for (let i = 0, at = x + n * size; i < size; i++) f[at + i] += bias[i];
+      return x;
+    },
+  };
+}
+
 function reshapeLayer(shape, to) {
   if (product(shape) !== product(to)) throw new Error(`cannot reshape ${shape} to ${to}`);
   return { outShape: to, sizes: [], run: (heap, x) => x };
@@ -161,6 +175,7 @@ function reshapeLayer(shape, to) {
 
 const LAYERS = {
   linear: linearLayer, conv2d: conv2dLayer, conv_transpose2d: convTranspose2dLayer, pad: windowLayer, crop: windowLayer,
+  bias: biasLayer,
 };
 
 // A program compiled onto a heap: run(batch) reads `batch` samples at `input` and returns the output's offset.
