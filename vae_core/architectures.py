@@ -250,7 +250,7 @@ class Architecture:
     epochs: int | None = None  # the length for a large dataset (a small one still gets the recipe's minimum steps)
     adam_beta2: float | None = None  # Adam's second-moment decay (None: the recipe's, torch's 0.999)
     # its place when a weak model's remedy suggests another architecture (lowest first; None: never suggested): by
-    # held-out −ELBO on real digits (bench/bench_conv.py; issue 22): mlp-conv ~4 nats better than the MLP, the
+    # held-out −ELBO on real digits (bench/bench_conv.py; issue 22): mlp-conv ~3 nats better than the MLP, the
     # 32/64-channel conv ~10 nats worse
     suggest_rank: int | None = None
 
@@ -262,9 +262,10 @@ _BY_NAME: dict[str, Architecture] = {entry.name: entry for entry in (
                  "by 4, the output cropped back)",
                  _sized(ConvEncoder), _conv_decoder((32, 64)), _conv_shape("conv"), suggest_rank=2),
     # bench/bench_conv.py, real MNIST 5k, 3 seeds, each output bias starting at the mean image (a bias per pixel):
-    # batch 64 at 5e-3 with Adam's beta2 0.99 for 11 epochs (README's conv paragraph has the figures and what was
-    # tried); at batch 256 (fewer, larger steps) it ends worse than the MLP. Its two transposed convolutions cost
-    # ~50 us per image each on one CPU thread (memory-bound kernels), more than the whole MLP
+    # batch 64 at 5e-3 with Adam's beta2 0.99 for 11 epochs ends 3.2 nats better than the default MLP at 1.9x its
+    # CPU time (README's conv paragraph has the figures and what was tried); at batch 256 (fewer, larger steps) it
+    # ends worse than the MLP. Its transposed convolutions cost more per image than the whole MLP (memory-bound
+    # kernels with few channels)
     Architecture("mlp-conv", "an MLP encoder and a light convolutional decoder (16/32 channels); any image of at "
                  "least 8×8; trains best at batch 64, lr 5e-3, Adam β₂ 0.99", _sized(MLPEncoder),
                  _conv_decoder((16, 32)), _conv_shape("mlp-conv"), lr=5e-3, batch_size=64, epochs=11,
