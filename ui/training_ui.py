@@ -51,7 +51,7 @@ SCHEDULE_HELP = ("**cosine**: after the warm-up the rate falls from the chosen o
                  "halfway through, 0 at the last step of the last epoch. **constant**: the chosen rate throughout "
                  "(after the warm-up). The pytorch/examples recipe is constant with no warm-up.")
 OUTPUT_BIAS_HELP = ("Where the decoder's output bias starts. **data-mean**: where the model's mean image is the "
-                    "training images' mean (per pixel for the MLP, per channel for conv): the first epochs learn the "
+                    "training images' mean, per pixel: the first epochs learn the "
                     "images rather than their background (on real MNIST 5k the default recipe ends 3-4 nats better "
                     "in the same time). **torch**: torch's own initialisation, as pytorch/examples.")
 NO_VALIDATION = ("No validation split (validation fraction 0): every image trains and the per-epoch validation "

@@ -44,7 +44,7 @@ class VAE(nn.Module):
 
     def start_output_at(self, mean: torch.Tensor) -> None:
         """Start the decoder's output bias where E[x|z] is the image `mean` (C, H, W), e.g. the training images' mean:
-        per pixel for the MLP, per channel for conv. An untrained decoder then outputs about the mean image rather
+        per pixel (per channel for a conv model saved before conv decoders had a pixel bias). An untrained decoder then outputs about the mean image rather
         than grey, and the first epochs learn the digits instead of the background (on real MNIST 5k the default
         recipe ends 3-4 nats better in the same time; bench/bench_quality.py)."""
         self.decoder.start_at_mean(mean, self.likelihood.params_of_mean)
