@@ -474,3 +474,15 @@ def test_every_source_and_file_kind_in_the_table_loads_through_load_source(tmp_p
         assert np.array_equal(data.load_source(ds.source).images, ds.images)
         if not options:  # a source without options is also named by its bare name
             assert np.array_equal(data.load_source(source.name).images, ds.images)
+
+
+def test_the_mean_image_of_rows_is_their_batchs_mean_for_float_and_uint8_images():
+    """Dataset.mean_image (where a new model's output bias starts) sums the rows as stored, in chunks: the same mean
+    as the rows read as float32 in [0, 1], in any order, uint8 included."""
+    rng = np.random.default_rng(0)
+    raw = rng.integers(0, 256, (300, 3, 5, 4), dtype=np.uint8)
+    rows = rng.permutation(300)[:250]
+    for images in (raw, (raw / 255).astype(np.float32)):
+        dataset = data.Dataset(images, name="x")
+        np.testing.assert_allclose(dataset.mean_image(rows, chunk=64), dataset.batch(rows).astype(np.float64).mean(0),
+                                   atol=1e-6)

@@ -72,14 +72,6 @@ def build_model(config: ModelConfig, seed: int) -> VAE:
         return VAE(config)
 
 
-def mean_image(dataset: Dataset, rows, chunk: int = 4096) -> torch.Tensor:
-    """The mean of dataset rows `rows` as a float32 (C, H, W) tensor, read a chunk at a time (no copy of them all)."""
-    total = torch.zeros(dataset.shape, dtype=torch.float64)
-    for start in range(0, len(rows), chunk):
-        total += torch.from_numpy(dataset.batch(rows[start:start + chunk])).sum(0, dtype=torch.float64)
-    return (total / max(1, len(rows))).float()
-
-
 def refuse_untrainable(config: ModelConfig) -> None:
     """Only the engine's own architectures train: an imported network (vae_core/imports/) is explored as it is."""
     if not architecture(config.arch).trainable:
@@ -128,7 +120,7 @@ class JobCore:
             return copy.deepcopy(resume.model)
         model = build_model(self.model_config, self.train_config.seed)
         if self.train_config.output_bias == "data-mean":
-            model.start_output_at(mean_image(self.dataset, self.train_idx))
+            model.start_output_at(torch.from_numpy(self.dataset.mean_image(self.train_idx)).float())
         return model
 
     @property
