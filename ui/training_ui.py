@@ -123,7 +123,8 @@ def settings_form_ui(dataset: Dataset) -> tuple[ModelConfig, TrainConfig] | None
         st.number_input("Learning-rate warm-up (steps)", 0, 1_000_000, step=50, key="tf_lr_warmup",
                         help="The rate ramps linearly from ~0 over this many steps", **keep)
         st.selectbox("Output bias starts at", OUTPUT_BIASES, key="tf_output_bias", help=OUTPUT_BIAS_HELP, **keep)
-        st.selectbox("Adam β₂", ADAM_BETA2S, key="tf_adam_beta2", format_func=lambda v: f"{v:g}",
+        st.selectbox("Adam β₂", sorted({*ADAM_BETA2S, recipe.adam_beta2}), key="tf_adam_beta2",
+                     format_func=lambda v: f"{v:g}",
                      help="Adam's second-moment decay: how many steps its scale of each gradient remembers "
                           "(~1 / (1 − β₂)). torch's default is 0.999; mlp-conv trains best at 0.99", **keep)
         st.selectbox("Batch size", BATCH_SIZES, key="tf_batch", **keep)
