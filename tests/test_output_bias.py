@@ -14,7 +14,6 @@ from vae_core.data import Dataset, load_digits
 from vae_core.jobs import TrainingJob
 from vae_core.jobs.core import build_model
 from vae_core.likelihoods import MEAN_EPS
-from vae_core.metrics import evaluate
 from vae_core.recipe import recipe_for
 from vae_core.runs import load_run
 
